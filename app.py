@@ -1,0 +1,98 @@
+"""websocket-streaming: Binance USD-M futures tickers to Socket.IO clients, with a cached REST fallback.
+
+``create_app(settings)`` builds an app; ``python app.py`` loads ``.env`` and the environment, starts the
+background tasks and serves on PORT (5021). Monkey patching happens first, and only when run as a script.
+"""
+from __future__ import annotations
+
+if __name__ == "__main__":  # must run before anything imports socket, ssl or threading
+    import warnings
+
+    # Eventlet announces its maintenance mode on import; the README's "async modes" note covers it.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated", category=DeprecationWarning)
+    import eventlet
+
+    eventlet.monkey_patch()
+
+import logging
+import os
+import sys
+
+from flask import Flask
+from flask.typing import ResponseReturnValue
+from flask_socketio import SocketIO
+from werkzeug.exceptions import HTTPException
+
+from cache.routes import blueprint as price_blueprint
+from cache.routes import json_error
+from config import ConfigError, Settings
+from metrics.routes import blueprint as metrics_blueprint
+from streaming.events import register_events
+from streaming.routes import blueprint as streaming_blueprint
+from streaming.service import StreamingService
+
+__all__ = ["create_app", "main"]
+
+log = logging.getLogger("websocket_streaming")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask app, its SocketIO server and its StreamingService (background tasks not started)."""
+    settings = settings or Settings()
+    app = Flask(__name__, static_folder=None)
+    app.json.sort_keys = False
+    app.config["SETTINGS"] = settings
+    socketio = SocketIO(
+        app,
+        async_mode=settings.async_mode,
+        cors_allowed_origins="*",
+        logger=False,
+        engineio_logger=False,
+    )
+    service = StreamingService(settings, socketio)
+    app.extensions["streaming"] = service
+    register_events(socketio, service)
+    app.register_blueprint(streaming_blueprint)
+    app.register_blueprint(price_blueprint)
+    if settings.prometheus_enabled:
+        app.register_blueprint(metrics_blueprint)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
+        code = (exc.name or "error").upper().replace(" ", "_")
+        return json_error(exc.code or 500, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception) -> ResponseReturnValue:
+        log.exception("unhandled error in an HTTP route")
+        service.metrics.task_errors.labels("http_route").inc()
+        return json_error(500, "INTERNAL_ERROR", "internal error; it has been logged")
+
+    return app
+
+
+def main() -> int:
+    try:
+        settings = Settings.load(os.environ)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stdout,
+    )
+    app = create_app(settings)
+    service: StreamingService = app.extensions["streaming"]
+    socketio: SocketIO = app.extensions["socketio"]
+    service.start()
+    log.info("%s listening on %s:%d", settings.service_name, settings.host, settings.port)
+    try:
+        socketio.run(app, host=settings.host, port=settings.port, log_output=False)
+    finally:
+        service.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""TickerCache: the latest tick per symbol, in memory at once and in Redis in coalesced batches.
+
+``offer`` never blocks and never does I/O, so the fan-out never waits on Redis. A background task writes the
+newest pending tick of each symbol in one pipeline per flush. When Redis fails, the cache keeps serving from
+memory, retries Redis on its own, and rewrites the latest ticks once it is back.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from cache.store import CacheUnavailable, RedisStore
+from metrics.collectors import ServiceMetrics
+from streaming.models import Ticker
+from streaming.upstream import TaskRunner
+
+__all__ = ["TickerCache", "CacheStatus"]
+
+log = logging.getLogger(__name__)
+
+FLUSH_INTERVAL = 0.1
+REDIS_RETRY_INTERVAL = 2.0
+
+
+class CacheStatus:
+    CONNECTED = "connected"
+    MEMORY = "memory"  # Redis configured but not answering: serving from memory
+    DISABLED = "disabled"  # REDIS_ENABLED=false
+
+
+class TickerCache:
+    def __init__(
+        self,
+        store: RedisStore | None,
+        tasks: TaskRunner,
+        metrics: ServiceMetrics,
+        wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._tasks = tasks
+        self._metrics = metrics
+        self._wall_clock = wall_clock
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._latest: dict[str, Ticker] = {}
+        self._pending: dict[str, Ticker] = {}
+        self._redis_up = False
+        self._redis_error = "not connected yet"
+        self._reported_down = False
+        self._next_retry = 0.0
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._done.set()
+
+    # -- writes -----------------------------------------------------------------------------------------------
+    def offer(self, ticker: Ticker) -> bool:
+        """Record a tick if it is newer than the one held; returns whether it was newer. No I/O."""
+        with self._lock:
+            held = self._latest.get(ticker.symbol)
+            if held is not None and held.event_time >= ticker.event_time:
+                return False
+            self._latest[ticker.symbol] = ticker
+            if self._store is not None:
+                self._pending[ticker.symbol] = ticker
+        return True
+
+    # -- reads ------------------------------------------------------------------------------------------------
+    def latest(self, symbol: str, max_age: float | None = None) -> Ticker | None:
+        """The newest known tick of a symbol (memory, then Redis), or None; with ``max_age`` only a fresh one."""
+        with self._lock:
+            ticker = self._latest.get(symbol)
+        if ticker is None and self._store is not None and self._redis_up:
+            try:
+                ticker = self._store.get(symbol)
+            except CacheUnavailable as exc:
+                self._mark_down(exc, "get")
+            if ticker is not None:
+                self.offer(ticker)
+        if ticker is not None and max_age is not None and self.age(ticker) > max_age:
+            self._metrics.cache_lookups.labels("stale").inc()
+            return None
+        self._metrics.cache_lookups.labels("hit" if ticker is not None else "miss").inc()
+        return ticker
+
+    def age(self, ticker: Ticker) -> float:
+        """Seconds since the tick's event time (by this machine's clock)."""
+        return self._wall_clock() - ticker.event_time / 1000.0
+
+    def status(self) -> tuple[str, str]:
+        """``(state, message)`` for /health."""
+        if self._store is None:
+            return CacheStatus.DISABLED, "Redis disabled (REDIS_ENABLED=false); serving from memory"
+        if self._redis_up:
+            return CacheStatus.CONNECTED, f"Redis at {self._store.address} connected"
+        return (
+            CacheStatus.MEMORY,
+            f"Redis at {self._store.address} unavailable ({self._redis_error}); serving from memory, retrying",
+        )
+
+    # -- the writer task --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._store is None:
+            return
+        self._try_connect()
+        self._stop.clear()
+        self._done.clear()
+        self._tasks.start(self._run)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the writer after a last flush."""
+        self._stop.set()
+        self._done.wait(timeout)
+        if self._store is not None:
+            self._store.close()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(FLUSH_INTERVAL):
+                self._round()
+            self._round()
+        finally:
+            self._done.set()
+
+    def _round(self) -> None:
+        try:
+            if not self._redis_up:
+                if self._monotonic() >= self._next_retry and self._try_connect():
+                    with self._lock:  # rewrite what Redis missed while it was away
+                        self._pending.update(self._latest)
+                else:
+                    return
+            self.flush()
+        except Exception:  # never let the writer die; the fan-out does not depend on it
+            log.exception("cache writer round failed")
+            self._metrics.task_errors.labels("cache_writer").inc()
+
+    def flush(self) -> int:
+        """Write the pending ticks to Redis in one pipeline; returns how many were written."""
+        if self._store is None or not self._redis_up:
+            return 0
+        with self._lock:
+            batch, self._pending = self._pending, {}
+        if not batch:
+            return 0
+        try:
+            written = self._store.put_many(batch.values())
+        except CacheUnavailable as exc:
+            with self._lock:
+                for symbol, ticker in batch.items():
+                    self._pending.setdefault(symbol, ticker)
+            self._mark_down(exc, "write")
+            return 0
+        self._metrics.cache_writes.inc(written)
+        return written
+
+    def _try_connect(self) -> bool:
+        assert self._store is not None
+        try:
+            self._store.ping()
+        except CacheUnavailable as exc:
+            self._mark_down(exc, "ping")
+            return False
+        if not self._redis_up:
+            log.info("cache: Redis at %s connected", self._store.address)
+        self._redis_up = True
+        self._reported_down = False
+        return True
+
+    def _mark_down(self, exc: Exception, operation: str) -> None:
+        self._metrics.cache_errors.labels(operation).inc()
+        self._next_retry = self._monotonic() + REDIS_RETRY_INTERVAL
+        self._redis_error = str(exc).split(": ", 1)[-1][:200]
+        if self._redis_up or not self._reported_down:  # one line per outage, not per retry
+            log.warning("cache: %s; serving from memory and retrying every %.0fs", exc, REDIS_RETRY_INTERVAL)
+        self._reported_down = True
+        self._redis_up = False

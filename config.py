@@ -1,0 +1,215 @@
+"""Service settings: one frozen dataclass, built from the environment by ``Settings.from_env``.
+
+This is the only module that reads the environment; everything else receives a ``Settings``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable, Mapping
+
+from dotenv import dotenv_values
+
+from streaming.symbols import InvalidSymbolError, normalise_symbol
+
+__all__ = ["ConfigError", "Settings"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message names the key and the expected form."""
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_WS_URL = re.compile(r"^wss?://[^/?#\s]+$")
+_HTTP_URL = re.compile(r"^https?://[^/?#\s]+$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the service, with production defaults (the real Binance)."""
+
+    service_name: str = "websocket-streaming"
+    host: str = "0.0.0.0"
+    port: int = 5021
+    log_level: str = "INFO"
+    # Flask-SocketIO async mode: eventlet in production; threading for in-process tests and tools.
+    async_mode: str = "eventlet"
+    redis_enabled: bool = True
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_db: int = 0
+    prometheus_enabled: bool = True
+    default_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT")
+    reconnect_delay: float = 5.0
+    binance_ws_url: str = "wss://fstream.binance.com"
+    binance_rest_url: str = "https://fapi.binance.com"
+    # Seconds a symbol keeps streaming after its last subscriber left (no flapping on client reconnect).
+    unsubscribe_grace: float = 5.0
+    # Redis key TTL for price:<SYMBOL>, and the age past which a cached tick is not served as current.
+    cache_ttl: float = 60.0
+    price_max_age: float = 10.0
+    # How often exchangeInfo is reloaded; how soon a failed load is retried.
+    symbols_refresh_interval: float = 3600.0
+    symbols_retry_interval: float = 15.0
+    # Reconnect a connection that has delivered no data for this long although it carries streams.
+    stale_timeout: float = 30.0
+    # Binance USD-M: at most 1024 streams per connection ("WebSocket Market Streams").
+    max_streams_per_connection: int = 1024
+    # Binance allows 10 incoming messages/s per connection; stay well under it.
+    control_messages_per_second: float = 4.0
+    http_timeout: float = 5.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> "Settings":
+        """Build settings from an environment mapping; raise ConfigError naming the first bad key."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f.name.upper()
+            raw = environ.get(key)
+            if raw is None or raw.strip() == "":
+                continue
+            parser = _PARSERS[f.name]
+            try:
+                values[f.name] = parser(raw.strip())
+            except (ValueError, InvalidSymbolError) as exc:
+                raise ConfigError(f"{key}={raw!r} is invalid: {exc}") from None
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str], dotenv_path: str | None = ".env") -> "Settings":
+        """Settings from ``.env`` (if present) under the given environment: real variables win."""
+        merged: dict[str, str] = {}
+        if dotenv_path:
+            merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        merged.update(environ)
+        return cls.from_env(merged)
+
+    def validate(self) -> None:
+        """Check cross-field rules; raise ConfigError naming the key."""
+        if self.price_max_age > self.cache_ttl:
+            raise ConfigError(
+                f"PRICE_MAX_AGE={self.price_max_age} exceeds CACHE_TTL={self.cache_ttl}: "
+                "a tick cannot be served longer than it is kept; raise CACHE_TTL or lower PRICE_MAX_AGE"
+            )
+
+    def with_overrides(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed (tests and tools)."""
+        settings = replace(self, **changes)
+        settings.validate()
+        return settings
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"expected a whole number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number of seconds from {low:g} to {high:g}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a number of seconds from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+def _positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("expected a positive number") from None
+    if not value > 0:
+        raise ValueError("expected a positive number")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.lower()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _non_empty(raw: str) -> str:
+    return raw
+
+
+def _url(pattern: re.Pattern[str], form: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.rstrip("/")
+        if not pattern.match(value):
+            raise ValueError(f"expected {form}")
+        return value
+
+    return parse
+
+
+def _symbols(raw: str) -> tuple[str, ...]:
+    symbols: list[str] = []
+    for item in raw.split(","):
+        if item.strip() == "":
+            continue
+        symbol = normalise_symbol(item)
+        if symbol not in symbols:
+            symbols.append(symbol)
+    return tuple(symbols)
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "service_name": _non_empty,
+    "host": _non_empty,
+    "port": _int_range(1, 65535),
+    "log_level": _log_level,
+    "async_mode": _choice("eventlet", "threading"),
+    "redis_enabled": _bool,
+    "redis_host": _non_empty,
+    "redis_port": _int_range(1, 65535),
+    "redis_db": _int_range(0, 15),
+    "prometheus_enabled": _bool,
+    "default_symbols": _symbols,
+    "reconnect_delay": _seconds(0.05, 3600),
+    "binance_ws_url": _url(_WS_URL, "a ws:// or wss:// host without a path, e.g. wss://fstream.binance.com"),
+    "binance_rest_url": _url(_HTTP_URL, "an http:// or https:// host without a path, e.g. https://fapi.binance.com"),
+    "unsubscribe_grace": _seconds(0, 3600),
+    "cache_ttl": _seconds(1, 86400),
+    "price_max_age": _seconds(0.1, 86400),
+    "symbols_refresh_interval": _seconds(10, 86400),
+    "symbols_retry_interval": _seconds(0.1, 3600),
+    "stale_timeout": _seconds(1, 3600),
+    "max_streams_per_connection": _int_range(1, 1024),
+    "control_messages_per_second": _seconds(0.1, 9),
+    "http_timeout": _positive_float,
+}

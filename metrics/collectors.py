@@ -1,0 +1,78 @@
+"""ServiceMetrics: the service's Prometheus metrics, on a registry of its own (one per app).
+
+Names are ``websocket_streaming_<thing>_<unit>``, counters end in ``_total``; label values come only from
+bounded sets (event kinds, reasons, outcomes), never from raw client input.
+"""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = ["ServiceMetrics", "NAMESPACE"]
+
+NAMESPACE = "websocket_streaming"
+
+
+class ServiceMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        ns = NAMESPACE
+        r = self.registry
+        self.connected_clients = Gauge(f"{ns}_connected_clients", "Socket.IO clients connected now.", registry=r)
+        self.subscriptions = Gauge(
+            f"{ns}_subscriptions", "Client subscriptions now (sum over clients of their symbols).", registry=r
+        )
+        self.subscribed_symbols = Gauge(
+            f"{ns}_subscribed_symbols", "Symbols with at least one subscribed client.", registry=r
+        )
+        self.upstream_streams = Gauge(
+            f"{ns}_upstream_streams", "Streams Binance is delivering on our connections now.", registry=r
+        )
+        self.upstream_connections = Gauge(
+            f"{ns}_upstream_connections", "Upstream connections by state.", ["state"], registry=r
+        )
+        self.upstream_messages = Counter(
+            f"{ns}_upstream_messages_total", "Data frames received from Binance.", ["kind"], registry=r
+        )
+        self.upstream_events = Counter(
+            f"{ns}_upstream_events_total",
+            "Notable upstream events (error frames, unrecognised frames, stale connections...).",
+            ["event"],
+            registry=r,
+        )
+        self.upstream_reconnects = Counter(
+            f"{ns}_upstream_reconnects_total", "Upstream reconnections by reason.", ["reason"], registry=r
+        )
+        self.control_requests = Counter(
+            f"{ns}_upstream_control_requests_total", "SUBSCRIBE/UNSUBSCRIBE requests sent.", ["method"], registry=r
+        )
+        self.updates_emitted = Counter(
+            f"{ns}_updates_emitted_total", "price_update events emitted to symbol rooms.", registry=r
+        )
+        self.updates_dropped = Counter(
+            f"{ns}_updates_dropped_total",
+            "Ticks not emitted because an equal or newer one was already emitted for the symbol.",
+            registry=r,
+        )
+        self.emit_latency = Histogram(
+            f"{ns}_event_to_emit_seconds",
+            "Time from Binance's event time to our emit.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.cache_writes = Counter(f"{ns}_cache_writes_total", "Ticks written to Redis.", registry=r)
+        self.cache_errors = Counter(
+            f"{ns}_cache_errors_total", "Redis operations that failed.", ["operation"], registry=r
+        )
+        self.cache_lookups = Counter(
+            f"{ns}_cache_lookups_total", "Latest-price lookups by result.", ["result"], registry=r
+        )
+        self.rest_requests = Counter(
+            f"{ns}_rest_requests_total", "Binance REST calls by endpoint and outcome.", ["endpoint", "outcome"],
+            registry=r,
+        )
+        self.rejected_inputs = Counter(
+            f"{ns}_rejected_inputs_total", "Client inputs rejected, by error code.", ["code"], registry=r
+        )
+        self.task_errors = Counter(
+            f"{ns}_task_errors_total", "Unexpected errors caught in background tasks.", ["task"], registry=r
+        )

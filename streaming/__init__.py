@@ -1,0 +1,1 @@
+"""Streaming: Binance upstream connections, subscriptions and the Socket.IO fan-out."""

@@ -1,0 +1,255 @@
+"""The Binance USD-M futures protocol, without I/O: URLs, control requests, message and REST parsing. Pure.
+
+Facts used here come from Binance's "WebSocket Market Streams", "Live Subscribing/Unsubscribing to streams"
+and "Market Data REST API" documentation. Symbols are lower-cased only here, for stream names.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Iterable, Mapping, Union
+from urllib.parse import quote
+
+from streaming.errors import ProtocolError
+from streaming.models import Ticker
+
+__all__ = [
+    "MARKET_ROUTE",
+    "TickerBatch",
+    "Reply",
+    "ErrorReply",
+    "Unrecognised",
+    "Message",
+    "stream_name",
+    "symbol_of_stream",
+    "market_stream_url",
+    "control_request",
+    "parse_message",
+    "ticker_from_payload",
+    "ticker_from_rest",
+    "tradable_usdt_perpetuals",
+    "rest_error",
+]
+
+# Since 2026-04-23 ticker streams are served only on the /market route ("Important WebSocket Change Notice").
+MARKET_ROUTE = "/market"
+TICKER_SUFFIX = "@ticker"
+# "symbol type" field of futures payloads: 1 = USD-M, 2 = COIN-M.
+USD_M_SYMBOL_TYPE = 1
+_STREAM = re.compile(r"([a-z0-9_]+)@ticker")
+
+
+@dataclass(frozen=True, slots=True)
+class TickerBatch:
+    """Ticker data from one frame (one ticker, or several from an array stream)."""
+
+    stream: str
+    tickers: tuple[Ticker, ...]
+    skipped: int = 0  # rows ignored: other symbol types (COIN-M) or malformed rows
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Answer to a SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS request."""
+
+    id: int | None
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """``{"error": {...}, "id": N}``: a request was refused (or, without id, the frame was invalid)."""
+
+    id: int | None
+    code: int | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unrecognised:
+    """A frame that is not garbage-free JSON of a known kind; ``kind`` is a short, bounded category."""
+
+    kind: str
+    detail: str
+
+
+Message = Union[TickerBatch, Reply, ErrorReply, Unrecognised]
+
+
+def stream_name(symbol: str) -> str:
+    """The ticker stream of a symbol: ``BTCUSDT`` -> ``btcusdt@ticker``."""
+    return symbol.lower() + TICKER_SUFFIX
+
+
+def symbol_of_stream(stream: str) -> str | None:
+    """The upper-case symbol of a ticker stream name, or None for other streams."""
+    match = _STREAM.fullmatch(stream)
+    return match.group(1).upper() if match else None
+
+
+def market_stream_url(base_url: str, streams: Iterable[str] = ()) -> str:
+    """Combined-stream URL on the /market route: ``{base}/market/stream?streams=a/b``."""
+    url = base_url.rstrip("/") + MARKET_ROUTE + "/stream"
+    names = list(streams)
+    if names:
+        url += "?streams=" + "/".join(quote(name, safe="@!_") for name in names)
+    return url
+
+
+def control_request(method: str, request_id: int, streams: Iterable[str] = ()) -> str:
+    """A live control frame, e.g. ``{"method":"SUBSCRIBE","params":[...],"id":1}``."""
+    if request_id < 0:
+        raise ValueError("request id must be an unsigned integer")
+    body: dict[str, Any] = {"method": method}
+    if method != "LIST_SUBSCRIPTIONS":
+        body["params"] = list(streams)
+    body["id"] = request_id
+    return json.dumps(body, separators=(",", ":"))
+
+
+def parse_message(text: str | bytes) -> Message:
+    """Classify one frame from a combined-stream connection. Never raises."""
+    try:
+        frame = json.loads(text)
+    except (ValueError, TypeError) as exc:
+        return Unrecognised("invalid_json", str(exc)[:200])
+    if not isinstance(frame, dict):
+        return Unrecognised("not_an_object", type(frame).__name__)
+    if "stream" in frame and "data" in frame:
+        return _parse_stream_frame(frame)
+    if "error" in frame:
+        return _parse_error(frame)
+    if "id" in frame and "result" in frame:
+        return Reply(_request_id(frame.get("id")), frame["result"])
+    return Unrecognised("unknown_frame", ",".join(sorted(map(str, frame))[:10]))
+
+
+def _parse_stream_frame(frame: Mapping[str, Any]) -> Message:
+    stream = frame["stream"]
+    data = frame["data"]
+    if not isinstance(stream, str):
+        return Unrecognised("bad_stream_name", repr(stream)[:80])
+    rows = data if isinstance(data, list) else [data]
+    tickers: list[Ticker] = []
+    skipped = 0
+    for row in rows:
+        if not isinstance(row, dict) or row.get("e") != "24hrTicker":
+            skipped += 1
+            continue
+        if row.get("st", USD_M_SYMBOL_TYPE) != USD_M_SYMBOL_TYPE:
+            skipped += 1
+            continue
+        try:
+            tickers.append(ticker_from_payload(row))
+        except ProtocolError:
+            skipped += 1
+    if not tickers and skipped and not isinstance(data, list):
+        event = data.get("e") if isinstance(data, dict) else None
+        return Unrecognised("unknown_event", f"{stream}: {str(event)[:40]}")
+    return TickerBatch(stream, tuple(tickers), skipped)
+
+
+def _parse_error(frame: Mapping[str, Any]) -> ErrorReply:
+    error = frame.get("error")
+    if isinstance(error, dict):
+        code = error.get("code")
+        message = str(error.get("msg", ""))[:300]
+    else:
+        code, message = None, str(error)[:300]
+    return ErrorReply(_request_id(frame.get("id")), code if isinstance(code, int) else None, message)
+
+
+def _request_id(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _decimal(payload: Mapping[str, Any], key: str) -> str:
+    value = payload.get(key)
+    if not isinstance(value, str):
+        raise ProtocolError(f"field {key!r} must be a decimal string, got {type(value).__name__}")
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ProtocolError(f"field {key!r} is not a decimal: {value[:40]!r}") from None
+    if not number.is_finite():
+        raise ProtocolError(f"field {key!r} is not finite: {value[:40]!r}")
+    return value
+
+
+def _millis(payload: Mapping[str, Any], key: str) -> int:
+    value = payload.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ProtocolError(f"field {key!r} must be epoch milliseconds, got {value!r:.40}")
+    return value
+
+
+def _symbol(payload: Mapping[str, Any], key: str) -> str:
+    value = payload.get(key)
+    if not isinstance(value, str) or not value:
+        raise ProtocolError(f"field {key!r} must be a symbol, got {value!r:.40}")
+    return value.upper()
+
+
+def ticker_from_payload(payload: Mapping[str, Any]) -> Ticker:
+    """A Ticker from a ``24hrTicker`` stream payload; extra fields are ignored."""
+    return Ticker(
+        symbol=_symbol(payload, "s"),
+        price=_decimal(payload, "c"),
+        volume=_decimal(payload, "v"),
+        high=_decimal(payload, "h"),
+        low=_decimal(payload, "l"),
+        change=_decimal(payload, "p"),
+        change_percent=_decimal(payload, "P"),
+        open=_decimal(payload, "o"),
+        quote_volume=_decimal(payload, "q"),
+        event_time=_millis(payload, "E"),
+    )
+
+
+def ticker_from_rest(body: Mapping[str, Any]) -> Ticker:
+    """A Ticker from ``GET /fapi/v1/ticker/24hr?symbol=``; its instant is the statistics close time."""
+    if not isinstance(body, Mapping):
+        raise ProtocolError(f"24hr ticker answer must be an object, got {type(body).__name__}")
+    return Ticker(
+        symbol=_symbol(body, "symbol"),
+        price=_decimal(body, "lastPrice"),
+        volume=_decimal(body, "volume"),
+        high=_decimal(body, "highPrice"),
+        low=_decimal(body, "lowPrice"),
+        change=_decimal(body, "priceChange"),
+        change_percent=_decimal(body, "priceChangePercent"),
+        open=_decimal(body, "openPrice"),
+        quote_volume=_decimal(body, "quoteVolume"),
+        event_time=_millis(body, "closeTime"),
+    )
+
+
+def tradable_usdt_perpetuals(exchange_info: Mapping[str, Any]) -> frozenset[str]:
+    """Symbols of ``GET /fapi/v1/exchangeInfo`` that are USDT-quoted, PERPETUAL and TRADING.
+
+    Quarterlies (also USDT-quoted), TRADIFI_PERPETUAL and PENDING_TRADING symbols are excluded.
+    """
+    symbols = exchange_info.get("symbols") if isinstance(exchange_info, Mapping) else None
+    if not isinstance(symbols, list):
+        raise ProtocolError("exchangeInfo has no 'symbols' list")
+    tradable = set()
+    for entry in symbols:
+        if (
+            isinstance(entry, dict)
+            and entry.get("contractType") == "PERPETUAL"
+            and entry.get("quoteAsset") == "USDT"
+            and entry.get("status") == "TRADING"
+            and isinstance(entry.get("symbol"), str)
+        ):
+            tradable.add(entry["symbol"].upper())
+    return frozenset(tradable)
+
+
+def rest_error(body: Any) -> tuple[int | None, str]:
+    """The ``(code, msg)`` of a Binance REST error body such as ``{"code":-1121,"msg":"Invalid symbol."}``."""
+    if isinstance(body, Mapping):
+        code = body.get("code")
+        return (code if isinstance(code, int) else None, str(body.get("msg", ""))[:300])
+    return None, ""

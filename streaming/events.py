@@ -1,0 +1,101 @@
+"""Socket.IO handlers: validate the client's input, call the service, answer. They never raise."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import request
+from flask_socketio import SocketIO, emit
+
+from streaming.errors import InvalidRequestError
+from streaming.fanout import PRICE_UPDATE
+from streaming.service import StreamingService, SubscribeOutcome
+from streaming.symbols import parse_symbol_request
+
+__all__ = ["register_events", "WELCOME"]
+
+log = logging.getLogger(__name__)
+
+WELCOME = "Connected to WebSocket Streaming Service"
+MAX_SYMBOLS_IN_ERROR = 20
+
+
+def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"code": code, "message": message, **extra}
+
+
+def _emit_rejections(event: str, outcome: SubscribeOutcome) -> None:
+    for code, items in outcome.rejected.items():
+        reasons = "; ".join(reason for _, reason in items[:3])
+        more = f" (and {len(items) - 3} more)" if len(items) > 3 else ""
+        emit(
+            "error",
+            _error(code, reasons + more, event=event, symbols=[item for item, _ in items[:MAX_SYMBOLS_IN_ERROR]]),
+        )
+
+
+def register_events(socketio: SocketIO, service: StreamingService) -> None:
+    """Attach the documented event handlers to ``socketio``."""
+
+    @socketio.on("connect")
+    def on_connect(auth: Any = None) -> None:
+        service.client_connected(request.sid)
+        emit("connected", {"message": WELCOME, "client_id": request.sid})
+
+    @socketio.on("disconnect")
+    def on_disconnect(*_reason: Any) -> None:
+        service.client_disconnected(request.sid)
+
+    @socketio.on("subscribe")
+    def on_subscribe(data: Any = None, *_extra: Any) -> dict[str, Any]:
+        try:
+            parsed = parse_symbol_request(data)
+        except InvalidRequestError as exc:
+            service.count_rejection(exc.code)
+            payload = _error(exc.code, str(exc), event="subscribe")
+            emit("error", payload)
+            return payload
+        outcome = service.subscribe(request.sid, parsed)
+        answer = {"symbols": outcome.symbols, "message": f"Subscribed to {len(outcome.symbols)} symbols"}
+        if outcome.symbols or not outcome.rejected:
+            emit("subscribed", answer)
+        _emit_rejections("subscribe", outcome)
+        for symbol in outcome.symbols:
+            ticker = service.cache.latest(symbol, max_age=service.settings.price_max_age)
+            if ticker is not None:
+                emit(PRICE_UPDATE, ticker.to_wire())
+        return answer
+
+    @socketio.on("unsubscribe")
+    def on_unsubscribe(data: Any = None, *_extra: Any) -> dict[str, Any]:
+        try:
+            parsed = parse_symbol_request(data)
+        except InvalidRequestError as exc:
+            service.count_rejection(exc.code)
+            payload = _error(exc.code, str(exc), event="unsubscribe")
+            emit("error", payload)
+            return payload
+        outcome = service.unsubscribe(request.sid, parsed)
+        answer = {"symbols": outcome.symbols, "message": f"Unsubscribed from {len(outcome.symbols)} symbols"}
+        emit("unsubscribed", answer)
+        _emit_rejections("unsubscribe", outcome)
+        return answer
+
+    @socketio.on("*")
+    def on_unknown(event: Any, *_args: Any) -> dict[str, Any]:
+        service.count_rejection("UNKNOWN_EVENT")
+        shown = str(event)[:40]
+        payload = _error(
+            "UNKNOWN_EVENT", f"unknown event {shown!r}; this service handles 'subscribe' and 'unsubscribe'",
+            event=shown,
+        )
+        emit("error", payload)
+        return payload
+
+    @socketio.on_error_default
+    def on_error(exc: Exception) -> dict[str, Any]:
+        log.exception("Socket.IO handler failed: %s", exc)
+        service.metrics.task_errors.labels("socketio_handler").inc()
+        payload = _error("INTERNAL_ERROR", "the server could not handle this message; it has been logged")
+        emit("error", payload)
+        return payload

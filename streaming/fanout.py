@@ -1,0 +1,51 @@
+"""Fanout: one tick -> the cache (the ordering gate), the symbol's room, and metrics.
+
+Per symbol, a tick not newer than the last one is dropped, so clients never see an update older than one
+they already received (duplicates from overlapping connections included).
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from cache.writer import TickerCache
+from metrics.collectors import ServiceMetrics
+from streaming.binance import TickerBatch
+from streaming.symbols import room_for
+
+__all__ = ["Fanout", "PRICE_UPDATE"]
+
+PRICE_UPDATE = "price_update"
+
+Emit = Callable[[str, dict, str], None]
+
+
+class Fanout:
+    def __init__(
+        self,
+        emit: Emit,
+        audience: Callable[[str], int],
+        cache: TickerCache,
+        metrics: ServiceMetrics,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._emit = emit
+        self._audience = audience
+        self._cache = cache
+        self._metrics = metrics
+        self._wall_clock = wall_clock
+
+    def publish(self, batch: TickerBatch) -> int:
+        """Emit every new tick of a batch to its room; returns how many were emitted."""
+        emitted = 0
+        for ticker in batch.tickers:
+            if not self._cache.offer(ticker):
+                self._metrics.updates_dropped.inc()
+                continue
+            if self._audience(ticker.symbol) == 0:
+                continue
+            self._emit(PRICE_UPDATE, ticker.to_wire(), room_for(ticker.symbol))
+            self._metrics.updates_emitted.inc()
+            self._metrics.emit_latency.observe(max(0.0, self._wall_clock() - ticker.event_time / 1000.0))
+            emitted += 1
+        return emitted

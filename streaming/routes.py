@@ -1,0 +1,129 @@
+"""GET /health, /stats and /symbols: what operators and clients can ask about the service."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
+
+from cache.writer import CacheStatus
+from streaming.models import iso_timestamp
+from streaming.service import StreamingService
+
+__all__ = ["blueprint", "format_uptime"]
+
+blueprint = Blueprint("streaming", __name__)
+
+SUPPORTED = "All Binance USDT perpetual futures"
+
+
+def _service() -> StreamingService:
+    return current_app.extensions["streaming"]
+
+
+def format_uptime(seconds: float) -> str:
+    """``2h 15m 30s`` (with a leading ``Nd`` past a day)."""
+    total = int(max(0, seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{hours}h {minutes}m {secs}s"
+    return f"{days}d {text}" if days else text
+
+
+def _upstream_view(service: StreamingService) -> dict[str, Any]:
+    now = time.monotonic()
+    connections = []
+    newest: float | None = None
+    for status in service.pool.statuses():
+        age = None if status.last_message_at is None else round(now - status.last_message_at, 3)
+        if age is not None and status.state == "live":
+            newest = age if newest is None else min(newest, age)
+        connections.append(
+            {
+                "index": status.index,
+                "state": status.state,
+                "url": status.url,
+                "streams": status.streams,
+                "messages": status.messages,
+                "reconnects": status.reconnects,
+                "last_message_age": age,
+            }
+        )
+    live = any(c["state"] == "live" for c in connections)
+    return {"connected": live, "last_message_age": newest, "connections": connections}
+
+
+@blueprint.get("/health")
+def health() -> ResponseReturnValue:
+    service = _service()
+    settings = service.settings
+    cache_state, cache_message = service.cache.status()
+    upstream = _upstream_view(service)
+    reasons: list[str] = []
+    if cache_state == CacheStatus.MEMORY:
+        reasons.append("cache: Redis unavailable, serving from memory")
+    if not upstream["connected"]:
+        reasons.append("upstream: not connected to Binance")
+    elif upstream["last_message_age"] is not None and upstream["last_message_age"] > settings.stale_timeout:
+        reasons.append(f"upstream: no data for {upstream['last_message_age']:.0f}s")
+    if not service.catalog.loaded:
+        reasons.append("symbols: exchangeInfo not loaded yet")
+    snapshot = service.snapshot()
+    body = {
+        "service": settings.service_name,
+        "status": "degraded" if reasons else "healthy",
+        "reasons": reasons,
+        "port": settings.port,
+        "timestamp": iso_timestamp(int(time.time() * 1000)),
+        "uptime": format_uptime(service.uptime_seconds()),
+        "dependencies": {
+            "cache": {
+                "status": {CacheStatus.CONNECTED: "healthy", CacheStatus.MEMORY: "degraded"}.get(
+                    cache_state, "disabled"
+                ),
+                "backend": "redis" if cache_state == CacheStatus.CONNECTED else "memory",
+                "message": cache_message,
+            },
+            "upstream": {
+                "status": "healthy" if upstream["connected"] else "unhealthy",
+                "message": "connected to Binance" if upstream["connected"] else "not connected to Binance",
+            },
+        },
+        "upstream": upstream,
+        "metrics": {
+            "active_streams": snapshot["active_streams"],
+            "total_subscriptions": snapshot["total_subscriptions"],
+            "active_symbols": snapshot["active_symbols"],
+            "connected_clients": snapshot["connected_clients"],
+        },
+    }
+    return jsonify(body)
+
+
+@blueprint.get("/stats")
+def stats() -> ResponseReturnValue:
+    service = _service()
+    snapshot = service.snapshot()
+    data = {
+        "service": service.settings.service_name,
+        "port": service.settings.port,
+        **snapshot,
+        "white_hat_mode": True,
+        "uptime": format_uptime(service.uptime_seconds()),
+    }
+    return jsonify({"success": True, "data": data})
+
+
+@blueprint.get("/symbols")
+def symbols() -> ResponseReturnValue:
+    service = _service()
+    data = {
+        "default_symbols": list(service.settings.default_symbols),
+        "active_symbols": service.snapshot()["active_symbols"],
+        "supported": SUPPORTED,
+        "symbols_loaded": service.catalog.loaded,
+        "available_symbols": sorted(service.catalog.symbols()),
+    }
+    return jsonify({"success": True, "data": data})

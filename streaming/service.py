@@ -1,0 +1,287 @@
+"""StreamingService: the per-app owner of subscriptions, upstream pool, cache, fan-out and metrics.
+
+Socket.IO handlers and HTTP routes call it; its background tasks start through the SocketIO object, so they
+run under whatever async mode the app uses.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from flask_socketio import SocketIO
+
+from cache.store import RedisStore
+from cache.writer import TickerCache
+from config import Settings
+from metrics.collectors import ServiceMetrics
+from streaming.binance import TickerBatch, symbol_of_stream, tradable_usdt_perpetuals
+from streaming.catalog import SymbolCatalog
+from streaming.errors import ProtocolError, StreamingError, UnknownSymbolError
+from streaming.fanout import Fanout
+from streaming.pool import UpstreamPool
+from streaming.rest import BinanceRest
+from streaming.subscriptions import SubscriptionRegistry
+from streaming.symbols import SymbolRequest, room_for
+from streaming.upstream import UpstreamConnection
+
+__all__ = ["StreamingService", "SubscribeOutcome", "SocketIOTasks"]
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/"
+
+
+class SocketIOTasks:
+    """TaskRunner backed by Flask-SocketIO's helpers (eventlet, gevent or threads alike)."""
+
+    def __init__(self, socketio: SocketIO) -> None:
+        self._socketio = socketio
+
+    def start(self, target: Callable[..., object], *args: object) -> object:
+        return self._socketio.start_background_task(target, *args)
+
+    def sleep(self, seconds: float) -> None:
+        self._socketio.sleep(seconds)
+
+
+@dataclass
+class SubscribeOutcome:
+    """What a subscribe/unsubscribe did: symbols served, and rejected ones grouped by error code."""
+
+    symbols: list[str] = field(default_factory=list)
+    rejected: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # code -> [(item, reason)]
+
+    def reject(self, code: str, item: str, reason: str) -> None:
+        self.rejected.setdefault(code, []).append((item, reason))
+
+
+class StreamingService:
+    def __init__(self, settings: Settings, socketio: SocketIO) -> None:
+        self.settings = settings
+        self.socketio = socketio
+        self.metrics = ServiceMetrics()
+        self.tasks = SocketIOTasks(socketio)
+        self.registry = SubscriptionRegistry()
+        self.catalog = SymbolCatalog()
+        self.rest = BinanceRest(settings.binance_rest_url, settings.http_timeout, self.metrics)
+        store = (
+            RedisStore(settings.redis_host, settings.redis_port, settings.redis_db, settings.cache_ttl)
+            if settings.redis_enabled
+            else None
+        )
+        self.cache = TickerCache(store, self.tasks, self.metrics)
+        self.fanout = Fanout(self._emit_to_room, self.registry.subscriber_count, self.cache, self.metrics)
+        self.pool = UpstreamPool(
+            settings.binance_ws_url,
+            self.tasks,
+            self,
+            max_streams_per_connection=settings.max_streams_per_connection,
+            messages_per_second=settings.control_messages_per_second,
+            reconnect_delay=settings.reconnect_delay,
+            stale_timeout=settings.stale_timeout,
+            grace=settings.unsubscribe_grace,
+        )
+        self.started_at = time.time()
+        self._lock = threading.Lock()
+        self._clients: set[str] = set()
+        self._stop = threading.Event()
+        self._catalog_done = threading.Event()
+        self._reported: set[str] = set()
+
+    # -- lifecycle --------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        log.info(
+            "starting %s: upstream %s, REST %s, cache %s",
+            self.settings.service_name,
+            self.settings.binance_ws_url,
+            self.settings.binance_rest_url,
+            "Redis" if self.settings.redis_enabled else "memory only",
+        )
+        self.started_at = time.time()
+        self.cache.start()
+        self.pool.pin(self.settings.default_symbols)
+        self.pool.start()
+        self._stop.clear()
+        self._catalog_done.clear()
+        self.tasks.start(self._catalog_loop)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop every background task and close upstream connections; safe to call twice."""
+        self._stop.set()
+        self.pool.stop(timeout)
+        self._catalog_done.wait(timeout)
+        self.cache.stop(timeout)
+        self.rest.close()
+        log.info("%s stopped", self.settings.service_name)
+
+    # -- clients ----------------------------------------------------------------------------------------------
+    def client_connected(self, sid: str) -> None:
+        with self._lock:
+            self._clients.add(sid)
+            self.metrics.connected_clients.set(len(self._clients))
+
+    def client_disconnected(self, sid: str) -> None:
+        with self._lock:
+            self._clients.discard(sid)
+            last = self.registry.drop(sid)
+            self._update_subscription_gauges()
+            self.metrics.connected_clients.set(len(self._clients))
+        for symbol in last:
+            self.pool.release(symbol)
+
+    def subscribe(self, sid: str, request: SymbolRequest) -> SubscribeOutcome:
+        outcome = self._outcome_for(request)
+        known: list[str] = []
+        for symbol in request.symbols:
+            try:
+                self.catalog.check(symbol)
+            except UnknownSymbolError as exc:
+                outcome.reject(exc.code, symbol, str(exc))
+                continue
+            known.append(symbol)
+        for symbol in known:
+            self.socketio.server.enter_room(sid, room_for(symbol), namespace=NAMESPACE)
+        with self._lock:
+            _, first = self.registry.add(sid, known)
+            self._update_subscription_gauges()
+        for symbol in first:
+            self.pool.want(symbol)
+        outcome.symbols = known
+        return outcome
+
+    def unsubscribe(self, sid: str, request: SymbolRequest) -> SubscribeOutcome:
+        outcome = self._outcome_for(request)
+        with self._lock:
+            removed, last = self.registry.remove(sid, request.symbols)
+            self._update_subscription_gauges()
+        for symbol in removed:
+            self.socketio.server.leave_room(sid, room_for(symbol), namespace=NAMESPACE)
+        for symbol in last:
+            self.pool.release(symbol)
+        outcome.symbols = removed
+        return outcome
+
+    def _outcome_for(self, request: SymbolRequest) -> SubscribeOutcome:
+        outcome = SubscribeOutcome()
+        for item, reason in request.rejected:
+            outcome.reject("INVALID_SYMBOL", item, reason)
+        for code, items in outcome.rejected.items():
+            self.metrics.rejected_inputs.labels(code).inc(len(items))
+        return outcome
+
+    def _update_subscription_gauges(self) -> None:
+        self.metrics.subscriptions.set(self.registry.total_subscriptions())
+        self.metrics.subscribed_symbols.set(len(self.registry.symbols()))
+
+    def count_rejection(self, code: str) -> None:
+        self.metrics.rejected_inputs.labels(code).inc()
+
+    # -- upstream observer ------------------------------------------------------------------------------------
+    def on_tickers(self, batch: TickerBatch) -> None:
+        self.metrics.upstream_messages.labels("array" if batch.stream.startswith("!") else "ticker").inc()
+        self.fanout.publish(batch)
+
+    def on_event(self, connection: UpstreamConnection, event: str, detail: str = "") -> None:
+        if event == "reconnect":
+            self.metrics.upstream_reconnects.labels(detail).inc()
+        elif event == "request_sent":
+            self.metrics.control_requests.labels(detail).inc()
+        else:
+            self.metrics.upstream_events.labels(event).inc()
+        if event in ("error_frame", "unrecognised", "unmatched_reply"):
+            kind = f"{event}:{detail.split(':')[0]}"
+            if kind not in self._reported:  # once per kind; the counter has the rest
+                self._reported.add(kind)
+                log.warning(
+                    "upstream %d: %s (%s); further ones are only counted in %s",
+                    connection.index, event, detail, "websocket_streaming_upstream_events_total",
+                )
+        self._update_upstream_gauges()
+
+    def on_pool_error(self) -> None:
+        self.metrics.task_errors.labels("upstream_pool").inc()
+
+    def _update_upstream_gauges(self) -> None:
+        states: dict[str, int] = {"live": 0, "connecting": 0, "reconnecting": 0}
+        for status in self.pool.statuses():
+            states[status.state] = states.get(status.state, 0) + 1
+        for state, count in states.items():
+            self.metrics.upstream_connections.labels(state).set(count)
+        self.metrics.upstream_streams.set(len(self.pool.active_streams()))
+
+    # -- symbols catalog --------------------------------------------------------------------------------------
+    def _catalog_loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                ok = self.refresh_catalog()
+                interval = (
+                    self.settings.symbols_refresh_interval if ok else self.settings.symbols_retry_interval
+                )
+                self._stop.wait(interval)
+        finally:
+            self._catalog_done.set()
+
+    def refresh_catalog(self) -> bool:
+        """Reload the tradable symbols from exchangeInfo; returns whether it worked."""
+        try:
+            symbols = tradable_usdt_perpetuals(self.rest.exchange_info())
+        except (StreamingError, ProtocolError) as exc:
+            log.warning(
+                "could not load symbols from %s/fapi/v1/exchangeInfo: %s; retrying in %.0fs",
+                self.settings.binance_rest_url, exc, self.settings.symbols_retry_interval,
+            )
+            return False
+        if not symbols:
+            log.warning("exchangeInfo listed no trading USDT perpetuals; keeping the previous list")
+            return False
+        first_load = not self.catalog.loaded
+        added, removed = self.catalog.replace(symbols, time.time())
+        if first_load:
+            log.info("loaded %d tradable USDT perpetual symbols", len(symbols))
+        elif added or removed:
+            log.info("symbols refreshed: %d added, %d removed", len(added), len(removed))
+        for symbol in self.settings.default_symbols:
+            if symbol not in symbols:
+                log.warning("DEFAULT_SYMBOLS has %s, which is not a trading USDT perpetual", symbol)
+        self._drop_unknown_subscriptions()
+        return True
+
+    def _drop_unknown_subscriptions(self) -> None:
+        """Remove subscriptions accepted before the catalog was loaded (or since delisted), telling clients."""
+        for symbol in self.registry.symbols():
+            try:
+                self.catalog.check(symbol)
+            except UnknownSymbolError as exc:
+                holders = [sid for sid in list(self._clients) if symbol in self.registry.symbols_of(sid)]
+                for sid in holders:
+                    self.unsubscribe(sid, SymbolRequest((symbol,), ()))
+                    self.socketio.emit(
+                        "error",
+                        {"code": exc.code, "message": str(exc), "event": "subscribe", "symbols": [symbol]},
+                        to=sid,
+                    )
+
+    # -- views for routes -------------------------------------------------------------------------------------
+    def _emit_to_room(self, event: str, payload: dict, room: str) -> None:
+        self.socketio.emit(event, payload, to=room)
+
+    def uptime_seconds(self) -> float:
+        return time.time() - self.started_at
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters shared by /health and /stats."""
+        with self._lock:
+            by_symbol = self.registry.counts_by_symbol()
+            total = self.registry.total_subscriptions()
+            clients = len(self._clients)
+        streams = self.pool.active_streams()
+        return {
+            "active_streams": len(streams),
+            "active_symbols": sorted(filter(None, map(symbol_of_stream, streams))),
+            "total_subscriptions": total,
+            "subscriptions_by_symbol": by_symbol,
+            "connected_clients": clients,
+        }

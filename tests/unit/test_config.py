@@ -1,0 +1,55 @@
+"""config.Settings: defaults point at the real Binance; bad values name the key."""
+from __future__ import annotations
+
+import pytest
+
+from config import ConfigError, Settings
+
+
+def test_defaults_are_production() -> None:
+    settings = Settings.from_env({})
+    assert settings.port == 5021
+    assert settings.binance_ws_url == "wss://fstream.binance.com"
+    assert settings.binance_rest_url == "https://fapi.binance.com"
+    assert settings.default_symbols == ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT")
+    assert settings.reconnect_delay == 5.0
+    assert settings.redis_enabled and settings.prometheus_enabled
+    assert settings.async_mode == "eventlet"
+
+
+def test_values_are_parsed() -> None:
+    settings = Settings.from_env({
+        "PORT": "6000", "REDIS_ENABLED": "false", "DEFAULT_SYMBOLS": "btcusdt, ETHUSDT,,btcusdt",
+        "BINANCE_WS_URL": "ws://127.0.0.1:9000/", "BINANCE_REST_URL": "http://127.0.0.1:9000",
+        "RECONNECT_DELAY": "0.5", "LOG_LEVEL": "debug", "ASYNC_MODE": "threading",
+    })
+    assert settings.port == 6000 and not settings.redis_enabled
+    assert settings.default_symbols == ("BTCUSDT", "ETHUSDT")
+    assert settings.binance_ws_url == "ws://127.0.0.1:9000"
+    assert settings.reconnect_delay == 0.5 and settings.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize("key, value, fragment", [
+    ("PORT", "abc", "whole number"), ("PORT", "70000", "whole number"), ("REDIS_ENABLED", "maybe", "true or false"),
+    ("BINANCE_WS_URL", "https://fstream.binance.com", "ws://"), ("BINANCE_WS_URL", "wss://fstream.binance.com/market",
+                                                                  "without a path"),
+    ("BINANCE_REST_URL", "fapi.binance.com", "http"), ("DEFAULT_SYMBOLS", "BTC-USDT", "invalid symbol"),
+    ("RECONNECT_DELAY", "-1", "seconds"), ("LOG_LEVEL", "LOUD", "one of"), ("ASYNC_MODE", "asyncio", "one of"),
+    ("MAX_STREAMS_PER_CONNECTION", "2000", "1 to 1024"),
+])
+def test_bad_values_name_the_key_and_the_expected_form(key: str, value: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({key: value})
+    assert key in str(info.value) and fragment in str(info.value)
+
+
+def test_dotenv_is_read_under_the_environment(tmp_path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("PORT=7000\nSERVICE_NAME=from-file\n")
+    settings = Settings.load({"PORT": "7001"}, str(env_file))
+    assert settings.port == 7001 and settings.service_name == "from-file"
+
+
+def test_cross_field_rule() -> None:
+    with pytest.raises(ConfigError, match="PRICE_MAX_AGE"):
+        Settings.from_env({"PRICE_MAX_AGE": "120", "CACHE_TTL": "60"})
