@@ -9,7 +9,7 @@ if __name__ == "__main__":  # must run before anything imports socket, ssl or th
     import warnings
 
     # Eventlet announces its maintenance mode on import; the README's "async modes" note covers it.
-    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     import eventlet
 
     eventlet.monkey_patch()

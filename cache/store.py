@@ -8,6 +8,8 @@ import logging
 from typing import Iterable
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from cache.codec import decode, encode, key_for
 from streaming.errors import ProtocolError, StreamingError
@@ -35,7 +37,7 @@ class RedisStore:
             db=db,
             socket_timeout=REDIS_TIMEOUT,
             socket_connect_timeout=REDIS_TIMEOUT,
-            retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 0),  # fail fast: the writer has its own retry schedule
             health_check_interval=0,
         )
         self.address = f"{host}:{port}/{db}"

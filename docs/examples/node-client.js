@@ -1,0 +1,39 @@
+// Node.js client for websocket-streaming (socket.io-client v4).
+//   node docs/examples/node-client.js [--url http://localhost:5021] [--symbols BTCUSDT,ETHUSDT] [--count N]
+// Prints one JSON line per event; with --count it exits after N price updates.
+const { io } = require("socket.io-client");
+
+function option(name, fallback) {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 && process.argv[at + 1] !== undefined ? process.argv[at + 1] : fallback;
+}
+
+const url = option("url", process.env.SERVICE_URL || "http://localhost:5021");
+const symbols = option("symbols", "BTCUSDT,ETHUSDT").split(",");
+const count = Number(option("count", "0"));
+let received = 0;
+
+const socket = io(url, { transports: ["websocket"] });
+const print = (event, data) => console.log(JSON.stringify({ event, data }));
+
+socket.on("connected", (data) => {
+  print("connected", data);
+  socket.emit("subscribe", { symbols });
+});
+socket.on("subscribed", (data) => print("subscribed", data));
+socket.on("error", (data) => print("error", data));
+socket.on("price_update", (update) => {
+  print("price_update", update);
+  received += 1;
+  if (count && received >= count) {
+    socket.emit("unsubscribe", { symbols });
+  }
+});
+socket.on("unsubscribed", (data) => {
+  print("unsubscribed", data);
+  socket.close();
+});
+socket.on("connect_error", (err) => {
+  console.error(`cannot connect to ${url}: ${err.message}`);
+  process.exit(1);
+});

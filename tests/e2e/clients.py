@@ -1,0 +1,62 @@
+"""A recording python-socketio client for end-to-end tests."""
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+import socketio
+
+from tests.helpers import wait_for
+
+EVENTS = ("connected", "subscribed", "unsubscribed", "price_update", "error")
+
+
+class RecordingClient:
+    """Connects with python-socketio and records every documented event it receives, in order."""
+
+    def __init__(self, url: str, transports: list[str] | None = None) -> None:
+        self.url = url
+        self.sio = socketio.Client(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self._lock = threading.Lock()
+        for name in EVENTS:
+            self.sio.on(name, self._recorder(name))
+        self.sio.connect(url, transports=transports or ["websocket"], wait_timeout=10)
+
+    def _recorder(self, name: str) -> Callable[[Any], None]:
+        def record(data: Any = None) -> None:
+            with self._lock:
+                self.events.append((name, data))
+
+        return record
+
+    def received(self, name: str, predicate: Callable[[Any], bool] = lambda _: True) -> list[Any]:
+        with self._lock:
+            return [data for event, data in self.events if event == name and predicate(data)]
+
+    def wait(self, name: str, predicate: Callable[[Any], bool] = lambda _: True, timeout: float = 10.0,
+             count: int = 1) -> list[Any]:
+        return wait_for(
+            lambda: (found := self.received(name, predicate)) and len(found) >= count and found,
+            timeout=timeout,
+            message=f"no {count} {name!r} event(s) matching in {timeout}s; got {self.summary()}",
+        )
+
+    def summary(self) -> str:
+        with self._lock:
+            names = [event for event, _ in self.events]
+        return f"{len(names)} events, last: {names[-8:]}"
+
+    def clear(self) -> None:
+        with self._lock:
+            self.events.clear()
+
+    def emit(self, event: str, data: Any = None) -> None:
+        self.sio.emit(event, data)
+
+    def call(self, event: str, data: Any = None, timeout: float = 10.0) -> Any:
+        return self.sio.call(event, data, timeout=timeout)
+
+    def close(self) -> None:
+        if self.sio.connected:
+            self.sio.disconnect()
