@@ -46,6 +46,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         app,
         async_mode=settings.async_mode,
         cors_allowed_origins="*",
+        # Accept the namespace before the connect handler runs, so the 'connected' greeting it emits reaches
+        # clients (python-socketio in particular) after the connection is established, never before.
+        always_connect=True,
         logger=False,
         engineio_logger=False,
     )
