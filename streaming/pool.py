@@ -136,9 +136,9 @@ class UpstreamPool:
     # -- the pool task ----------------------------------------------------------------------------------------
     def start(self) -> None:
         with self._lock:
-            self._running = True
             if not self._connections:
                 self._connection_with_room()
+            self._running = True  # from now on, new connections start as they are made
             connections = list(self._connections)
         for connection in connections:
             connection.start()

@@ -211,6 +211,7 @@ class UpstreamConnection:
                 ws.close(timeout=1)
             except (OSError, websocket.WebSocketException):
                 pass
+            ws.shutdown()  # close() skips this when the peer already ended the connection
 
     def _read(self, ws: websocket.WebSocket) -> str:
         while not self._stop.is_set():

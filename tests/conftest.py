@@ -1,0 +1,21 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from tests.fakes.binance import FakeBinance
+
+# --- fake Binance (owned with tests/fakes/; keep these first) ---------------------------------------------
+
+
+@pytest.fixture
+def fake_binance() -> Iterator[FakeBinance]:
+    """A fresh fake Binance USD-M futures exchange on a free 127.0.0.1 port, ticking every 0.2 s."""
+    fake = FakeBinance(tick_interval=0.2).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()

@@ -1,0 +1,527 @@
+"""A faithful local fake of Binance USD-M futures market data (WebSocket + REST) on one 127.0.0.1 port.
+
+The I/O shell: an aiohttp server in its own event loop on a daemon thread, plus fault hooks and thread-safe
+inspection for tests. Decisions live in the pure modules protocol.py, rest.py and market.py.
+Run standalone with `python -m tests.fakes.binance --port 9000 --tick-interval 2` (see `main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
+
+from aiohttp import web
+
+from tests.fakes.connection import CLOSE_HANDSHAKE_TIMEOUT, Connection, Limits, now_ms, wait_finished
+from tests.fakes.exchange_info import load_exchange_info, symbol_specs
+from tests.fakes.market import Market
+from tests.fakes.protocol import CLOSE_GOING_AWAY, REASON_LIFETIME, Endpoint, ProtocolError, parse_endpoint
+from tests.fakes.rest import (
+    WEIGHT_HEADER,
+    WEIGHT_LIMIT_PER_MINUTE,
+    RestRequest,
+    WeightMeter,
+    answer,
+    failure_body,
+    request_weight,
+    too_many_requests_body,
+)
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+DEFAULT_SEED = 20260423
+CALL_TIMEOUT = 10.0  # seconds a synchronous API call (start, stop, drop_all, ...) may take
+# Close codes a peer must never send in a close frame (RFC 6455 §7.4.1).
+_RESERVED_CLOSE_CODES = frozenset({1004, 1005, 1006, 1015})
+_T = TypeVar("_T")
+_dumps = partial(json.dumps, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class ConnInfo:
+    """Snapshot of one accepted WebSocket connection. Times are wall-clock `time.time()` seconds."""
+
+    id: int
+    path: str
+    route: str  # "market" | "public" | "private" | "" (un-routed legacy URL)
+    query: str
+    streams: frozenset[str]
+    open: bool
+    opened_at: float
+    closed_at: float | None
+    close_code: int | None  # the server's code, else the client's; 1006 when no close frame was exchanged
+    close_reason: str | None
+    received: int  # incoming frames: text, binary, ping and pong
+
+
+class FakeBinance:
+    """Binance USD-M futures market data on 127.0.0.1: WebSocket routes /market, /public, /private, the
+    un-routed legacy URL, and the /fapi REST endpoints; see tests/fakes/README.md for the behaviour."""
+
+    def __init__(self, *, tick_interval: float = 2.0, ping_interval: float = 180.0, pong_timeout: float = 600.0,
+                 max_streams: int = 1024, max_incoming_per_second: int = 10,
+                 connection_lifetime: float = 86400.0, port: int = 0, seed: int = DEFAULT_SEED,
+                 rest_weight_limit: int = WEIGHT_LIMIT_PER_MINUTE) -> None:
+        for name, value in (("tick_interval", tick_interval), ("ping_interval", ping_interval),
+                            ("pong_timeout", pong_timeout), ("connection_lifetime", connection_lifetime)):
+            if not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        for name, count in (("max_streams", max_streams), ("max_incoming_per_second", max_incoming_per_second),
+                            ("rest_weight_limit", rest_weight_limit)):
+            if count < 1:
+                raise ValueError(f"{name} must be at least 1, got {count!r}")
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0 (any free port) or 1-65535, got {port!r}")
+        self._tick_interval = tick_interval
+        self._limits = Limits(max_streams=max_streams, max_incoming_per_second=max_incoming_per_second,
+                              ping_interval=ping_interval, pong_timeout=pong_timeout, lifetime=connection_lifetime)
+        self._requested_port = port
+        self._weight_limit = rest_weight_limit
+        self._exchange_info = load_exchange_info()
+        self._specs = tuple(symbol_specs(self._exchange_info))
+        self._market = Market(self._specs, seed=seed)
+        # Shared with the caller's threads; guarded by _lock.
+        self._lock = threading.Lock()
+        self._infos: list[ConnInfo] = []
+        self._control: list[tuple[int, object]] = []
+        self._rest_log: list[tuple[str, dict[str, str]]] = []
+        self._last_tickers: dict[str, dict[str, Any]] = {}
+        # Plain flags written by the caller, read by the loop (atomic assignments).
+        self._silent = False
+        self._rest_failure: tuple[int, dict[str, Any], int | None] | None = None
+        # Event-loop thread only.
+        self._live: dict[int, Connection] = {}
+        self._weights = WeightMeter()
+        self._stopping = False
+        self._tick_count = 0
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._tick_wakeup: asyncio.Event | None = None
+        self._startup_error: BaseException | None = None
+        self._port: int | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> FakeBinance:
+        """Start serving; returns self once the port is listening."""
+        if self._thread is not None:
+            raise RuntimeError("FakeBinance.start() called twice; build a new FakeBinance instead")
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="fake-binance", daemon=True)
+        self._thread.start()
+        if not ready.wait(CALL_TIMEOUT):
+            raise RuntimeError(f"fake Binance did not start listening within {CALL_TIMEOUT} s")
+        if self._startup_error is not None:
+            self._thread.join(CALL_TIMEOUT)
+            raise RuntimeError(f"fake Binance failed to start on {HOST}:{self._requested_port}: "
+                               f"{self._startup_error}") from self._startup_error
+        log.info("fake binance listening on %s", self.rest_url)
+        return self
+
+    def stop(self) -> None:
+        """Close every connection (1001 "going away"), stop the loop and join its thread. Idempotent."""
+        thread, loop, stop_event = self._thread, self._loop, self._stop_event
+        if thread is None or not thread.is_alive() or loop is None or stop_event is None:
+            return
+        if threading.current_thread() is thread:
+            raise RuntimeError("FakeBinance.stop() must not be called from the fake's own event loop")
+        try:
+            loop.call_soon_threadsafe(stop_event.set)
+        except RuntimeError:  # the loop already closed on its own
+            pass
+        thread.join(CALL_TIMEOUT)
+        if thread.is_alive():
+            raise RuntimeError(f"fake Binance thread did not stop within {CALL_TIMEOUT} s")
+
+    def __enter__(self) -> FakeBinance:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FakeBinance is not listening; call start() first")
+        return self._port
+
+    @property
+    def ws_url(self) -> str:
+        """Base WebSocket URL without a route, e.g. ws://127.0.0.1:PORT; append /market/stream etc."""
+        return f"ws://{HOST}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    # ------------------------------------------------------------ inspection (thread-safe snapshots)
+
+    def connections(self) -> list[ConnInfo]:
+        """Every WebSocket connection ever accepted, oldest first."""
+        with self._lock:
+            return list(self._infos)
+
+    def open_connections(self) -> list[ConnInfo]:
+        with self._lock:
+            return [info for info in self._infos if info.open]
+
+    def subscribed_streams(self) -> set[str]:
+        """Union of the streams of the open /market connections."""
+        with self._lock:
+            return {stream for info in self._infos if info.open and info.route == "market" for stream in info.streams}
+
+    def control_messages(self) -> list[tuple[int, object]]:
+        """(conn_id, parsed JSON or raw text) of every text frame received, in arrival order."""
+        with self._lock:
+            return list(self._control)
+
+    def rest_requests(self) -> list[tuple[str, dict[str, str]]]:
+        """(path, query) of every HTTP request other than WebSocket handshakes and /_fake control calls."""
+        with self._lock:
+            return [(path, dict(query)) for path, query in self._rest_log]
+
+    def ticker(self, symbol: str) -> dict[str, Any] | None:
+        """The last `24hrTicker` payload the fake sent for `symbol` (from any stream), or None."""
+        with self._lock:
+            payload = self._last_tickers.get(symbol)
+            return dict(payload) if payload is not None else None
+
+    def tick_count(self) -> int:
+        """How many market ticks have happened (silent or not); wait on it instead of sleeping."""
+        return self._tick_count
+
+    def known_symbols(self) -> set[str]:
+        """Every symbol of the fake's exchangeInfo (any contract type or status); all have market data."""
+        return {spec.symbol for spec in self._specs}
+
+    def perpetual_symbols(self) -> set[str]:
+        """Symbols with contractType PERPETUAL, quoteAsset USDT and status TRADING (facts §5)."""
+        return {spec.symbol for spec in self._specs if spec.is_usdt_perpetual}
+
+    def exchange_info(self) -> dict[str, Any]:
+        """The exchangeInfo body the fake serves (serverTime as loaded); a deep copy."""
+        return json.loads(json.dumps(self._exchange_info))
+
+    def state(self) -> dict[str, Any]:
+        """JSON-friendly summary (also served at GET /_fake/state)."""
+        infos = self.connections()
+        with self._lock:
+            control_count, rest_count = len(self._control), len(self._rest_log)
+        return {
+            "ws_url": self.ws_url,
+            "rest_url": self.rest_url,
+            "tick_interval": self._tick_interval,
+            "silent": self._silent,
+            "ticks": self._tick_count,
+            "connections_total": len(infos),
+            "open_total": sum(1 for info in infos if info.open),
+            "open_connections": [
+                {"id": info.id, "route": info.route, "path": info.path, "query": info.query,
+                 "streams": sorted(info.streams), "received": info.received, "opened_at": info.opened_at}
+                for info in infos if info.open
+            ],
+            "subscribed_streams": sorted(self.subscribed_streams()),
+            "control_messages": control_count,
+            "rest_requests": rest_count,
+        }
+
+    # ------------------------------------------------------------ fault hooks
+
+    def drop_all(self) -> int:
+        """Abort every open connection's TCP transport (no close frame); returns how many were open."""
+        return self._call(self._drop_all)
+
+    def close_all(self, code: int, reason: str) -> int:
+        """Close every open connection with a close frame (`code`, `reason`); returns how many."""
+        _check_close(code, reason)
+        return self._call(lambda: self._close_all(code, reason))
+
+    def set_rest_failure(self, status: int | None, body: dict[str, Any] | None = None,
+                         retry_after: int | None = None) -> None:
+        """Answer every /fapi request with `status` (and `Retry-After` when given); None restores normal answers."""
+        if status is None:
+            self._rest_failure = None
+            return
+        if not 400 <= status <= 599:
+            raise ValueError(f"status must be an HTTP error status (400-599) or None, got {status!r}")
+        self._rest_failure = (status, body if body is not None else failure_body(status, self._weight_limit),
+                              retry_after)
+
+    def set_silent(self, silent: bool) -> None:
+        """While silent, connections and acks keep working but no data frame is sent (the un-routed-URL mode)."""
+        self._silent = bool(silent)
+
+    def set_tick_interval(self, seconds: float) -> None:
+        if not seconds > 0:
+            raise ValueError(f"tick interval must be a positive number of seconds, got {seconds!r}")
+        self._tick_interval = seconds
+        loop, wakeup = self._loop, self._tick_wakeup
+        if loop is not None and wakeup is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wakeup.set)
+
+    # ------------------------------------------------------------ event-loop thread
+
+    def _call(self, make: Callable[[], Awaitable[_T]]) -> _T:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive() or self._stopping:
+            raise RuntimeError("FakeBinance is not running; call start() first")
+        if threading.current_thread() is thread:
+            raise RuntimeError("synchronous FakeBinance calls must not run on the fake's own event loop")
+
+        async def run() -> _T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(CALL_TIMEOUT)
+
+    def _run(self, ready: threading.Event) -> None:
+        try:
+            asyncio.run(self._main(ready))
+        except BaseException as exc:  # reported to start(); the thread must not die silently
+            if not ready.is_set():
+                self._startup_error = exc
+                ready.set()
+            else:
+                log.exception("fake binance event loop crashed")
+
+    async def _main(self, ready: threading.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        self._tick_wakeup = asyncio.Event()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_HANDSHAKE_TIMEOUT)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, HOST, self._requested_port)
+            await site.start()
+            self._port = int(runner.addresses[0][1])
+            ticker = asyncio.create_task(self._tick_loop())
+            ready.set()
+            await self._stop_event.wait()
+            self._stopping = True
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+            await self._close_all(CLOSE_GOING_AWAY, REASON_LIFETIME)
+        finally:
+            await runner.cleanup()
+
+    async def _tick_loop(self) -> None:
+        assert self._tick_wakeup is not None
+        while True:
+            self._tick_wakeup.clear()
+            try:
+                await asyncio.wait_for(self._tick_wakeup.wait(), timeout=self._tick_interval)
+                continue  # the interval changed: start a fresh wait
+            except asyncio.TimeoutError:
+                pass
+            snapshot = self._market.step()
+            self._tick_count += 1
+            if self._silent:
+                continue
+            for conn in list(self._live.values()):
+                conn.offer(snapshot)
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        if request.path.startswith("/_fake/"):
+            return await self._control_endpoint(request)
+        try:
+            endpoint = parse_endpoint(request.path, request.query.get("streams"))
+        except ProtocolError as exc:
+            return _json(400, {"error": str(exc)})
+        if endpoint is None:
+            return self._rest(request)
+        if self._stopping:
+            return _json(503, {"error": "fake Binance is shutting down"})
+        ws = web.WebSocketResponse(autoping=False, compress=False, timeout=CLOSE_HANDSHAKE_TIMEOUT)
+        if not ws.can_prepare(request).ok:
+            return _json(400, {"error": f"{request.path} is a WebSocket endpoint; connect with a WebSocket client"})
+        transport = request.transport
+        await ws.prepare(request)
+        assert transport is not None
+        await self._accept(request, ws, transport, endpoint).run()
+        return ws
+
+    def _accept(self, request: web.Request, ws: web.WebSocketResponse, transport: asyncio.Transport,
+                endpoint: Endpoint) -> Connection:
+        with self._lock:
+            conn_id = len(self._infos) + 1
+            self._infos.append(ConnInfo(
+                id=conn_id, path=request.path, route=endpoint.route, query=request.query_string,
+                streams=frozenset(endpoint.streams), open=True, opened_at=time.time(), closed_at=None,
+                close_code=None, close_reason=None, received=0))
+        conn = Connection(self, conn_id, ws, transport, endpoint, self._limits)
+        self._live[conn_id] = conn
+        log.info("ws %d open %s?%s", conn_id, request.path, request.query_string)
+        return conn
+
+    # ------------------------------------------------------------ connection.Host (event loop only)
+
+    def is_silent(self) -> bool:
+        return self._silent
+
+    def count_frame(self, conn_id: int) -> None:
+        with self._lock:
+            info = self._infos[conn_id - 1]
+            self._infos[conn_id - 1] = replace(info, received=info.received + 1)
+
+    def record_control(self, conn_id: int, message: object) -> None:
+        with self._lock:
+            self._control.append((conn_id, message))
+
+    def record_streams(self, conn_id: int, streams: tuple[str, ...]) -> None:
+        self._update(conn_id, streams=frozenset(streams))
+
+    def record_sent(self, payload: Any) -> None:
+        rows = payload if isinstance(payload, list) else [payload]
+        with self._lock:
+            for row in rows:
+                if row.get("e") == "24hrTicker":
+                    self._last_tickers[row["s"]] = row
+
+    def connection_closed(self, conn_id: int, code: int, reason: str) -> None:
+        self._live.pop(conn_id, None)
+        self._update(conn_id, open=False, closed_at=time.time(), close_code=code, close_reason=reason)
+        log.info("ws %d closed %d %s", conn_id, code, reason)
+
+    def _update(self, conn_id: int, **changes: Any) -> None:
+        with self._lock:
+            self._infos[conn_id - 1] = replace(self._infos[conn_id - 1], **changes)
+
+    async def _drop_all(self) -> int:
+        live = [conn for conn in self._live.values() if not conn.finished.done()]
+        for conn in live:
+            conn.drop()
+        await wait_finished(live)
+        return len(live)
+
+    async def _close_all(self, code: int, reason: str) -> int:
+        live = [conn for conn in self._live.values() if not conn.finished.done()]
+        for conn in live:
+            conn.close_soon(code, reason)
+        await wait_finished(live)
+        return len(live)
+
+    # ------------------------------------------------------------ REST
+
+    def _rest(self, request: web.Request) -> web.Response:
+        query = dict(request.query)
+        with self._lock:
+            self._rest_log.append((request.path, query))
+        rest_request = RestRequest(request.method, request.path, query)
+        if not request.path.startswith("/fapi/"):
+            result = answer(rest_request, self._market.snapshot(), self._exchange_info, now_ms())
+            return _json(result.status, result.body)
+        now = time.time()
+        used = self._weights.add(request_weight(rest_request), now)
+        headers = {WEIGHT_HEADER: str(used)}
+        failure = self._rest_failure
+        if failure is not None:
+            status, body, retry_after = failure
+            if retry_after is not None:
+                headers["Retry-After"] = str(retry_after)
+            return _json(status, body, headers)
+        if used > self._weight_limit:
+            headers["Retry-After"] = str(60 - int(now % 60))
+            return _json(429, too_many_requests_body(self._weight_limit), headers)
+        result = answer(rest_request, self._market.snapshot(), self._exchange_info, int(now * 1000))
+        return _json(result.status, result.body, {**headers, **result.headers})
+
+    async def _control_endpoint(self, request: web.Request) -> web.Response:
+        """HTTP control for non-Python users: drop, close, state, tick-interval, silent, rest-failure."""
+        query = request.query
+        action = (request.method, request.path)
+        try:
+            if action == ("POST", "/_fake/drop"):
+                return _json(200, {"dropped": await self._drop_all()})
+            if action == ("POST", "/_fake/close"):
+                code, reason = int(query.get("code", CLOSE_GOING_AWAY)), query.get("reason", REASON_LIFETIME)
+                _check_close(code, reason)
+                return _json(200, {"closed": await self._close_all(code, reason)})
+            if action == ("GET", "/_fake/state"):
+                return _json(200, self.state())
+            if action == ("POST", "/_fake/tick-interval"):
+                self.set_tick_interval(float(query.get("seconds", "")))
+                return _json(200, {"tick_interval": self._tick_interval})
+            if action == ("POST", "/_fake/silent"):
+                self.set_silent(query.get("on", "true").lower() in ("1", "true", "yes"))
+                return _json(200, {"silent": self._silent})
+            if action == ("POST", "/_fake/rest-failure"):
+                status = query.get("status")
+                retry_after = query.get("retry_after")
+                self.set_rest_failure(int(status) if status else None, None,
+                                      int(retry_after) if retry_after else None)
+                return _json(200, {"rest_failure": status and int(status)})
+        except ValueError as exc:
+            return _json(400, {"error": f"bad control request {request.path_qs}: {exc}"})
+        usage = ("POST /_fake/drop, POST /_fake/close?code=&reason=, GET /_fake/state, "
+                 "POST /_fake/tick-interval?seconds=, POST /_fake/silent?on=true|false, "
+                 "POST /_fake/rest-failure?status=&retry_after=")
+        return _json(404, {"error": f"unknown control call {request.method} {request.path}; use {usage}"})
+
+
+def _check_close(code: int, reason: str) -> None:
+    if not (1000 <= code <= 4999) or code in _RESERVED_CLOSE_CODES:
+        raise ValueError(f"close code {code} cannot be sent in a close frame; use 1000-4999 except 1004-1006, 1015")
+    if len(reason.encode("utf-8")) > 123:
+        raise ValueError(f"close reason is {len(reason.encode('utf-8'))} bytes; a close frame allows 123")
+
+
+def _json(status: int, body: Any, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.json_response(body, status=status, headers=dict(headers or {}), dumps=_dumps)
+
+
+# ---------------------------------------------------------------- command line
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.binance",
+                                     description="Run the fake Binance USD-M futures server until SIGINT/SIGTERM.")
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--tick-interval", type=float, default=2.0, help="seconds between ticker frames")
+    parser.add_argument("--ping-interval", type=float, default=180.0, help="seconds between server pings")
+    parser.add_argument("--pong-timeout", type=float, default=600.0, help="seconds a pong may take")
+    parser.add_argument("--max-streams", type=int, default=1024, help="streams per connection")
+    parser.add_argument("--max-incoming-per-second", type=int, default=10, help="incoming frames per second")
+    parser.add_argument("--connection-lifetime", type=float, default=86400.0, help="seconds before 1001 close")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random-walk seed")
+    parser.add_argument("--verbose", action="store_true", help="log one line per connection event")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop_requested.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    fake = FakeBinance(
+        tick_interval=args.tick_interval, ping_interval=args.ping_interval, pong_timeout=args.pong_timeout,
+        max_streams=args.max_streams, max_incoming_per_second=args.max_incoming_per_second,
+        connection_lifetime=args.connection_lifetime, port=args.port, seed=args.seed,
+    ).start()
+    try:
+        print(f"fake binance listening ws={fake.ws_url} rest={fake.rest_url}", flush=True)
+        while not stop_requested.wait(0.5):
+            pass
+    finally:
+        fake.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

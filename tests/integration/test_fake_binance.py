@@ -1,0 +1,583 @@
+"""The fake Binance USD-M futures exchange honours binance-facts.md, checked with real clients over 127.0.0.1.
+
+Clients: websocket-client (raw frames where auto-pong must be avoided) and requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import requests
+import websocket
+
+from tests.fakes.binance import FakeBinance
+from tests.fakes.protocol import is_valid_stream
+from tests.helpers import scaled, wait_for
+
+REPO = Path(__file__).resolve().parent.parent.parent
+DATA = REPO / "tests" / "data"
+TICKER_SAMPLE = json.loads((DATA / "futures_ws_ticker.gocryptotrader-2026.jsonl").read_text().splitlines()[0])
+MINI_SAMPLE = json.loads((DATA / "futures_ws_miniTicker.gocryptotrader-2026.jsonl").read_text().splitlines()[0])
+TICKER_DECIMALS = ("p", "P", "w", "c", "Q", "o", "h", "l", "v", "q")
+TICKER_INTEGERS = ("E", "O", "C", "F", "L", "n", "st")
+REST_24HR_KEYS = ["symbol", "priceChange", "priceChangePercent", "weightedAvgPrice", "lastPrice", "lastQty",
+                  "openPrice", "highPrice", "lowPrice", "volume", "quoteVolume", "openTime", "closeTime",
+                  "firstId", "lastId", "count"]
+CORE = {"BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT"}
+TRAPS = {"BTCUSDT_260327", "XAUUSDT", "NEWCOINUSDT", "BTCUSDC"}
+BAD_ID = "Invalid request: request ID must be an unsigned integer"
+
+
+# ---------------------------------------------------------------- client helpers
+
+@pytest.fixture
+def make_fake() -> Iterator[Callable[..., FakeBinance]]:
+    """Start FakeBinance instances with custom settings; all are stopped at teardown."""
+    started: list[FakeBinance] = []
+
+    def start(**settings: Any) -> FakeBinance:
+        fake = FakeBinance(**settings).start()
+        started.append(fake)
+        return fake
+
+    yield start
+    for fake in started:
+        fake.stop()
+
+
+@pytest.fixture
+def connect() -> Iterator[Callable[[str], websocket.WebSocket]]:
+    """Open websocket-client connections; every one is closed at teardown."""
+    opened: list[websocket.WebSocket] = []
+
+    def open_(url: str) -> websocket.WebSocket:
+        ws = websocket.create_connection(url, timeout=scaled(5.0))
+        opened.append(ws)
+        return ws
+
+    yield open_
+    for ws in opened:
+        with contextlib.suppress(websocket.WebSocketException, OSError):
+            ws.close(timeout=0.5)
+        ws.shutdown()
+
+
+def is_reply(message: Any) -> bool:
+    return isinstance(message, dict) and ("result" in message or "error" in message)
+
+
+def request(ws: websocket.WebSocket, payload: Any) -> dict[str, Any]:
+    """Send a control request and return the next reply, skipping data frames."""
+    ws.send(payload if isinstance(payload, str) else json.dumps(payload))
+    return next_matching(ws, is_reply)
+
+
+def next_matching(ws: websocket.WebSocket, predicate: Callable[[Any], bool], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + scaled(timeout)
+    while time.monotonic() < deadline:
+        message = json.loads(ws.recv())
+        if predicate(message):
+            return message
+    raise AssertionError(f"no matching frame within {timeout} s")
+
+
+def read_until_closed(ws: websocket.WebSocket, timeout: float = 5.0) -> tuple[int | None, str, list[Any]]:
+    """Read raw frames (never answering pings) until the server ends the connection.
+
+    Returns (close code, close reason, decoded text frames); code None when the TCP connection ended with no
+    close frame.
+    """
+    texts: list[Any] = []
+    deadline = time.monotonic() + scaled(timeout)
+    while time.monotonic() < deadline:
+        try:
+            frame = ws.recv_frame()
+        except websocket.WebSocketTimeoutException:
+            continue
+        except (websocket.WebSocketConnectionClosedException, ConnectionError):
+            return None, "", texts
+        if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+            return int.from_bytes(frame.data[:2], "big"), frame.data[2:].decode("utf-8"), texts
+        if frame.opcode == websocket.ABNF.OPCODE_TEXT:
+            texts.append(json.loads(frame.data))
+    raise AssertionError(f"the fake did not close the connection within {timeout} s")
+
+
+def nothing_pending(ws: websocket.WebSocket) -> bool:
+    """True when no frame is waiting on the socket (reads with a very short timeout)."""
+    ws.settimeout(0.05)
+    try:
+        ws.recv()
+    except websocket.WebSocketTimeoutException:
+        return True
+    finally:
+        ws.settimeout(scaled(5.0))
+    return False
+
+
+def info(fake: FakeBinance, conn_id: int) -> Any:
+    return next(conn for conn in fake.connections() if conn.id == conn_id)
+
+
+def assert_ticker_shape(data: dict[str, Any]) -> None:
+    assert list(data) == list(TICKER_SAMPLE["data"]), "24hrTicker keys must follow the 2026 wire order"
+    for key in TICKER_DECIMALS:
+        assert isinstance(data[key], str), f"{key} must be a decimal string"
+        Decimal(data[key])
+    for key in TICKER_INTEGERS:
+        assert isinstance(data[key], int) and not isinstance(data[key], bool), f"{key} must be a number"
+    assert data["n"] == data["L"] - data["F"] + 1
+    assert data["C"] == data["E"] and data["O"] % 60_000 == 0 and data["E"] - data["O"] >= 86_400_000
+    assert Decimal(data["l"]) <= Decimal(data["c"]) <= Decimal(data["h"])
+
+
+# ---------------------------------------------------------------- WebSocket data
+
+def test_market_stream_uses_the_combined_wrapper_and_decimal_strings(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/stream?streams=btcusdt@ticker")
+    first = json.loads(ws.recv())
+    assert list(first) == ["stream", "data"] and first["stream"] == "btcusdt@ticker"
+    data = first["data"]
+    assert_ticker_shape(data)
+    assert (data["e"], data["s"], data["ps"], data["st"]) == ("24hrTicker", "BTCUSDT", "BTCUSDT", 1)
+    assert len(data["c"].split(".")[1]) == 2 and len(data["Q"].split(".")[1]) == 3, "BTCUSDT precision"
+    assert abs(data["E"] - time.time() * 1000) < 5000
+
+    recorded = fake_binance.ticker("BTCUSDT")
+    seen = [data]
+    while seen[-1]["E"] < recorded["E"]:
+        seen.append(json.loads(ws.recv())["data"])
+    assert recorded in seen, "ticker() returns the payload the fake sent"
+    assert fake_binance.ticker("NOSUCHUSDT") is None
+
+
+def test_prices_walk_and_all_connections_see_the_same_tick(fake_binance, connect) -> None:
+    one = connect(f"{fake_binance.ws_url}/market/stream?streams=ethusdt@ticker")
+    two = connect(f"{fake_binance.ws_url}/market/ws/ethusdt@ticker")
+    wait_for(lambda: len(fake_binance.open_connections()) == 2)
+    frames_one = [json.loads(one.recv())["data"] for _ in range(6)]
+    frames_two = [json.loads(two.recv()) for _ in range(6)]
+    by_trade_id = {frame["L"]: frame["c"] for frame in frames_one}
+    common = [frame for frame in frames_two if frame["L"] in by_trade_id]
+    assert common, "both connections received frames of the same ticks"
+    assert all(by_trade_id[frame["L"]] == frame["c"] for frame in common)
+    assert len({frame["L"] for frame in frames_one}) == 6, "every tick trades"
+
+
+def test_raw_ws_route_sends_bare_mini_tickers(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/ws/ethusdt@miniTicker")
+    data = json.loads(ws.recv())
+    assert list(data) == list(MINI_SAMPLE["data"])
+    assert (data["e"], data["s"], data["st"]) == ("24hrMiniTicker", "ETHUSDT", 1)
+    assert all(isinstance(data[key], str) for key in ("c", "o", "h", "l", "v", "q"))
+
+
+def test_all_market_ticker_array_includes_a_coin_m_row(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/stream?streams=!ticker@arr")
+    frame = json.loads(ws.recv())
+    assert frame["stream"] == "!ticker@arr" and isinstance(frame["data"], list)
+    rows = {row["s"]: row for row in frame["data"]}
+    assert rows["BTCUSD_PERP"]["st"] == 2 and rows["BTCUSD_PERP"]["ps"] == "BTCUSD"
+    usd_m = {symbol for symbol, row in rows.items() if row["st"] == 1}
+    assert usd_m == fake_binance.known_symbols() and TRAPS <= usd_m
+    for row in frame["data"]:
+        assert_ticker_shape(row)
+
+
+def test_public_route_carries_book_ticker(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/public/ws/btcusdt@bookTicker")
+    data = json.loads(ws.recv())
+    assert (data["e"], data["s"], data["st"]) == ("bookTicker", "BTCUSDT", 1)
+    assert Decimal(data["b"]) < Decimal(data["a"])
+
+
+@pytest.mark.parametrize(("path", "stream"), [
+    ("/stream?streams=btcusdt@ticker", "ethusdt@ticker"),  # the un-routed legacy URL (facts §1)
+    ("/ws/btcusdt@ticker", "!ticker@arr"),
+    ("/public/stream?streams=btcusdt@ticker", "ethusdt@miniTicker"),  # /market streams on the wrong route
+    ("/market/stream?streams=nosuchusdt@ticker", "nosuchusdt@miniTicker"),  # unknown symbol (facts §3)
+])
+def test_streams_off_their_route_are_acknowledged_and_silent(fake_binance, connect, path, stream) -> None:
+    ws = connect(fake_binance.ws_url + path)
+    assert request(ws, {"method": "SUBSCRIBE", "params": [stream], "id": 1}) == {"result": None, "id": 1}
+    ticks = fake_binance.tick_count()
+    wait_for(lambda: fake_binance.tick_count() >= ticks + 3, message="three ticks")
+    assert nothing_pending(ws), f"{path} must never deliver data"
+    assert fake_binance.open_connections()[0].open
+
+
+def test_set_silent_stops_data_but_keeps_acks(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/stream?streams=btcusdt@ticker")
+    json.loads(ws.recv())
+    fake_binance.set_silent(True)
+    ticks = fake_binance.tick_count()
+    wait_for(lambda: fake_binance.tick_count() >= ticks + 2)
+    while not nothing_pending(ws):  # frames already in flight when silence began
+        pass
+    ticks = fake_binance.tick_count()
+    wait_for(lambda: fake_binance.tick_count() >= ticks + 3)
+    assert nothing_pending(ws)
+    assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 5}) == {"result": ["btcusdt@ticker"], "id": 5}
+    fake_binance.set_silent(False)
+    assert json.loads(ws.recv())["stream"] == "btcusdt@ticker"
+
+
+# ---------------------------------------------------------------- live subscription API
+
+def test_subscribe_unsubscribe_and_list(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/ws")
+    assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 0}) == {"result": [], "id": 0}
+    subscribe = {"method": "SUBSCRIBE", "params": ["btcusdt@ticker", "ethusdt@ticker"], "id": 1}
+    assert request(ws, subscribe) == {"result": None, "id": 1}
+    assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 2}) == {
+        "result": ["btcusdt@ticker", "ethusdt@ticker"], "id": 2}
+    symbols = set()
+    while symbols != {"BTCUSDT", "ETHUSDT"}:
+        symbols.add(next_matching(ws, lambda m: not is_reply(m))["s"])
+    assert fake_binance.subscribed_streams() == {"btcusdt@ticker", "ethusdt@ticker"}
+
+    assert request(ws, {"method": "UNSUBSCRIBE", "params": ["btcusdt@ticker"], "id": 3}) == {"result": None, "id": 3}
+    assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 4}) == {"result": ["ethusdt@ticker"], "id": 4}
+    assert fake_binance.subscribed_streams() == {"ethusdt@ticker"}
+    conn_id = fake_binance.connections()[0].id
+    assert fake_binance.control_messages()[1] == (conn_id, subscribe)
+
+
+def test_url_streams_count_as_subscribed(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/stream?streams=btcusdt@ticker/!ticker@arr")
+    assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 7}) == {
+        "result": ["btcusdt@ticker", "!ticker@arr"], "id": 7}
+    (conn,) = fake_binance.open_connections()
+    assert (conn.route, conn.path, conn.query) == ("market", "/market/stream", "streams=btcusdt@ticker/!ticker@arr")
+
+
+def test_set_property_combined_wraps_raw_frames(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/ws/btcusdt@ticker")
+    assert request(ws, {"method": "SET_PROPERTY", "params": ["combined", True], "id": 1}) == {"result": None, "id": 1}
+    assert request(ws, {"method": "GET_PROPERTY", "params": ["combined"], "id": 2}) == {"result": True, "id": 2}
+    assert next_matching(ws, lambda m: "stream" in m)["stream"] == "btcusdt@ticker"
+
+
+@pytest.mark.parametrize("bad_id", ["1", -1, 1.5, True, None, 2**64])
+def test_request_id_must_be_an_unsigned_integer(fake_binance, connect, bad_id) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/ws")
+    payload: dict[str, Any] = {"method": "SUBSCRIBE", "params": ["btcusdt@ticker"]}
+    if bad_id is not None:
+        payload["id"] = bad_id
+    assert request(ws, payload) == {"error": {"code": 2, "msg": BAD_ID}, "id": bad_id}
+    assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1}) == {"result": [], "id": 1}
+
+
+@pytest.mark.parametrize("bad_stream", ["BTCUSDT@ticker", "btcusdt@tick", "btcusdt", "!ticker", "btcusdt@kline_7m",
+                                        "btcusdt@minitickeR", ""])
+def test_an_invalid_stream_rejects_the_whole_request(fake_binance, connect, bad_stream) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/ws")
+    reply = request(ws, {"method": "SUBSCRIBE", "params": ["ethusdt@ticker", bad_stream], "id": 9})
+    assert reply == {"error": {"code": 2, "msg": "Invalid request: invalid stream"}, "id": 9}
+    assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 10}) == {"result": [], "id": 10}
+
+
+def test_malformed_requests_get_code_2_errors(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/ws")
+    unknown = request(ws, {"method": "subscribe", "params": [], "id": 1})
+    assert unknown["error"]["code"] == 2 and "unknown variant `subscribe`" in unknown["error"]["msg"]
+    not_list = request(ws, {"method": "SUBSCRIBE", "params": "btcusdt@ticker", "id": 2})
+    assert not_list["error"]["code"] == 2 and not_list["id"] == 2
+    not_strings = request(ws, {"method": "SUBSCRIBE", "params": [1], "id": 3})
+    assert not_strings["error"]["code"] == 2
+    assert request(ws, {"id": 4})["error"]["msg"] == "Invalid request: missing field `method`"
+    assert fake_binance.open_connections(), "code 2 errors keep the connection"
+
+
+@pytest.mark.parametrize("name", ["btcusdt@ticker", "1000shibusdt@miniTicker", "btcusdt_260327@aggTrade",
+                                  "btcusdt@markPrice@1s", "btcusdt@kline_1M", "btcusdt@depth20@100ms",
+                                  "btcusdt@forceOrder", "!ticker@arr", "!miniTicker@arr", "!bookTicker",
+                                  "!markPrice@arr@1s"])
+def test_valid_stream_names(name) -> None:
+    assert is_valid_stream(name)
+
+
+@pytest.mark.parametrize("payload", ["not json", b"\x00binary"])
+def test_invalid_json_gets_code_3_and_a_close(fake_binance, connect, payload) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/ws")
+    if isinstance(payload, bytes):
+        ws.send_binary(payload)
+    else:
+        ws.send(payload)
+    code, _, texts = read_until_closed(ws)
+    assert texts and texts[0]["error"]["code"] == 3 and texts[0]["error"]["msg"].startswith("Invalid JSON")
+    assert list(texts[0]) == ["error"], "Binance sends no id with code 3"
+    assert code == 1008
+    if isinstance(payload, str):
+        documented = json.loads((DATA / "ws_control_frames.jsonl").read_text().splitlines()[3])
+        assert texts[0] == documented
+        assert fake_binance.control_messages()[0][1] == "not json"
+
+
+# ---------------------------------------------------------------- limits and lifecycle
+
+@pytest.mark.parametrize("kind", ["text", "ping", "pong"])
+def test_more_than_ten_frames_a_second_closes_1008(fake_binance, connect, kind) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/ws")
+    for n in range(11):
+        if kind == "text":
+            ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": n}))
+        elif kind == "ping":
+            ws.ping(b"p")
+        else:
+            ws.pong(b"p")
+    code, reason, texts = read_until_closed(ws)
+    assert (code, reason) == (1008, "Too many requests")
+    conn = wait_for(lambda: not fake_binance.connections()[0].open and fake_binance.connections()[0])
+    assert (conn.close_code, conn.received) == (1008, 11)
+    if kind == "text":
+        assert len([t for t in texts if is_reply(t)]) == 10, "the eleventh request is not answered"
+        assert [m["id"] for _, m in fake_binance.control_messages()] == list(range(11)), "but it is recorded"
+
+
+def test_ten_frames_a_second_are_allowed(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/ws")
+    for n in range(10):
+        assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": n})["id"] == n
+    assert fake_binance.open_connections()
+
+
+def test_too_many_streams_in_the_url_closes_1008(make_fake, connect) -> None:
+    fake = make_fake(max_streams=5, tick_interval=0.2)
+    streams = "/".join(f"{s}@ticker" for s in ("btcusdt", "ethusdt", "bnbusdt", "solusdt", "adausdt", "xrpusdt"))
+    ws = connect(f"{fake.ws_url}/market/stream?streams={streams}")
+    assert read_until_closed(ws)[:2] == (1008, "Too many streams")
+
+
+def test_too_many_streams_by_subscribe_closes_1008(make_fake, connect) -> None:
+    fake = make_fake(max_streams=5, tick_interval=0.2)
+    ws = connect(f"{fake.ws_url}/market/stream?streams=btcusdt@ticker/ethusdt@ticker")
+    ok = {"method": "SUBSCRIBE", "params": ["bnbusdt@ticker", "solusdt@ticker", "btcusdt@ticker"], "id": 1}
+    assert request(ws, ok) == {"result": None, "id": 1}
+    assert request(ws, {"method": "SUBSCRIBE", "params": ["adausdt@ticker"], "id": 2}) == {"result": None, "id": 2}
+    assert len(request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 3})["result"]) == 5, "five is within the limit"
+    ws.send(json.dumps({"method": "SUBSCRIBE", "params": ["xrpusdt@ticker"], "id": 4}))
+    code, reason, texts = read_until_closed(ws)
+    assert (code, reason) == (1008, "Too many streams")
+    assert not [t for t in texts if is_reply(t)]
+    assert wait_for(lambda: fake.connections()[0].close_code) == 1008
+
+
+def test_server_pings_and_closes_a_client_that_never_pongs(make_fake, connect) -> None:
+    fake = make_fake(ping_interval=0.3, pong_timeout=1.0, tick_interval=30)
+    silent = connect(f"{fake.ws_url}/market/ws")
+    polite = connect(f"{fake.ws_url}/market/ws")
+    silent.settimeout(0.05)
+    polite.settimeout(0.05)
+    pings: list[bytes] = []
+    answered = 0
+    closed: tuple[int, str] | None = None
+    started = time.monotonic()
+    deadline = started + scaled(5.0)
+    while time.monotonic() < deadline and (closed is None or answered < 6):
+        if closed is None:
+            with contextlib.suppress(websocket.WebSocketTimeoutException):
+                frame = silent.recv_frame()  # raw: no automatic pong
+                if frame.opcode == websocket.ABNF.OPCODE_PING:
+                    pings.append(frame.data)
+                elif frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+                    closed = (int.from_bytes(frame.data[:2], "big"), frame.data[2:].decode())
+                    closed_after = time.monotonic() - started
+        with contextlib.suppress(websocket.WebSocketTimeoutException):
+            opcode, _ = polite.recv_data_frame(control_frame=True)  # answers pings with echoing pongs
+            answered += opcode == websocket.ABNF.OPCODE_PING
+    assert closed is not None and closed[0] in (1008, 1011) and closed[1] == "Pong timeout"
+    assert 1.0 <= closed_after < scaled(3.0)
+    assert pings and all(payload.isdigit() for payload in pings), "ping payload is the ms time"
+    assert answered >= 6, "six pings answered spans more than the pong timeout"
+    assert [conn.id for conn in fake.open_connections()] == [2], "the ponging client stays connected"
+
+
+def test_connection_lifetime_ends_with_1001_going_away(make_fake, connect) -> None:
+    fake = make_fake(connection_lifetime=1.0, tick_interval=30)
+    started = time.monotonic()
+    ws = connect(f"{fake.ws_url}/market/stream?streams=btcusdt@ticker")
+    assert read_until_closed(ws)[:2] == (1001, "going away")
+    assert time.monotonic() - started >= 1.0
+    conn = wait_for(lambda: not fake.connections()[0].open and fake.connections()[0])
+    assert (conn.close_code, conn.close_reason) == (1001, "going away")
+    assert conn.closed_at - conn.opened_at >= 1.0
+
+
+def test_drop_all_aborts_without_a_close_frame(fake_binance, connect) -> None:
+    sockets = [connect(f"{fake_binance.ws_url}/market/ws"), connect(f"{fake_binance.ws_url}/public/ws")]
+    wait_for(lambda: len(fake_binance.open_connections()) == 2)
+    assert fake_binance.drop_all() == 2
+    assert fake_binance.open_connections() == []
+    for ws in sockets:
+        assert read_until_closed(ws)[0] is None, "no close frame on a dropped connection"
+    assert [conn.close_code for conn in fake_binance.connections()] == [1006, 1006]
+    assert fake_binance.drop_all() == 0
+
+
+def test_close_all_sends_the_given_close_frame(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/stream?streams=btcusdt@ticker")
+    wait_for(fake_binance.open_connections)
+    assert fake_binance.close_all(4000, "maintenance") == 1
+    assert read_until_closed(ws)[:2] == (4000, "maintenance")
+    assert fake_binance.subscribed_streams() == set()
+    with pytest.raises(ValueError, match="1006"):
+        fake_binance.close_all(1006, "not sendable")
+
+
+def test_stop_closes_connections_with_1001(make_fake, connect) -> None:
+    fake = make_fake(tick_interval=30)
+    ws = connect(f"{fake.ws_url}/market/ws")
+    wait_for(fake.open_connections)
+    fake.stop()
+    assert read_until_closed(ws)[:2] == (1001, "going away")
+    fake.stop()  # idempotent
+
+
+def test_bad_urls_are_refused_at_the_handshake(fake_binance) -> None:
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(f"{fake_binance.ws_url}/market/stream?streams=BTCUSDT@ticker", timeout=5)
+    assert refused.value.status_code == 400
+    assert requests.get(f"{fake_binance.rest_url}/market/stream", timeout=5).status_code == 400
+    assert fake_binance.connections() == []
+
+
+# ---------------------------------------------------------------- REST
+
+def test_rest_ticker_24hr_and_price_agree_with_the_market(make_fake) -> None:
+    fake = make_fake(tick_interval=60)  # no tick during the test: one market state
+    ticker = requests.get(f"{fake.rest_url}/fapi/v1/ticker/24hr", params={"symbol": "BTCUSDT"}, timeout=5)
+    assert ticker.status_code == 200
+    body = ticker.json()
+    assert list(body) == REST_24HR_KEYS
+    assert all(isinstance(body[key], str) for key in REST_24HR_KEYS[1:11])
+    assert all(isinstance(body[key], int) for key in REST_24HR_KEYS[11:])
+    assert body["count"] == body["lastId"] - body["firstId"] + 1
+    assert Decimal(body["lastPrice"]) - Decimal(body["openPrice"]) == Decimal(body["priceChange"])
+    price = requests.get(f"{fake.rest_url}/fapi/v1/ticker/price", params={"symbol": "BTCUSDT"}, timeout=5).json()
+    assert list(price) == ["symbol", "price", "time"] and price["price"] == body["lastPrice"]
+    everything = requests.get(f"{fake.rest_url}/fapi/v1/ticker/24hr", timeout=5).json()
+    assert {row["symbol"] for row in everything} == fake.known_symbols()
+    assert fake.rest_requests()[0] == ("/fapi/v1/ticker/24hr", {"symbol": "BTCUSDT"})
+
+
+@pytest.mark.parametrize(("symbol", "code"), [("NOSUCHUSDT", -1121), ("BTCUSD_PERP", -1121), ("btcusdt", -1100)])
+def test_rest_rejects_bad_symbols_with_400(fake_binance, symbol, code) -> None:
+    for path in ("/fapi/v1/ticker/24hr", "/fapi/v1/ticker/price"):
+        answer = requests.get(f"{fake_binance.rest_url}{path}", params={"symbol": symbol}, timeout=5)
+        assert answer.status_code == 400 and answer.json()["code"] == code
+    if code == -1121:
+        assert answer.json() == {"code": -1121, "msg": "Invalid symbol."}
+
+
+def test_exchange_info_carries_the_traps(fake_binance) -> None:
+    before = int(time.time() * 1000)
+    body = requests.get(f"{fake_binance.rest_url}/fapi/v1/exchangeInfo", timeout=5).json()
+    assert body["serverTime"] >= before
+    symbols = {entry["symbol"]: entry for entry in body["symbols"]}
+    expected = {
+        "BTCUSDT_260327": ("CURRENT_QUARTER", "USDT", "TRADING"),
+        "XAUUSDT": ("TRADIFI_PERPETUAL", "USDT", "TRADING"),
+        "NEWCOINUSDT": ("PERPETUAL", "USDT", "PENDING_TRADING"),
+        "BTCUSDC": ("PERPETUAL", "USDC", "TRADING"),
+        **{symbol: ("PERPETUAL", "USDT", "TRADING") for symbol in CORE},
+    }
+    for symbol, kind in expected.items():
+        entry = symbols[symbol]
+        assert (entry["contractType"], entry["quoteAsset"], entry["status"]) == kind, symbol
+    perpetuals = {s for s, e in symbols.items()
+                  if (e["contractType"], e["quoteAsset"], e["status"]) == ("PERPETUAL", "USDT", "TRADING")}
+    assert perpetuals == fake_binance.perpetual_symbols() and CORE <= perpetuals and not TRAPS & perpetuals
+    assert set(symbols) == fake_binance.known_symbols()
+
+
+def test_ping_time_and_the_weight_header(fake_binance) -> None:
+    base = fake_binance.rest_url
+    for attempt in range(2):  # a clock-minute boundary resets the weight; retry once if it fell in between
+        ping = requests.get(f"{base}/fapi/v1/ping", timeout=5)
+        clock = requests.get(f"{base}/fapi/v1/time", timeout=5)
+        everything = requests.get(f"{base}/fapi/v1/ticker/24hr", timeout=5)
+        weights = [int(r.headers["X-MBX-USED-WEIGHT-1M"]) for r in (ping, clock, everything)]
+        if weights[2] - weights[0] == 41:
+            break
+    assert ping.json() == {} and abs(clock.json()["serverTime"] - time.time() * 1000) < 5000
+    assert weights[1] == weights[0] + 1 and weights[2] == weights[1] + 40
+    missing = requests.get(f"{base}/fapi/v1/nothing", timeout=5)
+    assert missing.status_code == 404 and "X-MBX-USED-WEIGHT-1M" in missing.headers
+    assert requests.get(f"{base}/elsewhere", timeout=5).status_code == 404
+
+
+def test_weight_over_the_limit_answers_429(make_fake) -> None:
+    fake = make_fake(rest_weight_limit=3, tick_interval=60)
+    for attempt in range(2):  # see the minute-boundary note above
+        answers = [requests.get(f"{fake.rest_url}/fapi/v1/ping", timeout=5) for _ in range(4)]
+        if [a.status_code for a in answers] == [200, 200, 200, 429]:
+            break
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[3].json()["code"] == -1003 and 1 <= int(answers[3].headers["Retry-After"]) <= 60
+
+
+def test_forced_rest_failures(fake_binance) -> None:
+    url = f"{fake_binance.rest_url}/fapi/v1/ticker/24hr?symbol=BTCUSDT"
+    fake_binance.set_rest_failure(429, retry_after=7)
+    limited = requests.get(url, timeout=5)
+    assert (limited.status_code, limited.headers["Retry-After"], limited.json()["code"]) == (429, "7", -1003)
+    assert "X-MBX-USED-WEIGHT-1M" in limited.headers
+    fake_binance.set_rest_failure(503)
+    failing = requests.get(url, timeout=5)
+    assert (failing.status_code, failing.json()["code"]) == (503, -1001) and "Retry-After" not in failing.headers
+    fake_binance.set_rest_failure(418, {"code": -1003, "msg": "banned"})
+    assert requests.get(url, timeout=5).json() == {"code": -1003, "msg": "banned"}
+    fake_binance.set_rest_failure(None)
+    assert requests.get(url, timeout=5).status_code == 200
+
+
+# ---------------------------------------------------------------- control endpoints and CLI
+
+def test_http_control_endpoints(fake_binance, connect) -> None:
+    base = f"{fake_binance.rest_url}/_fake"
+    connect(f"{fake_binance.ws_url}/market/stream?streams=btcusdt@ticker")
+    state = wait_for(lambda: (s := requests.get(f"{base}/state", timeout=5).json())["open_total"] == 1 and s)
+    assert state["open_connections"][0]["streams"] == ["btcusdt@ticker"]
+    assert state["subscribed_streams"] == ["btcusdt@ticker"]
+    assert requests.post(f"{base}/tick-interval", params={"seconds": "0.1"}, timeout=5).json() == {
+        "tick_interval": 0.1}
+    assert requests.post(f"{base}/tick-interval", params={"seconds": "-1"}, timeout=5).status_code == 400
+    assert requests.post(f"{base}/drop", timeout=5).json() == {"dropped": 1}
+    assert fake_binance.open_connections() == []
+    assert fake_binance.rest_requests() == [], "control calls are not Binance REST traffic"
+
+
+def test_command_line_runs_until_sigterm() -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
+    process = subprocess.Popen([sys.executable, "-m", "tests.fakes.binance", "--port", "0", "--tick-interval", "0.1"],
+                               cwd=REPO, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        fields = dict(part.split("=", 1) for part in line.split()[3:])
+        assert line.startswith("fake binance listening ws=ws://127.0.0.1:")
+        assert requests.get(f"{fields['rest']}/fapi/v1/ping", timeout=5).json() == {}
+        ws = websocket.create_connection(f"{fields['ws']}/market/ws/btcusdt@ticker", timeout=scaled(5.0))
+        try:
+            assert json.loads(ws.recv())["s"] == "BTCUSDT"
+        finally:
+            ws.shutdown()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=scaled(10.0)) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()

@@ -1,0 +1,156 @@
+"""streaming.pool + streaming.upstream against the fake exchange, in process, on threads."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Iterator
+
+import pytest
+
+from streaming.binance import TickerBatch
+from streaming.pool import UpstreamPool
+from streaming.upstream import UpstreamConnection
+from tests.fakes.binance import FakeBinance
+from tests.helpers import wait_for
+
+
+class Recorder:
+    """UpstreamObserver that keeps what it is told."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.symbols: list[str] = []
+        self.events: list[tuple[int, str, str]] = []
+
+    def on_tickers(self, batch: TickerBatch) -> None:
+        with self.lock:
+            self.symbols.extend(t.symbol for t in batch.tickers)
+
+    def on_event(self, connection: UpstreamConnection, event: str, detail: str = "") -> None:
+        with self.lock:
+            self.events.append((connection.index, event, detail))
+
+    def on_pool_error(self) -> None:
+        raise AssertionError("the pool task hit an unexpected error")
+
+    def count(self, symbol: str) -> int:
+        with self.lock:
+            return self.symbols.count(symbol)
+
+    def reasons(self, event: str) -> list[str]:
+        with self.lock:
+            return [detail for _, name, detail in self.events if name == event]
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def make_pool(tasks, recorder: Recorder) -> Iterator:
+    pools: list[UpstreamPool] = []
+
+    def make(fake: FakeBinance, **overrides: float) -> UpstreamPool:
+        options = dict(max_streams_per_connection=1024, messages_per_second=4.0, reconnect_delay=0.2,
+                       stale_timeout=30.0, grace=0.2)
+        options.update(overrides)
+        pool = UpstreamPool(fake.ws_url, tasks, recorder, **options)  # type: ignore[arg-type]
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        pool.stop()
+
+
+def test_pinned_symbols_stream_on_one_market_connection(fake_binance, make_pool, recorder, caplog) -> None:
+    caplog.set_level(logging.INFO)
+    pool = make_pool(fake_binance)
+    pool.pin(["BTCUSDT", "ETHUSDT"])
+    pool.start()
+    wait_for(lambda: recorder.count("BTCUSDT") >= 2 and recorder.count("ETHUSDT") >= 2)
+    (connection,) = fake_binance.open_connections()
+    assert connection.path == "/market/stream" and connection.streams == {"btcusdt@ticker", "ethusdt@ticker"}
+    assert pool.active_streams() == ["btcusdt@ticker", "ethusdt@ticker"]
+    pool.release("BTCUSDT")  # pinned: ignored
+    assert pool.wanted_symbols() == ["BTCUSDT", "ETHUSDT"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_streams_spread_over_connections_at_the_per_connection_limit(make_pool, recorder) -> None:
+    with FakeBinance(tick_interval=0.2, max_streams=3) as fake:
+        pool = make_pool(fake, max_streams_per_connection=3)
+        symbols = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT", "XRPUSDT", "DOTUSDT"]
+        pool.start()
+        for symbol in symbols:
+            pool.want(symbol)
+        wait_for(lambda: fake.subscribed_streams() == {s.lower() + "@ticker" for s in symbols}, timeout=10)
+        opened = fake.open_connections()
+        assert len(opened) == 3 and all(len(c.streams) <= 3 for c in opened)
+        assert all(c.close_code is None for c in fake.connections()), "never over Binance's stream limit"
+        wait_for(lambda: all(recorder.count(s) for s in symbols))
+        pool.stop()
+
+
+def test_released_symbol_is_unsubscribed_after_the_grace_period(fake_binance, make_pool) -> None:
+    pool = make_pool(fake_binance, grace=0.5)
+    pool.start()
+    pool.want("XRPUSDT")
+    wait_for(lambda: "xrpusdt@ticker" in fake_binance.subscribed_streams())
+    pool.release("XRPUSDT")
+    pool.want("XRPUSDT")  # came back before the grace period ended
+    pool.release("XRPUSDT")
+    wait_for(lambda: "xrpusdt@ticker" not in fake_binance.subscribed_streams(), timeout=5)
+    methods = [m["method"] for _, m in fake_binance.control_messages() if isinstance(m, dict)]
+    assert methods == ["SUBSCRIBE", "UNSUBSCRIBE"]
+
+
+def test_silent_connection_is_detected_and_replaced(fake_binance, make_pool, recorder) -> None:
+    pool = make_pool(fake_binance, stale_timeout=1.0)
+    pool.pin(["BTCUSDT"])
+    pool.start()
+    wait_for(lambda: recorder.count("BTCUSDT") >= 1)
+    fake_binance.set_silent(True)
+    wait_for(lambda: recorder.reasons("stale"), timeout=5, message="watchdog did not notice the silence")
+    wait_for(lambda: len(fake_binance.connections()) >= 2, timeout=5)
+    fake_binance.set_silent(False)
+    before = recorder.count("BTCUSDT")
+    wait_for(lambda: recorder.count("BTCUSDT") > before, timeout=5)
+    assert "stale" in recorder.reasons("reconnect")
+
+
+@pytest.mark.parametrize("code, reason", [(1008, "Too many requests"), (1001, "going away"), (1011, "oops")])
+def test_server_close_is_healed_with_every_stream(fake_binance, make_pool, recorder, code: int, reason: str) -> None:
+    pool = make_pool(fake_binance)
+    pool.pin(["BTCUSDT", "ETHUSDT"])
+    pool.start()
+    pool.want("XRPUSDT")
+    wanted = {"btcusdt@ticker", "ethusdt@ticker", "xrpusdt@ticker"}
+    wait_for(lambda: fake_binance.subscribed_streams() == wanted)
+    assert fake_binance.close_all(code, reason) == 1
+    wait_for(lambda: len(fake_binance.open_connections()) == 1 and fake_binance.subscribed_streams() == wanted,
+             timeout=5)
+    assert "closed" in recorder.reasons("reconnect")
+    before = recorder.count("XRPUSDT")
+    wait_for(lambda: recorder.count("XRPUSDT") > before)
+
+
+def test_server_pings_are_answered(make_pool, recorder) -> None:
+    with FakeBinance(tick_interval=0.2, ping_interval=0.2, pong_timeout=0.6) as fake:
+        pool = make_pool(fake)
+        pool.pin(["BTCUSDT"])
+        pool.start()
+        wait_for(lambda: recorder.count("BTCUSDT") >= 10, timeout=10)  # > 3 pong deadlines
+        assert len(fake.connections()) == 1 and fake.open_connections(), "never closed for a missing pong"
+        pool.stop()
+
+
+def test_stop_ends_every_task_and_connection(fake_binance, make_pool, tasks) -> None:
+    pool = make_pool(fake_binance)
+    pool.pin(["BTCUSDT"])
+    pool.start()
+    wait_for(lambda: fake_binance.open_connections())
+    pool.stop()
+    assert not tasks.alive()
+    wait_for(lambda: not fake_binance.open_connections())
