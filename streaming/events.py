@@ -24,14 +24,16 @@ def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"code": code, "message": message, **extra}
 
 
-def _emit_rejections(event: str, outcome: SubscribeOutcome) -> None:
+def _answer(event: str, outcome: SubscribeOutcome, answer: dict[str, Any]) -> dict[str, Any]:
+    """Emit one ``error`` per rejection code; return the acknowledgement (the answer, plus those errors)."""
+    errors = []
     for code, items in outcome.rejected.items():
         reasons = "; ".join(reason for _, reason in items[:3])
         more = f" (and {len(items) - 3} more)" if len(items) > 3 else ""
-        emit(
-            "error",
-            _error(code, reasons + more, event=event, symbols=[item for item, _ in items[:MAX_SYMBOLS_IN_ERROR]]),
-        )
+        error = _error(code, reasons + more, event=event, symbols=[item for item, _ in items[:MAX_SYMBOLS_IN_ERROR]])
+        emit("error", error)
+        errors.append(error)
+    return {**answer, "errors": errors} if errors else answer
 
 
 def register_events(socketio: SocketIO, service: StreamingService) -> None:
@@ -59,12 +61,12 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         answer = {"symbols": outcome.symbols, "message": f"Subscribed to {len(outcome.symbols)} symbols"}
         if outcome.symbols or not outcome.rejected:
             emit("subscribed", answer)
-        _emit_rejections("subscribe", outcome)
+        ack = _answer("subscribe", outcome, answer)
         for symbol in outcome.symbols:
             ticker = service.cache.latest(symbol, max_age=service.settings.price_max_age)
             if ticker is not None:
                 emit(PRICE_UPDATE, ticker.to_wire())
-        return answer
+        return ack
 
     @socketio.on("unsubscribe")
     def on_unsubscribe(data: Any = None, *_extra: Any) -> dict[str, Any]:
@@ -78,8 +80,7 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         outcome = service.unsubscribe(request.sid, parsed)
         answer = {"symbols": outcome.symbols, "message": f"Unsubscribed from {len(outcome.symbols)} symbols"}
         emit("unsubscribed", answer)
-        _emit_rejections("unsubscribe", outcome)
-        return answer
+        return _answer("unsubscribe", outcome, answer)
 
     @socketio.on("*")
     def on_unknown(event: Any, *_args: Any) -> dict[str, Any]:

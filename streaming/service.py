@@ -32,6 +32,7 @@ __all__ = ["StreamingService", "SubscribeOutcome", "SocketIOTasks"]
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/"
+UPSTREAM_STATES = ("connecting", "live", "reconnecting")
 
 
 class SocketIOTasks:
@@ -90,6 +91,19 @@ class StreamingService:
         self._stop = threading.Event()
         self._catalog_done = threading.Event()
         self._reported: set[str] = set()
+        self._bind_gauges()
+
+    def _bind_gauges(self) -> None:
+        """Gauges are read from the owning objects at scrape time, so they can never drift."""
+        m = self.metrics
+        m.connected_clients.set_function(lambda: len(self._clients))
+        m.subscriptions.set_function(self.registry.total_subscriptions)
+        m.subscribed_symbols.set_function(lambda: len(self.registry.symbols()))
+        m.upstream_streams.set_function(lambda: len(self.pool.active_streams()))
+        for state in UPSTREAM_STATES:
+            m.upstream_connections.labels(state).set_function(
+                lambda state=state: sum(1 for s in self.pool.statuses() if s.state == state)
+            )
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -121,14 +135,11 @@ class StreamingService:
     def client_connected(self, sid: str) -> None:
         with self._lock:
             self._clients.add(sid)
-            self.metrics.connected_clients.set(len(self._clients))
 
     def client_disconnected(self, sid: str) -> None:
         with self._lock:
             self._clients.discard(sid)
             last = self.registry.drop(sid)
-            self._update_subscription_gauges()
-            self.metrics.connected_clients.set(len(self._clients))
         for symbol in last:
             self.pool.release(symbol)
 
@@ -146,7 +157,6 @@ class StreamingService:
             self.socketio.server.enter_room(sid, room_for(symbol), namespace=NAMESPACE)
         with self._lock:
             _, first = self.registry.add(sid, known)
-            self._update_subscription_gauges()
         for symbol in first:
             self.pool.want(symbol)
         outcome.symbols = known
@@ -156,7 +166,6 @@ class StreamingService:
         outcome = self._outcome_for(request)
         with self._lock:
             removed, last = self.registry.remove(sid, request.symbols)
-            self._update_subscription_gauges()
         for symbol in removed:
             self.socketio.server.leave_room(sid, room_for(symbol), namespace=NAMESPACE)
         for symbol in last:
@@ -171,10 +180,6 @@ class StreamingService:
         for code, items in outcome.rejected.items():
             self.metrics.rejected_inputs.labels(code).inc(len(items))
         return outcome
-
-    def _update_subscription_gauges(self) -> None:
-        self.metrics.subscriptions.set(self.registry.total_subscriptions())
-        self.metrics.subscribed_symbols.set(len(self.registry.symbols()))
 
     def count_rejection(self, code: str) -> None:
         self.metrics.rejected_inputs.labels(code).inc()
@@ -199,18 +204,9 @@ class StreamingService:
                     "upstream %d: %s (%s); further ones are only counted in %s",
                     connection.index, event, detail, "websocket_streaming_upstream_events_total",
                 )
-        self._update_upstream_gauges()
 
     def on_pool_error(self) -> None:
         self.metrics.task_errors.labels("upstream_pool").inc()
-
-    def _update_upstream_gauges(self) -> None:
-        states: dict[str, int] = {"live": 0, "connecting": 0, "reconnecting": 0}
-        for status in self.pool.statuses():
-            states[status.state] = states.get(status.state, 0) + 1
-        for state, count in states.items():
-            self.metrics.upstream_connections.labels(state).set(count)
-        self.metrics.upstream_streams.set(len(self.pool.active_streams()))
 
     # -- symbols catalog --------------------------------------------------------------------------------------
     def _catalog_loop(self) -> None:

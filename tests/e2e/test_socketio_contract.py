@@ -83,6 +83,11 @@ def test_ack_callbacks_answer_too(clients) -> None:
     client = clients()
     answer = client.call("subscribe", {"symbols": ["SOLUSDT"]})
     assert answer == {"symbols": ["SOLUSDT"], "message": "Subscribed to 1 symbols"}
+    answer = client.call("subscribe", {"symbols": ["NOPEUSDT"]})
+    assert answer["symbols"] == [] and [e["code"] for e in answer["errors"]] == ["UNKNOWN_SYMBOL"]
+    assert client.call("subscribe", "junk")["code"] == "INVALID_REQUEST"
+    answer = client.call("unsubscribe", {"symbols": ["SOLUSDT"]})
+    assert answer == {"symbols": ["SOLUSDT"], "message": "Unsubscribed from 1 symbols"}
 
 
 @pytest.mark.parametrize("payload, code", [
