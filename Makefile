@@ -5,12 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test install install-dev node clean
+.PHONY: run test install install-dev node browser clean
 
 run: install
 	$(PY) app.py
 
-test: install-dev node
+test: install-dev node browser
 	$(PY) -m pytest
 
 install: $(VENV)/.runtime-installed
@@ -31,6 +31,12 @@ node: node_modules/.installed
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Debian's Chromium for the browser-client test (the only browser build that installs offline here).
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "installing Debian's chromium for the browser test (needs root and apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

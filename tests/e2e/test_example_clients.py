@@ -37,3 +37,19 @@ def test_python_example_client(service) -> None:
     lines = run_client([sys.executable, "docs/examples/python-client.py", "--url", service.url,
                         "--symbols", "SOLUSDT", "--count", "3"])
     check_session(lines, {"SOLUSDT"}, 3)
+
+
+def test_browser_example_page(service, tmp_path) -> None:
+    """The README's browser page, in headless Chromium (Debian's package, installed by `make test`)."""
+    screenshot = tmp_path / "browser.png"
+    result = subprocess.run(["node", "tests/e2e/browser_check.js", service.url, str(screenshot)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stderr[-3000:]
+    shown = json.loads(result.stdout.strip().splitlines()[-1])
+    assert shown["pageErrors"] == []
+    assert sorted(row[0] for row in shown["rows"]) == ["BTCUSDT", "ETHUSDT"]
+    for symbol, price, change, updated in shown["rows"]:
+        assert float(price.replace(",", "")) > 0 and float(change) == float(change)
+        assert len(updated) == 12 and updated.count(":") == 2
+    assert shown["status"] == "Subscribed to 2 symbols" and shown["updates"] >= 4
+    assert screenshot.stat().st_size > 0
