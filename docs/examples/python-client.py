@@ -24,8 +24,11 @@ def main() -> None:
     received = 0
     sio = socketio.Client()
 
+    printing = threading.Lock()  # handlers run on several threads: one whole line at a time
+
     def show(event: str, data: object) -> None:
-        print(json.dumps({"event": event, "data": data}), flush=True)
+        with printing:
+            print(json.dumps({"event": event, "data": data}), flush=True)
 
     @sio.on("connected")
     def on_connected(data: dict) -> None:
