@@ -62,10 +62,8 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         if outcome.symbols or not outcome.rejected:
             emit("subscribed", answer)
         ack = _answer("subscribe", outcome, answer)
-        for symbol in outcome.symbols:
-            ticker = service.cache.latest(symbol, max_age=service.settings.price_max_age)
-            if ticker is not None:
-                emit(PRICE_UPDATE, ticker.to_wire())
+        for ticker in service.latest_for(outcome.symbols):
+            emit(PRICE_UPDATE, ticker.to_wire())
         return ack
 
     @socketio.on("unsubscribe")

@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from flask_socketio import SocketIO
 
@@ -21,6 +21,7 @@ from streaming.binance import TickerBatch, symbol_of_stream, tradable_usdt_perpe
 from streaming.catalog import SymbolCatalog
 from streaming.errors import ProtocolError, StreamingError, UnknownSymbolError
 from streaming.fanout import Fanout
+from streaming.models import Ticker
 from streaming.pool import UpstreamPool
 from streaming.rest import BinanceRest
 from streaming.subscriptions import SubscriptionRegistry
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "/"
 UPSTREAM_STATES = ("connecting", "live", "reconnecting")
+# A new subscriber's first price comes from REST for at most this many symbols per request (request weight 1 each).
+WARM_UP_LIMIT = 20
+WARM_UP_SOURCE = "rest:ticker/24hr"
 
 
 class SocketIOTasks:
@@ -91,6 +95,7 @@ class StreamingService:
         self._stop = threading.Event()
         self._catalog_done = threading.Event()
         self._reported: set[str] = set()
+        self._warming: set[str] = set()
         self._bind_gauges()
 
     def _bind_gauges(self) -> None:
@@ -161,6 +166,46 @@ class StreamingService:
             self.pool.want(symbol)
         outcome.symbols = known
         return outcome
+
+    def latest_for(self, symbols: Sequence[str]) -> list[Ticker]:
+        """Fresh cached ticks of these symbols, for a new subscriber.
+
+        Symbols without one are fetched from Binance REST in the background (at most WARM_UP_LIMIT per call,
+        one fetch per symbol at a time); the result reaches the symbol's room through the fan-out, so a new
+        subscriber gets a first price without waiting for the next stream tick.
+        """
+        max_age = self.settings.price_max_age
+        fresh: list[Ticker] = []
+        cold: list[str] = []
+        for symbol in symbols:
+            ticker = self.cache.latest(symbol, max_age=max_age)
+            if ticker is not None:
+                fresh.append(ticker)
+            elif self.catalog.is_known(symbol):
+                cold.append(symbol)
+        with self._lock:
+            cold = [symbol for symbol in cold if symbol not in self._warming][:WARM_UP_LIMIT]
+            self._warming.update(cold)
+        if cold:
+            self.tasks.start(self._warm_up, cold)
+        return fresh
+
+    def _warm_up(self, symbols: list[str]) -> None:
+        try:
+            for symbol in symbols:
+                if self._stop.is_set():
+                    break
+                if self.cache.latest(symbol, max_age=self.settings.price_max_age) is not None:
+                    continue  # the stream was faster
+                try:
+                    ticker = self.rest.ticker_24hr(symbol)
+                except StreamingError as exc:  # counted in rest_requests_total; the stream will follow
+                    log.debug("first price of %s from REST failed: %s", symbol, exc)
+                    continue
+                self.fanout.publish(TickerBatch(WARM_UP_SOURCE, (ticker,)))
+        finally:
+            with self._lock:
+                self._warming.difference_update(symbols)
 
     def unsubscribe(self, sid: str, request: SymbolRequest) -> SubscribeOutcome:
         outcome = self._outcome_for(request)

@@ -132,3 +132,12 @@ def test_long_polling_clients_work_too(clients) -> None:
     client = clients(transports=["polling"])
     client.emit("subscribe", {"symbols": ["BNBUSDT"]})
     client.wait("price_update", lambda d: d["symbol"] == "BNBUSDT", count=2)
+
+
+def test_a_cold_symbol_gets_its_first_price_from_rest_at_once(clients, fake_binance) -> None:
+    fake_binance.set_tick_interval(30)  # the stream would take long; the first price must not
+    client = clients()
+    client.emit("subscribe", {"symbols": ["AVAXUSDT"]})
+    (update,) = client.wait("price_update", lambda d: d["symbol"] == "AVAXUSDT", timeout=3)
+    assert isinstance(update["price"], float)
+    assert ("/fapi/v1/ticker/24hr", {"symbol": "AVAXUSDT"}) in fake_binance.rest_requests()
