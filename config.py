@@ -110,40 +110,27 @@ def _bool(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
-def _int_range(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
+def _number(cast: Callable[[str], float], low: float, high: float, form: str) -> Callable[[str], Any]:
+    expected = f"expected {form} from {low:g} to {high:g}"
+
+    def parse(raw: str) -> Any:
         try:
-            value = int(raw)
+            value = cast(raw)
         except ValueError:
-            raise ValueError(f"expected a whole number from {low} to {high}") from None
-        if not low <= value <= high:
-            raise ValueError(f"expected a whole number from {low} to {high}")
+            raise ValueError(expected) from None
+        if not low <= value <= high:  # also refuses nan
+            raise ValueError(expected)
         return value
 
     return parse
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    return _number(int, low, high, "a whole number")
 
 
 def _seconds(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ValueError(f"expected a number of seconds from {low:g} to {high:g}") from None
-        if not low <= value <= high:
-            raise ValueError(f"expected a number of seconds from {low:g} to {high:g}")
-        return value
-
-    return parse
-
-
-def _positive_float(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError("expected a positive number") from None
-    if not value > 0:
-        raise ValueError("expected a positive number")
-    return value
+    return _number(float, low, high, "a number of seconds")
 
 
 def _log_level(raw: str) -> str:
@@ -210,6 +197,6 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "symbols_retry_interval": _seconds(0.1, 3600),
     "stale_timeout": _seconds(1, 3600),
     "max_streams_per_connection": _int_range(1, 1024),
-    "control_messages_per_second": _seconds(0.1, 9),
-    "http_timeout": _positive_float,
+    "control_messages_per_second": _number(float, 0.1, 9, "a number of messages per second"),
+    "http_timeout": _seconds(0.1, 120),
 }

@@ -10,7 +10,7 @@ from flask_socketio import SocketIO, emit
 from streaming.errors import InvalidRequestError
 from streaming.fanout import PRICE_UPDATE
 from streaming.service import StreamingService, SubscribeOutcome
-from streaming.symbols import parse_symbol_request
+from streaming.symbols import SymbolRequest, parse_symbol_request
 
 __all__ = ["register_events", "WELCOME"]
 
@@ -48,15 +48,21 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
     def on_disconnect(*_reason: Any) -> None:
         service.client_disconnected(request.sid)
 
-    @socketio.on("subscribe")
-    def on_subscribe(data: Any = None, *_extra: Any) -> dict[str, Any]:
+    def parse(event: str, data: Any) -> SymbolRequest | dict[str, Any]:
+        """The validated request, or (already emitted) the error payload for a malformed one."""
         try:
-            parsed = parse_symbol_request(data)
+            return parse_symbol_request(data)
         except InvalidRequestError as exc:
             service.count_rejection(exc.code)
-            payload = _error(exc.code, str(exc), event="subscribe")
+            payload = _error(exc.code, str(exc), event=event)
             emit("error", payload)
             return payload
+
+    @socketio.on("subscribe")
+    def on_subscribe(data: Any = None, *_extra: Any) -> dict[str, Any]:
+        parsed = parse("subscribe", data)
+        if isinstance(parsed, dict):
+            return parsed
         outcome = service.subscribe(request.sid, parsed)
         answer = {"symbols": outcome.symbols, "message": f"Subscribed to {len(outcome.symbols)} symbols"}
         if outcome.symbols or not outcome.rejected:
@@ -68,13 +74,9 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
 
     @socketio.on("unsubscribe")
     def on_unsubscribe(data: Any = None, *_extra: Any) -> dict[str, Any]:
-        try:
-            parsed = parse_symbol_request(data)
-        except InvalidRequestError as exc:
-            service.count_rejection(exc.code)
-            payload = _error(exc.code, str(exc), event="unsubscribe")
-            emit("error", payload)
-            return payload
+        parsed = parse("unsubscribe", data)
+        if isinstance(parsed, dict):
+            return parsed
         outcome = service.unsubscribe(request.sid, parsed)
         answer = {"symbols": outcome.symbols, "message": f"Unsubscribed from {len(outcome.symbols)} symbols"}
         emit("unsubscribed", answer)

@@ -14,8 +14,9 @@ from tests.helpers import wait_for
 HOST, PORT = "127.0.0.1", 6379
 
 
-def answers() -> bool:
-    client = redis.Redis(host=HOST, port=PORT, socket_connect_timeout=0.5, socket_timeout=0.5)
+def answers(port: int = PORT) -> bool:
+    """Whether a Redis answers PING on 127.0.0.1:port."""
+    client = redis.Redis(host=HOST, port=port, socket_connect_timeout=0.5, socket_timeout=0.5)
     try:
         return bool(client.ping())
     except redis.RedisError:

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
-import redis
 
 from tests.helpers import wait_for
-from tests.redis_server import redis_server  # noqa: F401  (fixture)
+from tests.redis_server import answers, redis_server  # noqa: F401  (fixture)
 
 
 class ThreadTasks:
@@ -64,13 +63,7 @@ class RedisProcess:
         return self
 
     def answers(self) -> bool:
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
+        return answers(self.port)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
