@@ -193,7 +193,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "unsubscribe_grace": _seconds(0, 3600),
     "cache_ttl": _seconds(1, 86400),
     "price_max_age": _seconds(0.1, 86400),
-    "symbols_refresh_interval": _seconds(10, 86400),
+    "symbols_refresh_interval": _seconds(1, 86400),
     "symbols_retry_interval": _seconds(0.1, 3600),
     "stale_timeout": _seconds(1, 3600),
     "max_streams_per_connection": _int_range(1, 1024),

@@ -22,7 +22,6 @@ module.exports = {
       out_file: path.join(__dirname, "logs", "websocket-streaming.out.log"),
       error_file: path.join(__dirname, "logs", "websocket-streaming.error.log"),
       merge_logs: true,
-      time: true,
     },
   ],
 };

@@ -152,3 +152,30 @@ def test_control_messages_are_json_the_exchange_accepts(service, fake_binance) -
     for _, message in fake_binance.control_messages():
         assert isinstance(message, dict), f"not JSON: {json.dumps(message)[:100]}"
     assert all(c.close_code in (None, 1000) for c in fake_binance.connections())
+
+
+def test_symbol_list_is_refreshed_periodically(start_service, fake_binance) -> None:
+    start_service(SYMBOLS_REFRESH_INTERVAL="1")
+    wait_for(lambda: sum(p == "/fapi/v1/exchangeInfo" for p, _ in fake_binance.rest_requests()) >= 3, timeout=6)
+
+
+def test_binance_down_and_back(start_service, fake_binance) -> None:
+    from tests.fakes.binance import FakeBinance
+
+    service = start_service()
+    client = RecordingClient(service.url)
+    try:
+        client.emit("subscribe", {"symbols": ["XRPUSDT"]})
+        client.wait("price_update", lambda d: d["symbol"] == "XRPUSDT")
+        port = fake_binance.port
+        fake_binance.stop()
+        health = wait_for(lambda: (h := service.get("/health").json())["status"] == "degraded" and h, timeout=5)
+        assert health["upstream"]["connected"] is False
+        assert any("upstream" in reason for reason in health["reasons"])
+        with FakeBinance(tick_interval=0.2, port=port) as revived:
+            wait_for(lambda: "xrpusdt@ticker" in revived.subscribed_streams(), timeout=10)
+            client.clear()
+            client.wait("price_update", lambda d: d["symbol"] == "XRPUSDT", count=2)
+            wait_for(lambda: service.get("/health").json()["status"] == "healthy", timeout=5)
+    finally:
+        client.close()

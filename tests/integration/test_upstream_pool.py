@@ -154,3 +154,15 @@ def test_stop_ends_every_task_and_connection(fake_binance, make_pool, tasks) -> 
     pool.stop()
     assert not tasks.alive()
     wait_for(lambda: not fake_binance.open_connections())
+
+
+def test_reconnect_waits_the_reconnect_delay(fake_binance, make_pool, recorder) -> None:
+    pool = make_pool(fake_binance, reconnect_delay=1.0)
+    pool.pin(["BTCUSDT"])
+    pool.start()
+    wait_for(lambda: recorder.count("BTCUSDT") >= 1)
+    fake_binance.close_all(1001, "going away")
+    wait_for(lambda: len(fake_binance.connections()) == 2, timeout=5)
+    first, second = fake_binance.connections()
+    assert first.closed_at is not None
+    assert 0.9 <= second.opened_at - first.closed_at < 3.0, "first retry after RECONNECT_DELAY, not at once"
