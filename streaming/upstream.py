@@ -121,7 +121,8 @@ class UpstreamConnection:
     def reconnect(self, reason: str) -> None:
         """Drop the current socket; the reader reconnects (used for unanswered requests, rotation)."""
         log.warning("upstream %d: closing connection (%s)", self.index, reason)
-        self._observer.on_event(self, "forced_close", reason)
+        self.state = "closing"  # no more requests on it; the reader reconnects
+        self._observer.on_event(self, "forced_close", reason.split(" ")[0])
         self._close_socket()
 
     def status(self) -> UpstreamStatus:
@@ -218,24 +219,35 @@ class UpstreamConnection:
             try:
                 opcode, frame = ws.recv_data_frame(control_frame=True)
             except websocket.WebSocketTimeoutException:
-                silent_for = self._clock() - (self.last_message_at or self._clock())
-                with self.lock:
-                    carrying = bool(self.channel.active)
-                if carrying and silent_for > self._stale_timeout:
-                    self._observer.on_event(self, "stale")
-                    return f"stale: no data for {silent_for:.0f}s"
-                continue
+                pass
             except websocket.WebSocketConnectionClosedException:
                 return "closed: connection closed"
             except (OSError, websocket.WebSocketException) as exc:
                 return f"error: {exc}"
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                code, reason = _close_details(frame.data)
-                return f"closed: server closed with {code} {reason}".rstrip()
-            if opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
-                continue  # websocket-client already answered a ping with a pong echoing its payload
-            self._handle(frame if isinstance(frame, (bytes, str)) else frame.data)
+            else:
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    code, reason = _close_details(frame.data)
+                    return f"closed: server closed with {code} {reason}".rstrip()
+                # websocket-client answers a ping itself, with a pong echoing its payload
+                if opcode not in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
+                    self._handle(frame.data)
+            silence = self._silence()
+            if silence is not None:
+                self._observer.on_event(self, "stale")
+                return f"stale: no data for {silence:.0f}s"
         return "stopped"
+
+    def _silence(self) -> float | None:
+        """Seconds without data, if the connection carries streams and that is longer than the stale timeout.
+
+        Pings, acknowledgements and error frames do not count as data: only ticker frames reset the watchdog.
+        """
+        silent_for = self._clock() - (self.last_message_at or self._clock())
+        if silent_for <= self._stale_timeout:
+            return None
+        with self.lock:
+            carrying = bool(self.channel.active)
+        return silent_for if carrying else None
 
     def _handle(self, data: bytes | str) -> None:
         message = parse_message(data)
