@@ -166,3 +166,14 @@ def test_reconnect_waits_the_reconnect_delay(fake_binance, make_pool, recorder) 
     first, second = fake_binance.connections()
     assert first.closed_at is not None
     assert 0.9 <= second.opened_at - first.closed_at < 3.0, "first retry after RECONNECT_DELAY, not at once"
+
+
+def test_pings_alone_do_not_hide_a_silent_connection(make_pool, recorder) -> None:
+    with FakeBinance(tick_interval=0.2, ping_interval=0.2) as fake:
+        pool = make_pool(fake, stale_timeout=1.0)
+        pool.pin(["BTCUSDT"])
+        pool.start()
+        wait_for(lambda: recorder.count("BTCUSDT") >= 1)
+        fake.set_silent(True)  # pings keep coming every 0.2 s, under the 0.5 s receive poll
+        wait_for(lambda: recorder.reasons("stale"), timeout=5, message="silence hidden by pings")
+        pool.stop()
