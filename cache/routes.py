@@ -1,12 +1,25 @@
-"""GET /price/<symbol>: the latest price from the cache, or from Binance REST when the cache has none fresh."""
+"""GET /price/<symbol>: the latest price from the cache, or from Binance REST when the cache has none fresh.
+
+Every answer says how old its price is (``age``, seconds) and whether that is beyond PRICE_MAX_AGE
+(``stale``). A stale price is never served as current: when Binance cannot be asked, the answer is a 503 that
+carries the last known price, marked stale.
+"""
 from __future__ import annotations
 
 import logging
+import math
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
-from streaming.errors import InvalidSymbolError, UnknownSymbolError, UpstreamUnavailableError
+from streaming.errors import (
+    InvalidSymbolError,
+    RateLimitedError,
+    UnknownSymbolError,
+    UpstreamUnavailableError,
+)
+from streaming.models import Ticker
 from streaming.service import StreamingService
 from streaming.symbols import normalise_symbol
 
@@ -17,8 +30,13 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("price", __name__)
 
 
-def json_error(status: int, code: str, message: str) -> ResponseReturnValue:
-    return jsonify({"success": False, "error": message, "code": code}), status
+def json_error(status: int, code: str, message: str, **extra: Any) -> ResponseReturnValue:
+    return jsonify({"success": False, "error": message, "code": code, **extra}), status
+
+
+def _priced(service: StreamingService, ticker: Ticker) -> dict[str, Any]:
+    age = service.cache.age(ticker)
+    return {"data": ticker.to_wire(), "age": round(max(0.0, age), 3), "stale": age > service.settings.price_max_age}
 
 
 @blueprint.get("/price/<path:raw_symbol>")
@@ -35,7 +53,7 @@ def price(raw_symbol: str) -> ResponseReturnValue:
         return json_error(404, exc.code, str(exc))
     ticker = service.cache.latest(symbol, max_age=service.settings.price_max_age)
     if ticker is not None:
-        return jsonify({"success": True, "data": ticker.to_wire(), "source": "cache"})
+        return jsonify({"success": True, **_priced(service, ticker), "source": "cache"})
     try:
         ticker = service.rest.ticker_24hr(symbol)
     except UnknownSymbolError:
@@ -45,6 +63,14 @@ def price(raw_symbol: str) -> ResponseReturnValue:
         )
     except UpstreamUnavailableError as exc:
         log.warning("/price/%s: no fresh cached price and %s", symbol, exc)
-        return json_error(503, exc.code, f"no fresh price for {symbol} in the cache and {exc}; retry shortly")
+        last = service.cache.latest(symbol)
+        extra: dict[str, Any] = {"last_known": _priced(service, last)} if last is not None else {}
+        response = json_error(
+            503, exc.code, f"no fresh price for {symbol} in the cache and {exc}; retry shortly", **extra
+        )
+        if isinstance(exc, RateLimitedError):
+            body, status = response  # type: ignore[misc]
+            return body, status, {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        return response
     service.cache.offer(ticker)
-    return jsonify({"success": True, "data": ticker.to_wire(), "source": "api"})
+    return jsonify({"success": True, **_priced(service, ticker), "source": "api"})

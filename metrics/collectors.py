@@ -70,6 +70,10 @@ class ServiceMetrics:
             f"{ns}_rest_requests_total", "Binance REST calls by endpoint and outcome.", ["endpoint", "outcome"],
             registry=r,
         )
+        self.rest_used_weight = Gauge(
+            f"{ns}_rest_used_weight", "Binance REST request weight used this minute (X-MBX-USED-WEIGHT-1M).",
+            registry=r,
+        )
         self.rejected_inputs = Counter(
             f"{ns}_rejected_inputs_total", "Client inputs rejected, by error code.", ["code"], registry=r
         )

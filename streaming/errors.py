@@ -8,6 +8,7 @@ __all__ = [
     "UnknownSymbolError",
     "ProtocolError",
     "UpstreamUnavailableError",
+    "RateLimitedError",
 ]
 
 
@@ -45,3 +46,13 @@ class InvalidRequestError(StreamingError, ValueError):
     """A client request that is not of the documented form (e.g. ``{"symbols": [...]}``)."""
 
     code = "INVALID_REQUEST"
+
+
+class RateLimitedError(UpstreamUnavailableError):
+    """Binance asked us to back off (429/418) or our request weight is near its limit: no call was made."""
+
+    code = "UPSTREAM_RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

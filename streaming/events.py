@@ -9,6 +9,7 @@ from flask_socketio import SocketIO, emit
 
 from streaming.errors import InvalidRequestError
 from streaming.fanout import PRICE_UPDATE
+from streaming.monitor import STREAM_STATUS
 from streaming.service import StreamingService, SubscribeOutcome
 from streaming.symbols import SymbolRequest, parse_symbol_request
 
@@ -70,6 +71,8 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         ack = _answer("subscribe", outcome, answer)
         for ticker in service.latest_for(outcome.symbols):
             emit(PRICE_UPDATE, ticker.to_wire())
+        for status in service.monitor.status_of(outcome.symbols):
+            emit(STREAM_STATUS, status)
         return ack
 
     @socketio.on("unsubscribe")

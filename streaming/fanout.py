@@ -1,4 +1,4 @@
-"""Fanout: one tick -> the cache (the ordering gate), the symbol's room, and metrics.
+"""Fanout: one tick -> the cache (the ordering gate), the stream monitor, the symbol's room, and metrics.
 
 Per symbol, a tick not newer than the last one is dropped, so clients never see an update older than one
 they already received (duplicates from overlapping connections included).
@@ -27,12 +27,14 @@ class Fanout:
         audience: Callable[[str], int],
         cache: TickerCache,
         metrics: ServiceMetrics,
+        on_tick: Callable[[str], None],
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._emit = emit
         self._audience = audience
         self._cache = cache
         self._metrics = metrics
+        self._on_tick = on_tick
         self._wall_clock = wall_clock
 
     def publish(self, batch: TickerBatch) -> int:
@@ -42,6 +44,7 @@ class Fanout:
             if not self._cache.offer(ticker):
                 self._metrics.updates_dropped.inc()
                 continue
+            self._on_tick(ticker.symbol)
             if self._audience(ticker.symbol) == 0:
                 continue
             self._emit(PRICE_UPDATE, ticker.to_wire(), room_for(ticker.symbol))

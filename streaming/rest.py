@@ -1,39 +1,101 @@
-"""BinanceRest: the few Binance USD-M REST calls the service makes (exchangeInfo, 24hr ticker)."""
+"""BinanceRest: the few Binance USD-M REST calls the service makes (exchangeInfo, 24hr ticker).
+
+Every call passes the RequestGate (429/418 with Retry-After, and the used-weight header), and concurrent
+requests for the same ticker share one upstream call.
+"""
 from __future__ import annotations
 
 import logging
-from typing import Any
+import threading
+import time
+from typing import Any, Callable, Generic, Hashable, TypeVar
 
 import requests
 
 from metrics.collectors import ServiceMetrics
 from streaming.binance import rest_error, ticker_from_rest
-from streaming.errors import ProtocolError, UnknownSymbolError, UpstreamUnavailableError
+from streaming.errors import ProtocolError, RateLimitedError, UnknownSymbolError, UpstreamUnavailableError
 from streaming.models import Ticker
+from streaming.pacing import RequestGate
 
-__all__ = ["BinanceRest", "INVALID_SYMBOL_CODE"]
+__all__ = ["BinanceRest", "SingleFlight", "INVALID_SYMBOL_CODE"]
 
 log = logging.getLogger(__name__)
 
 # "Error Codes": -1121 Invalid symbol.
 INVALID_SYMBOL_CODE = -1121
+# "General Info": every answer carries the weight used by this IP in the current minute.
+WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+
+T = TypeVar("T")
+
+
+class SingleFlight(Generic[T]):
+    """Concurrent calls with the same key share one execution and its result (or its exception)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: dict[Hashable, "_Call[T]"] = {}
+
+    def do(self, key: Hashable, work: Callable[[], T]) -> T:
+        with self._lock:
+            call = self._calls.get(key)
+            leader = call is None
+            if call is None:
+                call = self._calls[key] = _Call()
+        if not leader:
+            call.done.wait()
+            if call.error is not None:
+                raise call.error
+            return call.result  # type: ignore[return-value]
+        try:
+            call.result = work()
+            return call.result
+        except BaseException as exc:
+            call.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._calls[key]
+            call.done.set()
+
+
+class _Call(Generic[T]):
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: T | None = None
+        self.error: BaseException | None = None
 
 
 class BinanceRest:
-    def __init__(self, base_url: str, timeout: float, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, base_url: str, timeout: float, metrics: ServiceMetrics, wall_clock: Callable[[], float] = time.time
+    ) -> None:
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
         self._metrics = metrics
         self._session = requests.Session()
         self._session.headers["User-Agent"] = "websocket-streaming"
+        self.gate = RequestGate(wall_clock)
+        self._tickers: SingleFlight[Ticker] = SingleFlight()
 
     def _get(self, endpoint: str, params: dict[str, str] | None = None) -> Any:
+        wait = self.gate.blocked_for()
+        if wait > 0:
+            self._metrics.rest_requests.labels(endpoint, "held_back").inc()
+            raise RateLimitedError(
+                f"Binance REST API calls paused for {wait:.0f}s more ({self.gate.reason})", retry_after=wait
+            )
         url = self._base_url + endpoint
         try:
             response = self._session.get(url, params=params, timeout=self._timeout)
         except requests.RequestException as exc:
             self._metrics.rest_requests.labels(endpoint, "unreachable").inc()
             raise UpstreamUnavailableError(f"Binance REST API unreachable ({type(exc).__name__})") from exc
+        self.gate.observe(response.status_code, response.headers.get("Retry-After"),
+                          response.headers.get(WEIGHT_HEADER))
+        if self.gate.used_weight is not None:
+            self._metrics.rest_used_weight.set(self.gate.used_weight)
         try:
             body = response.json()
         except ValueError:
@@ -48,6 +110,9 @@ class BinanceRest:
         outcome = {429: "rate_limited", 418: "banned"}.get(response.status_code, "failed")
         self._metrics.rest_requests.labels(endpoint, outcome).inc()
         detail = f"HTTP {response.status_code}" + (f", code {code}: {message}" if code is not None else "")
+        if outcome != "failed":
+            log.warning("Binance REST answered %s; pausing REST calls for %.0fs", detail, self.gate.blocked_for())
+            raise RateLimitedError(f"Binance REST API rate limit ({detail})", retry_after=self.gate.blocked_for())
         raise UpstreamUnavailableError(f"Binance REST API failed ({detail})")
 
     def exchange_info(self) -> dict[str, Any]:
@@ -57,7 +122,12 @@ class BinanceRest:
         return body
 
     def ticker_24hr(self, symbol: str) -> Ticker:
-        """The 24hr ticker of a validated symbol; UnknownSymbolError for -1121, else UpstreamUnavailableError."""
+        """The 24hr ticker of a validated symbol; UnknownSymbolError for -1121, else UpstreamUnavailableError.
+
+        Concurrent calls for one symbol make one request."""
+        return self._tickers.do(symbol, lambda: self._fetch_ticker(symbol))
+
+    def _fetch_ticker(self, symbol: str) -> Ticker:
         body = self._get("/fapi/v1/ticker/24hr", {"symbol": symbol})
         try:
             return ticker_from_rest(body)

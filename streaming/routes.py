@@ -70,6 +70,13 @@ def health() -> ResponseReturnValue:
         reasons.append(f"upstream: no data for {upstream['last_message_age']:.0f}s")
     if not service.catalog.loaded:
         reasons.append("symbols: exchangeInfo not loaded yet")
+    down = service.monitor.down()
+    if down:
+        shown = ", ".join(f"{symbol} {state}" for symbol, state in list(down.items())[:10])
+        reasons.append(f"streams: {len(down)} not live ({shown})")
+    rest_wait = service.rest.gate.blocked_for()
+    if rest_wait > 0:
+        reasons.append(f"rest: Binance REST calls paused for {rest_wait:.0f}s ({service.rest.gate.reason})")
     snapshot = service.snapshot()
     body = {
         "service": settings.service_name,
@@ -92,6 +99,7 @@ def health() -> ResponseReturnValue:
             },
         },
         "upstream": upstream,
+        "streams": {"not_live": down},
         "metrics": {
             "active_streams": snapshot["active_streams"],
             "total_subscriptions": snapshot["total_subscriptions"],

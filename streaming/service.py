@@ -21,6 +21,7 @@ from streaming.binance import TickerBatch, symbol_of_stream, tradable_usdt_perpe
 from streaming.catalog import SymbolCatalog
 from streaming.errors import ProtocolError, StreamingError, UnknownSymbolError
 from streaming.fanout import Fanout
+from streaming.monitor import StreamMonitor
 from streaming.models import Ticker
 from streaming.pool import UpstreamPool
 from streaming.rest import BinanceRest
@@ -78,7 +79,13 @@ class StreamingService:
             else None
         )
         self.cache = TickerCache(store, self.tasks, self.metrics)
-        self.fanout = Fanout(self._emit_to_room, self.registry.subscriber_count, self.cache, self.metrics)
+        self.monitor = StreamMonitor(
+            self._emit_to_room, self.registry.subscriber_count, lambda: self.pool.wanted_symbols(),
+            settings.stale_timeout, self.tasks,
+        )
+        self.fanout = Fanout(
+            self._emit_to_room, self.registry.subscriber_count, self.cache, self.metrics, self.monitor.tick
+        )
         self.pool = UpstreamPool(
             settings.binance_ws_url,
             self.tasks,
@@ -123,6 +130,7 @@ class StreamingService:
         self.cache.start()
         self.pool.pin(self.settings.default_symbols)
         self.pool.start()
+        self.monitor.start()
         self._stop.clear()
         self._catalog_done.clear()
         self.tasks.start(self._catalog_loop)
@@ -130,6 +138,7 @@ class StreamingService:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every background task and close upstream connections; safe to call twice."""
         self._stop.set()
+        self.monitor.stop(timeout)
         self.pool.stop(timeout)
         self._catalog_done.wait(timeout)
         self.cache.stop(timeout)
@@ -235,6 +244,8 @@ class StreamingService:
         self.fanout.publish(batch)
 
     def on_event(self, connection: UpstreamConnection, event: str, detail: str = "") -> None:
+        if event in ("reconnect", "stale"):
+            self.monitor.connection_down(connection.symbols(), stale=event == "stale")
         if event == "reconnect":
             self.metrics.upstream_reconnects.labels(detail).inc()
         elif event == "request_sent":

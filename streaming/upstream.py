@@ -22,6 +22,7 @@ from streaming.binance import (
     control_request,
     market_stream_url,
     parse_message,
+    symbol_of_stream,
 )
 from streaming.control import ControlChannel
 from streaming.pacing import backoff
@@ -124,6 +125,12 @@ class UpstreamConnection:
         self.state = "closing"  # no more requests on it; the reader reconnects
         self._observer.on_event(self, "forced_close", reason.split(" ")[0])
         self._close_socket()
+
+    def symbols(self) -> list[str]:
+        """The symbols this connection is meant to carry."""
+        with self.lock:
+            streams = list(self.channel.wanted)
+        return sorted(filter(None, map(symbol_of_stream, streams)))
 
     def status(self) -> UpstreamStatus:
         with self.lock:

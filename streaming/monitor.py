@@ -1,0 +1,121 @@
+"""StreamMonitor: tells clients when their symbols' streams go down or quiet, and when they are live again.
+
+Subscribers of a symbol receive ``stream_status`` ``{symbol, state, since}`` with state ``reconnecting`` (its
+connection dropped), ``stale`` (no tick for STALE_TIMEOUT although the connection is up) or ``live`` (ticks
+flow again). It is driven by upstream events, by the fan-out's ticks and by a once-a-second check.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+from streaming.models import iso_timestamp
+from streaming.status import LIVE, RECONNECTING, STALE, StreamState, StreamStates
+from streaming.symbols import room_for
+from streaming.upstream import TaskRunner
+
+__all__ = ["StreamMonitor", "STREAM_STATUS"]
+
+log = logging.getLogger(__name__)
+
+STREAM_STATUS = "stream_status"
+CHECK_INTERVAL = 1.0
+
+
+class StreamMonitor:
+    def __init__(
+        self,
+        emit: Callable[[str, dict, str], None],
+        audience: Callable[[str], int],
+        watched: Callable[[], Iterable[str]],
+        stale_timeout: float,
+        tasks: TaskRunner,
+        wall_clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._emit = emit
+        self._audience = audience
+        self._watched = watched  # symbols streamed now
+        self._stale_timeout = stale_timeout
+        self._tasks = tasks
+        self._wall_clock = wall_clock
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._states = StreamStates()
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._done.set()
+
+    @staticmethod
+    def payload(state: StreamState) -> dict[str, Any]:
+        return {"symbol": state.symbol, "state": state.state, "since": iso_timestamp(int(state.since * 1000))}
+
+    def _announce(self, states: Iterable[StreamState]) -> None:
+        for state in states:
+            if self._audience(state.symbol):
+                self._emit(STREAM_STATUS, self.payload(state), room_for(state.symbol))
+
+    # -- inputs -----------------------------------------------------------------------------------------------
+    def connection_down(self, symbols: Iterable[str], stale: bool = False) -> None:
+        with self._lock:
+            changed = self._states.down(symbols, STALE if stale else RECONNECTING, self._wall_clock())
+        if changed:
+            log.info("%d streams %s", len(changed), changed[0].state)
+        self._announce(changed)
+
+    def tick(self, symbol: str) -> None:
+        """Called by the fan-out for every emitted tick: one set lookup unless the symbol was down."""
+        if symbol not in self._states.not_live:
+            self._states.tick(symbol, self._wall_clock(), self._monotonic())
+            return
+        with self._lock:
+            back = self._states.tick(symbol, self._wall_clock(), self._monotonic())
+        if back is not None:
+            self._announce([back])
+
+    # -- views ------------------------------------------------------------------------------------------------
+    def status_of(self, symbols: Iterable[str]) -> list[dict[str, Any]]:
+        """stream_status payloads for those of these symbols that are not live (for a new subscriber)."""
+        with self._lock:
+            states = [self._states.get(symbol) for symbol in symbols]
+        return [self.payload(s) for s in states if s is not None and s.state != LIVE]
+
+    def down(self) -> dict[str, str]:
+        """Symbols whose stream is not live now, with their state."""
+        with self._lock:
+            return self._states.down_symbols()
+
+    # -- the check task ---------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stop.clear()
+        self._done.clear()
+        self._tasks.start(self._run)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self._done.wait(timeout)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(CHECK_INTERVAL):
+                try:
+                    self.check()
+                except Exception:  # keep watching whatever one round did
+                    log.exception("stream monitor round failed")
+        finally:
+            self._done.set()
+
+    def check(self) -> None:
+        """Mark symbols that went quiet as stale; forget symbols no longer streamed."""
+        watched = set(self._watched())
+        with self._lock:
+            for symbol in self._states.tracked() - watched:
+                self._states.forget(symbol)
+            quiet = self._states.quiet(watched, self._monotonic() - self._stale_timeout)
+            changed = self._states.down(quiet, STALE, self._wall_clock())
+        if changed:
+            log.warning("%d streams stale: no tick for %.0fs (%s)", len(changed), self._stale_timeout,
+                        ", ".join(s.symbol for s in changed[:5]))
+        self._announce(changed)
