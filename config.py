@@ -51,8 +51,14 @@ class Settings:
     # How often exchangeInfo is reloaded; how soon a failed load is retried.
     symbols_refresh_interval: float = 3600.0
     symbols_retry_interval: float = 15.0
-    # Reconnect a connection that has delivered no data for this long although it carries streams.
+    # Reconnect a connection that has delivered no data for this long although it carries streams; a symbol
+    # without a tick for this long is reported stale to its subscribers.
     stale_timeout: float = 30.0
+    # Our own pings detect a dead peer: one every PING_INTERVAL, a pong due within PONG_TIMEOUT.
+    ping_interval: float = 20.0
+    pong_timeout: float = 10.0
+    # Binance closes connections after 24 hours ("WebSocket Market Streams"); replace them before that.
+    connection_max_age: float = 23 * 3600.0
     # Binance USD-M: at most 1024 streams per connection ("WebSocket Market Streams").
     max_streams_per_connection: int = 1024
     # Binance allows 10 incoming messages/s per connection; stay well under it.
@@ -196,6 +202,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "symbols_refresh_interval": _seconds(1, 86400),
     "symbols_retry_interval": _seconds(0.1, 3600),
     "stale_timeout": _seconds(1, 3600),
+    "ping_interval": _seconds(1, 600),
+    "pong_timeout": _seconds(1, 600),
+    "connection_max_age": _seconds(5, 86000),
     "max_streams_per_connection": _int_range(1, 1024),
     "control_messages_per_second": _number(float, 0.1, 9, "a number of messages per second"),
     "http_timeout": _seconds(0.1, 120),

@@ -101,6 +101,21 @@ class ControlChannel:
         self._pending[request.id] = request
         return request
 
+    def take_token(self) -> bool:
+        """Take a pacing token for a message that is not a request (a ping); returns whether one was free."""
+        return self._bucket.try_take()
+
+    def fully_active(self) -> bool:
+        """Whether every wanted stream (not refused) is active."""
+        return (self.wanted - self.rejected) <= self.active
+
+    def sync_wanted(self, wanted: set[str]) -> None:
+        """Want exactly these streams (used to keep a rotation successor in step with its predecessor)."""
+        for stream in wanted - self.wanted:
+            self.want(stream)
+        for stream in self.wanted - wanted:
+            self.unwant(stream)
+
     def pace_delay(self) -> float:
         """Seconds until another request may be sent."""
         return self._bucket.wait_time()

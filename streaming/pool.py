@@ -1,8 +1,10 @@
-"""UpstreamPool: owns every upstream connection, places streams on them, and paces control messages.
+"""UpstreamPool: owns every upstream connection, places streams on them, paces control messages, rotates.
 
 Symbols become wanted when their first client subscribes (or they are defaults) and stop being wanted after a
 grace period without subscribers. Each wanted stream lives on one connection with room for it (Binance allows
-1024 streams per connection); one pool task sends the paced SUBSCRIBE / UNSUBSCRIBE requests.
+1024 streams per connection). One pool task sends the paced SUBSCRIBE / UNSUBSCRIBE requests and pings, and
+replaces each connection before Binance's 24-hour limit: the successor subscribes the same streams, takes
+over once it delivers, and only then is the old one closed (the fan-out drops the overlap's duplicates).
 """
 from __future__ import annotations
 
@@ -11,19 +13,26 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from streaming.binance import TickerBatch, stream_name
+from streaming.binance import stream_name
 from streaming.control import ControlChannel
-from streaming.upstream import TaskRunner, UpstreamConnection, UpstreamObserver, UpstreamStatus
+from streaming.pacing import SlidingWindowBudget
+from streaming.upstream import TaskRunner, Timing, UpstreamConnection, UpstreamObserver, UpstreamStatus
 
-__all__ = ["UpstreamPool"]
+__all__ = ["UpstreamPool", "CONNECTIONS_PER_WINDOW", "CONNECTION_WINDOW"]
 
 log = logging.getLogger(__name__)
 
 POOL_TICK = 0.1
+# Binance: 300 new connections per 5 minutes per IP ("WebSocket Limits", documented for spot, assumed for
+# futures). The service keeps a margin below it.
+CONNECTIONS_PER_WINDOW = 250
+CONNECTION_WINDOW = 300.0
+# A successor that is fully subscribed takes over after this long even if its streams are quiet.
+TAKEOVER_WITHOUT_DATA = 10.0
 
 
 class UpstreamPool:
-    """Stream placement and pacing across connections. Thread-safe; I/O happens in the connections' tasks."""
+    """Stream placement, pacing and rotation across connections. Thread-safe; I/O happens in tasks."""
 
     def __init__(
         self,
@@ -33,9 +42,9 @@ class UpstreamPool:
         *,
         max_streams_per_connection: int,
         messages_per_second: float,
-        reconnect_delay: float,
-        stale_timeout: float,
+        timing: Timing,
         grace: float,
+        max_age: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base_url = base_url
@@ -43,15 +52,19 @@ class UpstreamPool:
         self._observer = observer
         self._capacity = max_streams_per_connection
         self._rate = messages_per_second
-        self._reconnect_delay = reconnect_delay
-        self._stale_timeout = stale_timeout
+        self._timing = timing
         self._grace = grace
+        self._max_age = max_age
         self._clock = clock
         self._lock = threading.Lock()
         self._connections: list[UpstreamConnection] = []
+        self._successors: dict[UpstreamConnection, tuple[UpstreamConnection, float]] = {}  # old -> (new, started)
+        self._next_index = 0
         self._placement: dict[str, UpstreamConnection] = {}  # symbol -> connection carrying it
         self._pinned: set[str] = set()  # always streamed (DEFAULT_SYMBOLS)
         self._releases: dict[str, float] = {}  # symbol -> when it stops being wanted
+        self._budget = SlidingWindowBudget(CONNECTIONS_PER_WINDOW, CONNECTION_WINDOW, clock)
+        self._budget_lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._done = threading.Event()
@@ -85,25 +98,35 @@ class UpstreamPool:
                 self._releases[symbol] = self._clock() + self._grace
         self._wake.set()
 
+    def _new_connection(self) -> UpstreamConnection:
+        connection = UpstreamConnection(
+            self._next_index,
+            self._base_url,
+            ControlChannel(self._clock, self._rate),
+            self._observer,
+            self._tasks,
+            self._timing,
+            self._connection_slot,
+            self._clock,
+        )
+        self._next_index += 1
+        return connection
+
     def _connection_with_room(self) -> UpstreamConnection:
         for connection in self._connections:
             with connection.lock:
                 if len(connection.channel.wanted) < self._capacity:
                     return connection
-        connection = UpstreamConnection(
-            len(self._connections),
-            self._base_url,
-            ControlChannel(self._clock, self._rate),
-            self._observer,
-            self._tasks,
-            self._reconnect_delay,
-            self._stale_timeout,
-            self._clock,
-        )
+        connection = self._new_connection()
         self._connections.append(connection)
         if self._running:
             connection.start()
         return connection
+
+    def _connection_slot(self) -> float:
+        """0.0 and one new connection counted, or the seconds to wait for the budget."""
+        with self._budget_lock:
+            return 0.0 if self._budget.try_acquire() else max(0.1, self._budget.wait_time())
 
     def _expire_releases(self) -> None:
         now = self._clock()
@@ -117,21 +140,70 @@ class UpstreamPool:
         for symbol in due:
             log.info("stream %s released: no subscribers for %.1fs", symbol, self._grace)
 
+    # -- rotation ---------------------------------------------------------------------------------------------
+    def _rotate(self) -> None:
+        """Start successors for connections near the age limit; hand over to the ready ones."""
+        with self._lock:
+            connections = list(self._connections)
+        for old in connections:
+            entry = self._successors.get(old)
+            if entry is None:
+                if old.age() >= self._max_age:
+                    self._start_successor(old)
+                continue
+            successor, started = entry
+            with old.lock:
+                wanted = set(old.channel.wanted)
+            with successor.lock:
+                successor.channel.sync_wanted(wanted)
+                subscribed = successor.channel.fully_active()
+            ready = successor.state == "live" and subscribed and (
+                successor.messages > 0 or self._clock() - started > TAKEOVER_WITHOUT_DATA
+            )
+            if ready:
+                self._hand_over(old, successor)
+
+    def _start_successor(self, old: UpstreamConnection) -> None:
+        with self._lock:
+            successor = self._new_connection()
+        with old.lock:
+            wanted = set(old.channel.wanted)
+        with successor.lock:
+            successor.channel.sync_wanted(wanted)
+        self._successors[old] = (successor, self._clock())
+        log.info("upstream %d: %.0fs old, opening successor %d", old.index, old.age(), successor.index)
+        successor.start()
+
+    def _hand_over(self, old: UpstreamConnection, successor: UpstreamConnection) -> None:
+        with self._lock:
+            self._connections[self._connections.index(old)] = successor
+            for symbol, connection in self._placement.items():
+                if connection is old:
+                    self._placement[symbol] = successor
+            del self._successors[old]
+        log.info("upstream %d: successor %d took over; closing the old connection", old.index, successor.index)
+        self._observer.on_event(successor, "rotated")
+        self._tasks.start(old.stop)
+
     # -- views ------------------------------------------------------------------------------------------------
     def wanted_symbols(self) -> list[str]:
         with self._lock:
             return sorted(self._placement)
 
+    def _all_connections(self) -> list[UpstreamConnection]:
+        with self._lock:
+            return self._connections + [successor for successor, _ in self._successors.values()]
+
     def active_streams(self) -> list[str]:
         """Streams Binance currently delivers to us (acknowledged or opened with), sorted."""
         streams: set[str] = set()
-        for connection in list(self._connections):
+        for connection in self._all_connections():
             with connection.lock:
                 streams.update(connection.channel.active)
         return sorted(streams)
 
     def statuses(self) -> list[UpstreamStatus]:
-        return [connection.status() for connection in list(self._connections)]
+        return [connection.status() for connection in self._all_connections()]
 
     # -- the pool task ----------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -149,13 +221,15 @@ class UpstreamPool:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
+        self._done.wait(timeout)
         with self._lock:
             self._running = False
-            connections = list(self._connections)
+        connections = self._all_connections()
+        for connection in connections:
+            connection.request_stop()  # all at once: each closes cleanly within the receive poll
         for connection in connections:
             if not connection.stop(timeout):
                 log.warning("upstream %d: reader did not stop within %.1fs", connection.index, timeout)
-        self._done.wait(timeout)
 
     def _run(self) -> None:
         try:
@@ -163,8 +237,9 @@ class UpstreamPool:
                 wait = POOL_TICK
                 try:
                     self._expire_releases()
-                    for connection in list(self._connections):
-                        wait = min(wait, connection.send_due_requests())
+                    self._rotate()
+                    for connection in self._all_connections():
+                        wait = min(wait, connection.maintain())
                 except Exception:  # keep pacing whatever one round did; the log has the traceback
                     log.exception("upstream pool round failed; continuing")
                     self._observer.on_pool_error()

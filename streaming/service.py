@@ -27,7 +27,7 @@ from streaming.pool import UpstreamPool
 from streaming.rest import BinanceRest
 from streaming.subscriptions import SubscriptionRegistry
 from streaming.symbols import SymbolRequest, room_for
-from streaming.upstream import UpstreamConnection
+from streaming.upstream import Timing, UpstreamConnection
 
 __all__ = ["StreamingService", "SubscribeOutcome", "SocketIOTasks"]
 
@@ -92,9 +92,14 @@ class StreamingService:
             self,
             max_streams_per_connection=settings.max_streams_per_connection,
             messages_per_second=settings.control_messages_per_second,
-            reconnect_delay=settings.reconnect_delay,
-            stale_timeout=settings.stale_timeout,
+            timing=Timing(
+                reconnect_delay=settings.reconnect_delay,
+                stale_timeout=settings.stale_timeout,
+                ping_interval=settings.ping_interval,
+                pong_timeout=settings.pong_timeout,
+            ),
             grace=settings.unsubscribe_grace,
+            max_age=settings.connection_max_age,
         )
         self.started_at = time.time()
         self._lock = threading.Lock()

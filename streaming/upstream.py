@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import websocket
 
@@ -27,7 +27,7 @@ from streaming.binance import (
 from streaming.control import ControlChannel
 from streaming.pacing import backoff
 
-__all__ = ["UpstreamConnection", "UpstreamStatus", "TaskRunner", "UpstreamObserver"]
+__all__ = ["UpstreamConnection", "UpstreamStatus", "TaskRunner", "Timing", "UpstreamObserver"]
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,10 @@ CONNECT_TIMEOUT = 10.0
 URL_STREAM_LIMIT = 100
 # Unanswered control requests older than this mean the connection is broken.
 REPLY_TIMEOUT = 10.0
+# How long a clean close waits for the server's close frame.
+CLOSE_TIMEOUT = 1.0
 # A connection that stayed up this long resets the reconnect backoff.
 HEALTHY_AFTER = 60.0
-MAX_RECONNECT_DELAY = 60.0
 
 
 class TaskRunner(Protocol):
@@ -59,6 +60,17 @@ class UpstreamObserver(Protocol):
     def on_event(self, connection: "UpstreamConnection", event: str, detail: str = "") -> None: ...
 
     def on_pool_error(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Intervals and limits of one connection (settings RECONNECT_DELAY, STALE_TIMEOUT, PING_INTERVAL...)."""
+
+    reconnect_delay: float = 5.0
+    stale_timeout: float = 30.0
+    ping_interval: float = 20.0
+    pong_timeout: float = 10.0
+    max_reconnect_delay: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -83,8 +95,8 @@ class UpstreamConnection:
         channel: ControlChannel,
         observer: UpstreamObserver,
         tasks: TaskRunner,
-        reconnect_delay: float,
-        stale_timeout: float,
+        timing: Timing,
+        connection_slot: Callable[[], float] = lambda: 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.index = index
@@ -93,9 +105,12 @@ class UpstreamConnection:
         self.lock = threading.Lock()
         self._observer = observer
         self._tasks = tasks
-        self._reconnect_delay = reconnect_delay
-        self._stale_timeout = stale_timeout
+        self._timing = timing
+        self._connection_slot = connection_slot  # 0.0: go ahead; else seconds to wait (connection budget)
         self._clock = clock
+        self._forced_reason: str | None = None  # why maintain() cut the current connection
+        self._ping_payload: bytes | None = None  # our ping awaiting its pong
+        self._ping_sent_at = 0.0
         self._stop = threading.Event()
         self._done = threading.Event()
         self._ws: websocket.WebSocket | None = None
@@ -113,17 +128,30 @@ class UpstreamConnection:
         self._done.clear()
         self._tasks.start(self._run)
 
-    def stop(self, timeout: float = 5.0) -> bool:
-        """Ask the reader to finish, close the socket, and wait for it; returns whether it finished."""
+    def request_stop(self) -> None:
+        """Ask the reader to finish; it closes the socket with a close frame within the receive poll."""
         self._stop.set()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Ask the reader to finish (it closes the socket with a close frame) and wait; returns whether it did.
+
+        A reader that does not finish within the receive poll and the close handshake is cut off."""
+        self.request_stop()
+        if self._done.wait(RECEIVE_POLL + CLOSE_TIMEOUT + 0.5):
+            return True
         self._close_socket()
         return self._done.wait(timeout)
 
+    def age(self) -> float:
+        """Seconds since the current connection opened (0 when not connected)."""
+        since = self.connected_since
+        return 0.0 if since is None or self.state != "live" else self._clock() - since
+
     def reconnect(self, reason: str) -> None:
-        """Drop the current socket; the reader reconnects (used for unanswered requests, rotation)."""
+        """Drop the current socket; the reader reconnects (unanswered requests, a dead peer)."""
         log.warning("upstream %d: closing connection (%s)", self.index, reason)
+        self._forced_reason = reason
         self.state = "closing"  # no more requests on it; the reader reconnects
-        self._observer.on_event(self, "forced_close", reason.split(" ")[0])
         self._close_socket()
 
     def symbols(self) -> list[str]:
@@ -141,44 +169,66 @@ class UpstreamConnection:
         )
 
     # -- sending ----------------------------------------------------------------------------------------------
-    def send_due_requests(self) -> float:
-        """Send the control requests the channel allows now; return seconds until it may send again."""
+    def maintain(self) -> float:
+        """Send the control requests and the ping that are due, and check the pong and the replies.
+
+        Returns seconds until something may be due again. Called by the pool task only."""
         ws = self._ws
         if ws is None or self.state != "live":
             return 0.2
+        now = self._clock()
+        if self._ping_payload is not None and now - self._ping_sent_at > self._timing.pong_timeout:
+            self.reconnect(f"dead_peer: no pong within {self._timing.pong_timeout:g}s")
+            return 0.2
         while True:
             with self.lock:
-                request = self.channel.next_request()
                 overdue = self.channel.overdue(REPLY_TIMEOUT)
+                request = None if overdue else self.channel.next_request()
+                ping_due = (
+                    request is None
+                    and self._ping_payload is None
+                    and now - self._ping_sent_at >= self._timing.ping_interval
+                    and self.channel.take_token()  # a ping counts toward Binance's 10 messages/s too
+                )
                 delay = self.channel.pace_delay()
             if overdue:
-                self.reconnect(f"no reply to request id {overdue[0].id} within {REPLY_TIMEOUT:g}s")
+                self.reconnect(f"no_reply: request id {overdue[0].id} unanswered for {REPLY_TIMEOUT:g}s")
+                return 0.2
+            if ping_due:
+                payload = str(int(time.time() * 1000)).encode()
+                if self._send(ws, payload, websocket.ABNF.OPCODE_PING, "ping"):
+                    self._ping_payload, self._ping_sent_at = payload, now
                 return 0.2
             if request is None:
                 return max(delay, 0.05)
             frame = control_request(request.method, request.id, request.streams)
-            try:
-                with self._send_lock:
-                    ws.send(frame)
-            except (OSError, websocket.WebSocketException) as exc:
-                log.warning("upstream %d: sending %s failed: %s", self.index, request.method, exc)
-                self._close_socket()
+            if not self._send(ws, frame, websocket.ABNF.OPCODE_TEXT, request.method):
                 return 0.2
             log.info(
                 "upstream %d: %s id=%d streams=%d", self.index, request.method, request.id, len(request.streams)
             )
             self._observer.on_event(self, "request_sent", request.method)
 
+    def _send(self, ws: websocket.WebSocket, data: str | bytes, opcode: int, what: str) -> bool:
+        try:
+            with self._send_lock:
+                ws.send(data, opcode)
+        except (OSError, websocket.WebSocketException) as exc:
+            log.warning("upstream %d: sending %s failed: %s", self.index, what, exc)
+            self._close_socket()
+            return False
+        return True
+
     # -- the reader task --------------------------------------------------------------------------------------
     def _run(self) -> None:
-        delays = backoff(self._reconnect_delay, max(MAX_RECONNECT_DELAY, self._reconnect_delay))
+        delays = self._delays()
         try:
             while not self._stop.is_set():
                 reason = self._session()
                 if self._stop.is_set():
                     break
                 if self.connected_since is not None and self._clock() - self.connected_since >= HEALTHY_AFTER:
-                    delays = backoff(self._reconnect_delay, max(MAX_RECONNECT_DELAY, self._reconnect_delay))
+                    delays = self._delays()
                 self.connected_since = None
                 self.state = "reconnecting"
                 self.reconnects += 1
@@ -190,12 +240,18 @@ class UpstreamConnection:
             self.state = "stopped"
             self._done.set()
 
+    def _delays(self) -> Iterator[float]:
+        timing = self._timing
+        return backoff(timing.reconnect_delay, max(timing.max_reconnect_delay, timing.reconnect_delay))
+
     def _session(self) -> str:
         """One connection, from open to close; returns why it ended (first word is a bounded category)."""
         with self.lock:
             initial = sorted(self.channel.wanted - self.channel.rejected)[:URL_STREAM_LIMIT]
         url = market_stream_url(self.base_url, initial)
         self.state = "connecting"
+        if not self._wait_for_connection_slot():
+            return "stopped: while waiting for the connection budget"
         try:
             ws = websocket.create_connection(url, timeout=CONNECT_TIMEOUT, enable_multithread=True)
         except (OSError, websocket.WebSocketException) as exc:
@@ -204,19 +260,22 @@ class UpstreamConnection:
         with self.lock:
             self.channel.connected(initial)
         self._ws = ws
+        self._ping_payload, self._ping_sent_at = None, self._clock()
         self.url = url.split("?")[0]
         self.connected_since = self.last_message_at = self._clock()
         self.state = "live"
         log.info("upstream %d: connected to %s with %d streams", self.index, self.url, len(initial))
         self._observer.on_event(self, "connected")
         try:
-            return self._read(ws)
+            reason = self._read(ws)
+            return self._forced_reason or reason
         finally:
+            self._forced_reason = None
             self._ws = None
             with self.lock:
                 self.channel.disconnected()
             try:
-                ws.close(timeout=1)
+                ws.close(timeout=CLOSE_TIMEOUT)
             except (OSError, websocket.WebSocketException):
                 pass
             ws.shutdown()  # close() skips this when the peer already ended the connection
@@ -235,8 +294,11 @@ class UpstreamConnection:
                 if opcode == websocket.ABNF.OPCODE_CLOSE:
                     code, reason = _close_details(frame.data)
                     return f"closed: server closed with {code} {reason}".rstrip()
-                # websocket-client answers a ping itself, with a pong echoing its payload
-                if opcode not in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
+                # websocket-client answers a server ping itself, with a pong echoing its payload
+                if opcode == websocket.ABNF.OPCODE_PONG:
+                    if frame.data == self._ping_payload:
+                        self._ping_payload = None
+                elif opcode != websocket.ABNF.OPCODE_PING:
                     self._handle(frame.data)
             silence = self._silence()
             if silence is not None:
@@ -244,13 +306,27 @@ class UpstreamConnection:
                 return f"stale: no data for {silence:.0f}s"
         return "stopped"
 
+    def _wait_for_connection_slot(self) -> bool:
+        """Wait while the pool's connection budget is spent; returns False if stopped meanwhile."""
+        reported = False
+        while not self._stop.is_set():
+            wait = self._connection_slot()
+            if wait <= 0:
+                return True
+            if not reported:
+                log.warning("upstream %d: connection budget spent; next attempt in %.0fs", self.index, wait)
+                self._observer.on_event(self, "connection_budget")
+                reported = True
+            self._stop.wait(min(wait, 1.0))
+        return False
+
     def _silence(self) -> float | None:
         """Seconds without data, if the connection carries streams and that is longer than the stale timeout.
 
         Pings, acknowledgements and error frames do not count as data: only ticker frames reset the watchdog.
         """
         silent_for = self._clock() - (self.last_message_at or self._clock())
-        if silent_for <= self._stale_timeout:
+        if silent_for <= self._timing.stale_timeout:
             return None
         with self.lock:
             carrying = bool(self.channel.active)

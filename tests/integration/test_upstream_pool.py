@@ -3,15 +3,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import fields
 from typing import Iterator
 
 import pytest
 
 from streaming.binance import TickerBatch
+import streaming.pool as pool_module
 from streaming.pool import UpstreamPool
-from streaming.upstream import UpstreamConnection
+from streaming.upstream import Timing, UpstreamConnection
 from tests.fakes.binance import FakeBinance
+from tests.fakes.proxy import FreezableProxy
 from tests.helpers import wait_for
+
+
+TIMING_FIELDS = {f.name for f in fields(Timing)}
 
 
 class Recorder:
@@ -52,10 +58,11 @@ def make_pool(tasks, recorder: Recorder) -> Iterator:
     pools: list[UpstreamPool] = []
 
     def make(fake: FakeBinance, **overrides: float) -> UpstreamPool:
-        options = dict(max_streams_per_connection=1024, messages_per_second=4.0, reconnect_delay=0.2,
-                       stale_timeout=30.0, grace=0.2)
+        timing = {k: overrides.pop(k) for k in list(overrides) if k in TIMING_FIELDS}
+        options = dict(max_streams_per_connection=1024, messages_per_second=4.0, grace=0.2, max_age=3600.0)
         options.update(overrides)
-        pool = UpstreamPool(fake.ws_url, tasks, recorder, **options)  # type: ignore[arg-type]
+        pool = UpstreamPool(fake.ws_url, tasks, recorder,
+                            timing=Timing(**{"reconnect_delay": 0.2, **timing}), **options)  # type: ignore[arg-type]
         pools.append(pool)
         return pool
 
@@ -176,4 +183,57 @@ def test_pings_alone_do_not_hide_a_silent_connection(make_pool, recorder) -> Non
         wait_for(lambda: recorder.count("BTCUSDT") >= 1)
         fake.set_silent(True)  # pings keep coming every 0.2 s, under the 0.5 s receive poll
         wait_for(lambda: recorder.reasons("stale"), timeout=5, message="silence hidden by pings")
+        pool.stop()
+
+
+def test_a_dead_peer_is_found_by_our_own_pings(fake_binance, tasks, recorder) -> None:
+    with FreezableProxy(fake_binance.port) as proxy:
+        pool = UpstreamPool(proxy.ws_url, tasks, recorder, max_streams_per_connection=10,
+                            messages_per_second=4.0, grace=0.2, max_age=3600.0,
+                            timing=Timing(reconnect_delay=0.2, stale_timeout=60.0, ping_interval=0.3,
+                                          pong_timeout=0.7))
+        pool.pin(["BTCUSDT"])
+        pool.start()
+        try:
+            wait_for(lambda: recorder.count("BTCUSDT") >= 2)
+            connections_before = len(fake_binance.connections())
+            proxy.freeze()  # no FIN, no data, no pong: only our pings can tell
+            wait_for(lambda: "dead_peer" in recorder.reasons("reconnect"), timeout=5)
+            proxy.thaw()
+            before = recorder.count("BTCUSDT")
+            wait_for(lambda: recorder.count("BTCUSDT") > before, timeout=5)
+            assert len(fake_binance.connections()) > connections_before
+        finally:
+            pool.stop()
+
+
+def test_connection_is_rotated_before_its_age_limit_without_a_gap(fake_binance, make_pool, recorder) -> None:
+    pool = make_pool(fake_binance, max_age=1.5)
+    pool.pin(["BTCUSDT", "ETHUSDT"])
+    pool.start()
+    wait_for(lambda: len([c for c in fake_binance.connections() if c.close_code == 1000]) >= 2, timeout=10,
+             message="two rotations")
+    assert "rotated" in [name for _, name, _ in recorder.events]
+    assert not recorder.reasons("reconnect"), "rotation is not a reconnect"
+    opened = fake_binance.connections()
+    for old, new in zip(opened, opened[1:]):
+        assert new.opened_at < old.closed_at, "the successor opened before the old one closed"
+        assert new.streams == {"btcusdt@ticker", "ethusdt@ticker"}
+    assert len(fake_binance.open_connections()) in (1, 2)
+
+
+def test_reconnects_stay_within_the_connection_budget(fake_binance, tasks, recorder, monkeypatch) -> None:
+    monkeypatch.setattr(pool_module, "CONNECTIONS_PER_WINDOW", 3)
+    pool = UpstreamPool(fake_binance.ws_url, tasks, recorder, max_streams_per_connection=10,
+                        messages_per_second=4.0, grace=0.2, max_age=3600.0, timing=Timing(reconnect_delay=0.05))
+    pool.pin(["BTCUSDT"])
+    pool.start()
+    try:
+        for attempt in range(5):
+            wait_for(lambda: fake_binance.open_connections() or "connection_budget" in
+                     [name for _, name, _ in recorder.events], timeout=5)
+            fake_binance.drop_all()
+        wait_for(lambda: "connection_budget" in [name for _, name, _ in recorder.events], timeout=5)
+        assert len(fake_binance.connections()) == 3
+    finally:
         pool.stop()
