@@ -51,6 +51,7 @@ class TickerCache:
         self._redis_error = "not connected yet"
         self._reported_down = False
         self._next_retry = 0.0
+        self._last_contact = 0.0
         self._stop = threading.Event()
         self._done = threading.Event()
         self._done.set()
@@ -132,7 +133,8 @@ class TickerCache:
                         self._pending.update(self._latest)
                 else:
                     return
-            self.flush()
+            if not self.flush() and self._monotonic() - self._last_contact >= REDIS_RETRY_INTERVAL:
+                self._try_connect()  # idle: a ping notices an outage as soon as a write would
         except Exception:  # never let the writer die; the fan-out does not depend on it
             log.exception("cache writer round failed")
             self._metrics.task_errors.labels("cache_writer").inc()
@@ -154,6 +156,7 @@ class TickerCache:
             self._mark_down(exc, "write")
             return 0
         self._metrics.cache_writes.inc(written)
+        self._last_contact = self._monotonic()
         return written
 
     def _try_connect(self) -> bool:
@@ -167,6 +170,7 @@ class TickerCache:
             log.info("cache: Redis at %s connected", self._store.address)
         self._redis_up = True
         self._reported_down = False
+        self._last_contact = self._monotonic()
         return True
 
     def _mark_down(self, exc: Exception, operation: str) -> None:

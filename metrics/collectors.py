@@ -77,6 +77,9 @@ class ServiceMetrics:
         self.rejected_inputs = Counter(
             f"{ns}_rejected_inputs_total", "Client inputs rejected, by error code.", ["code"], registry=r
         )
+        self.background_tasks = Gauge(
+            f"{ns}_background_tasks", "Background tasks running now (readers, pool, cache writer...).", registry=r
+        )
         self.task_errors = Counter(
             f"{ns}_task_errors_total", "Unexpected errors caught in background tasks.", ["task"], registry=r
         )

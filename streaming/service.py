@@ -41,13 +41,24 @@ WARM_UP_SOURCE = "rest:ticker/24hr"
 
 
 class SocketIOTasks:
-    """TaskRunner backed by Flask-SocketIO's helpers (eventlet, gevent or threads alike)."""
+    """TaskRunner backed by Flask-SocketIO's helpers (eventlet, gevent or threads alike); counts running tasks."""
 
     def __init__(self, socketio: SocketIO) -> None:
         self._socketio = socketio
+        self._lock = threading.Lock()
+        self.running = 0
 
     def start(self, target: Callable[..., object], *args: object) -> object:
-        return self._socketio.start_background_task(target, *args)
+        def run() -> None:
+            try:
+                target(*args)
+            finally:
+                with self._lock:
+                    self.running -= 1
+
+        with self._lock:
+            self.running += 1
+        return self._socketio.start_background_task(run)
 
     def sleep(self, seconds: float) -> None:
         self._socketio.sleep(seconds)
@@ -117,6 +128,7 @@ class StreamingService:
         m.subscriptions.set_function(self.registry.total_subscriptions)
         m.subscribed_symbols.set_function(lambda: len(self.registry.symbols()))
         m.upstream_streams.set_function(lambda: len(self.pool.active_streams()))
+        m.background_tasks.set_function(lambda: self.tasks.running)
         for state in UPSTREAM_STATES:
             m.upstream_connections.labels(state).set_function(
                 lambda state=state: sum(1 for s in self.pool.statuses() if s.state == state)

@@ -91,3 +91,14 @@ def test_redis_down_at_start_never_blocks_offers(tasks) -> None:
         assert cache.latest("BTCUSDT").event_time == 10_000
     finally:
         cache.stop()
+
+
+def test_an_idle_cache_notices_redis_going_away(tasks, private_redis) -> None:
+    cache = make_cache(tasks, private_redis.port)
+    cache.start()
+    try:
+        assert cache.status()[0] == CacheStatus.CONNECTED
+        private_redis.stop()  # no tick is offered: only the idle ping can notice
+        wait_for(lambda: cache.status()[0] == CacheStatus.MEMORY, timeout=5)
+    finally:
+        cache.stop()
