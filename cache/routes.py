@@ -51,26 +51,22 @@ def price(raw_symbol: str) -> ResponseReturnValue:
     except UnknownSymbolError as exc:
         service.count_rejection(exc.code)
         return json_error(404, exc.code, str(exc))
-    ticker = service.cache.latest(symbol, max_age=service.settings.price_max_age)
-    if ticker is not None:
-        return jsonify({"success": True, **_priced(service, ticker), "source": "cache"})
     try:
-        ticker = service.rest.ticker_24hr(symbol)
+        ticker, source = service.fresh_ticker(symbol)
     except UnknownSymbolError:
         service.count_rejection(UnknownSymbolError.code)
         return json_error(
             404, UnknownSymbolError.code, f"unknown symbol {symbol!r}: Binance answered 'Invalid symbol.'"
         )
     except UpstreamUnavailableError as exc:
-        log.warning("/price/%s: no fresh cached price and %s", symbol, exc)
         last = service.cache.latest(symbol)
         extra: dict[str, Any] = {"last_known": _priced(service, last)} if last is not None else {}
         response = json_error(
             503, exc.code, f"no fresh price for {symbol} in the cache and {exc}; retry shortly", **extra
         )
-        if isinstance(exc, RateLimitedError):
+        if isinstance(exc, RateLimitedError):  # already logged once by the REST client
             body, status = response  # type: ignore[misc]
             return body, status, {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        log.warning("/price/%s: no fresh cached price and %s", symbol, exc)
         return response
-    service.cache.offer(ticker)
-    return jsonify({"success": True, **_priced(service, ticker), "source": "api"})
+    return jsonify({"success": True, **_priced(service, ticker), "source": source})

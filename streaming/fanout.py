@@ -37,14 +37,17 @@ class Fanout:
         self._on_tick = on_tick
         self._wall_clock = wall_clock
 
-    def publish(self, batch: TickerBatch) -> int:
-        """Emit every new tick of a batch to its room; returns how many were emitted."""
+    def publish(self, batch: TickerBatch, from_stream: bool = True) -> int:
+        """Emit every new tick of a batch to its room; returns how many were emitted.
+
+        Ticks fetched over REST (``from_stream=False``) say nothing about the health of the stream."""
         emitted = 0
         for ticker in batch.tickers:
             if not self._cache.offer(ticker):
                 self._metrics.updates_dropped.inc()
                 continue
-            self._on_tick(ticker.symbol)
+            if from_stream:
+                self._on_tick(ticker.symbol)
             if self._audience(ticker.symbol) == 0:
                 continue
             self._emit(PRICE_UPDATE, ticker.to_wire(), room_for(ticker.symbol))

@@ -1,14 +1,12 @@
 """BinanceRest: the few Binance USD-M REST calls the service makes (exchangeInfo, 24hr ticker).
 
-Every call passes the RequestGate (429/418 with Retry-After, and the used-weight header), and concurrent
-requests for the same ticker share one upstream call.
+Every call passes the RequestGate (429/418 with Retry-After, and the used-weight header).
 """
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from typing import Any, Callable, Generic, Hashable, TypeVar
+from typing import Any, Callable
 
 import requests
 
@@ -18,7 +16,7 @@ from streaming.errors import ProtocolError, RateLimitedError, UnknownSymbolError
 from streaming.models import Ticker
 from streaming.pacing import RequestGate
 
-__all__ = ["BinanceRest", "SingleFlight", "INVALID_SYMBOL_CODE"]
+__all__ = ["BinanceRest", "INVALID_SYMBOL_CODE"]
 
 log = logging.getLogger(__name__)
 
@@ -26,46 +24,6 @@ log = logging.getLogger(__name__)
 INVALID_SYMBOL_CODE = -1121
 # "General Info": every answer carries the weight used by this IP in the current minute.
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
-
-T = TypeVar("T")
-
-
-class SingleFlight(Generic[T]):
-    """Concurrent calls with the same key share one execution and its result (or its exception)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._calls: dict[Hashable, "_Call[T]"] = {}
-
-    def do(self, key: Hashable, work: Callable[[], T]) -> T:
-        with self._lock:
-            call = self._calls.get(key)
-            leader = call is None
-            if call is None:
-                call = self._calls[key] = _Call()
-        if not leader:
-            call.done.wait()
-            if call.error is not None:
-                raise call.error
-            return call.result  # type: ignore[return-value]
-        try:
-            call.result = work()
-            return call.result
-        except BaseException as exc:
-            call.error = exc
-            raise
-        finally:
-            with self._lock:
-                del self._calls[key]
-            call.done.set()
-
-
-class _Call(Generic[T]):
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.result: T | None = None
-        self.error: BaseException | None = None
-
 
 class BinanceRest:
     def __init__(
@@ -77,7 +35,6 @@ class BinanceRest:
         self._session = requests.Session()
         self._session.headers["User-Agent"] = "websocket-streaming"
         self.gate = RequestGate(wall_clock)
-        self._tickers: SingleFlight[Ticker] = SingleFlight()
 
     def _get(self, endpoint: str, params: dict[str, str] | None = None) -> Any:
         wait = self.gate.blocked_for()
@@ -122,12 +79,7 @@ class BinanceRest:
         return body
 
     def ticker_24hr(self, symbol: str) -> Ticker:
-        """The 24hr ticker of a validated symbol; UnknownSymbolError for -1121, else UpstreamUnavailableError.
-
-        Concurrent calls for one symbol make one request."""
-        return self._tickers.do(symbol, lambda: self._fetch_ticker(symbol))
-
-    def _fetch_ticker(self, symbol: str) -> Ticker:
+        """The 24hr ticker of a validated symbol; UnknownSymbolError for -1121, else UpstreamUnavailableError."""
         body = self._get("/fapi/v1/ticker/24hr", {"symbol": symbol})
         try:
             return ticker_from_rest(body)

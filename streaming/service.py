@@ -25,6 +25,7 @@ from streaming.monitor import StreamMonitor
 from streaming.models import Ticker
 from streaming.pool import UpstreamPool
 from streaming.rest import BinanceRest
+from streaming.singleflight import SingleFlight
 from streaming.subscriptions import SubscriptionRegistry
 from streaming.symbols import SymbolRequest, room_for
 from streaming.upstream import Timing, UpstreamConnection
@@ -37,7 +38,7 @@ NAMESPACE = "/"
 UPSTREAM_STATES = ("connecting", "live", "reconnecting")
 # A new subscriber's first price comes from REST for at most this many symbols per request (request weight 1 each).
 WARM_UP_LIMIT = 20
-WARM_UP_SOURCE = "rest:ticker/24hr"
+REST_SOURCE = "rest:ticker/24hr"
 
 
 class SocketIOTasks:
@@ -119,6 +120,7 @@ class StreamingService:
         self._catalog_done = threading.Event()
         self._reported: set[str] = set()
         self._warming: set[str] = set()
+        self._fetches: SingleFlight[tuple[Ticker, str]] = SingleFlight()
         self._bind_gauges()
 
     def _bind_gauges(self) -> None:
@@ -216,19 +218,35 @@ class StreamingService:
             self.tasks.start(self._warm_up, cold)
         return fresh
 
+    def fresh_ticker(self, symbol: str) -> tuple[Ticker, str]:
+        """A fresh tick of a validated symbol and where it came from ("cache" or "api").
+
+        Concurrent callers for one symbol share one Binance call, and its result is cached before any of them
+        returns, so a burst of requests for an uncached symbol costs Binance one request.
+        Raises UnknownSymbolError, or UpstreamUnavailableError (RateLimitedError while Binance says back off).
+        """
+        ticker = self.cache.latest(symbol, max_age=self.settings.price_max_age)
+        if ticker is not None:
+            return ticker, "cache"
+        return self._fetches.do(symbol, lambda: self._fetch(symbol))
+
+    def _fetch(self, symbol: str) -> tuple[Ticker, str]:
+        ticker = self.cache.latest(symbol, max_age=self.settings.price_max_age)
+        if ticker is not None:  # a tick arrived while this caller waited for the flight
+            return ticker, "cache"
+        ticker = self.rest.ticker_24hr(symbol)
+        self.fanout.publish(TickerBatch(REST_SOURCE, (ticker,)), from_stream=False)  # cached, and sent on
+        return ticker, "api"
+
     def _warm_up(self, symbols: list[str]) -> None:
         try:
             for symbol in symbols:
                 if self._stop.is_set():
                     break
-                if self.cache.latest(symbol, max_age=self.settings.price_max_age) is not None:
-                    continue  # the stream was faster
                 try:
-                    ticker = self.rest.ticker_24hr(symbol)
+                    self.fresh_ticker(symbol)
                 except StreamingError as exc:  # counted in rest_requests_total; the stream will follow
                     log.debug("first price of %s from REST failed: %s", symbol, exc)
-                    continue
-                self.fanout.publish(TickerBatch(WARM_UP_SOURCE, (ticker,)))
         finally:
             with self._lock:
                 self._warming.difference_update(symbols)

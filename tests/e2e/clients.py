@@ -8,7 +8,7 @@ import socketio
 
 from tests.helpers import wait_for
 
-EVENTS = ("connected", "subscribed", "unsubscribed", "price_update", "error")
+EVENTS = ("connected", "subscribed", "unsubscribed", "price_update", "error", "stream_status")
 
 
 class RecordingClient:

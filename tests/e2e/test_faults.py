@@ -1,0 +1,166 @@
+"""Upstream, REST and Redis faults, end to end: the service recovers, clients are told, nothing is lost."""
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import pytest
+import redis
+
+from tests.e2e.clients import RecordingClient
+from tests.helpers import wait_for
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "XRPUSDT", "DOGEUSDT"]
+FAST = dict(RECONNECT_DELAY="0.5", STALE_TIMEOUT="2", PING_INTERVAL="1", PONG_TIMEOUT="2")
+
+
+@pytest.fixture
+def watched(start_service) -> Iterator[tuple]:
+    """A service with fast timings, and two clients subscribed to SYMBOLS receiving updates."""
+    service = start_service(**FAST)
+    clients = [RecordingClient(service.url) for _ in range(2)]
+    for client in clients:
+        client.emit("subscribe", {"symbols": SYMBOLS})
+    for client in clients:
+        for symbol in SYMBOLS:
+            client.wait("price_update", lambda d, s=symbol: d["symbol"] == s)
+    yield service, clients
+    for client in clients:
+        client.close()
+
+
+def statuses(client: RecordingClient, state: str) -> set[str]:
+    return {d["symbol"] for d in client.received("stream_status", lambda d: d["state"] == state)}
+
+
+def all_updating_again(clients: list[RecordingClient], since_ms: int, timeout: float = 10) -> float:
+    """Wait until every client got a fresh update of every symbol; return how long that took."""
+    start = time.monotonic()
+    for client in clients:
+        for symbol in SYMBOLS:
+            client.wait("price_update", lambda d, s=symbol: d["symbol"] == s and d["eventTime"] > since_ms,
+                        timeout=timeout)
+    return time.monotonic() - start
+
+
+def in_order_without_duplicates(client: RecordingClient) -> None:
+    for symbol in SYMBOLS:
+        times = [d["eventTime"] for d in client.received("price_update", lambda d, s=symbol: d["symbol"] == s)]
+        assert times == sorted(times) and len(times) == len(set(times)), symbol
+
+
+def test_dropped_connections(watched, fake_binance) -> None:
+    service, clients = watched
+    fake_binance.drop_all()
+    dropped_at = int(time.time() * 1000)
+    for client in clients:
+        wait_for(lambda c=client: statuses(c, "reconnecting") == set(SYMBOLS), timeout=5)
+    all_updating_again(clients, dropped_at)
+    for client in clients:
+        wait_for(lambda c=client: statuses(c, "live") == set(SYMBOLS), timeout=5)
+        in_order_without_duplicates(client)
+    stats = service.get("/stats").json()["data"]
+    assert stats["subscriptions_by_symbol"] == {s: 2 for s in sorted(SYMBOLS)}
+
+
+def test_silent_upstream_is_reported_stale_and_replaced(watched, fake_binance) -> None:
+    service, clients = watched
+    fake_binance.set_silent(True)  # connected, acknowledged, no data: the un-routed-URL failure
+    for client in clients:
+        wait_for(lambda c=client: statuses(c, "stale") == set(SYMBOLS), timeout=8)
+    health = wait_for(lambda: (h := service.get("/health").json())["status"] == "degraded" and h, timeout=5)
+    assert any(reason.startswith("streams:") for reason in health["reasons"])
+    wait_for(lambda: len(fake_binance.connections()) >= 2, timeout=8, message="watchdog reconnect")
+    assert 'reason="stale"' in service.get("/metrics").text
+    healed_at = int(time.time() * 1000)
+    fake_binance.set_silent(False)
+    all_updating_again(clients, healed_at)
+    for client in clients:
+        wait_for(lambda c=client: statuses(c, "live") == set(SYMBOLS), timeout=5)
+    wait_for(lambda: service.get("/health").json()["status"] == "healthy", timeout=5)
+
+
+@pytest.mark.parametrize("code, reason", [(1008, "Too many requests"), (1001, "going away")])
+def test_server_closes(watched, fake_binance, code: int, reason: str) -> None:
+    service, clients = watched
+    assert fake_binance.close_all(code, reason) == 1
+    closed_at = int(time.time() * 1000)
+    all_updating_again(clients, closed_at)
+    assert 'websocket_streaming_upstream_reconnects_total{reason="closed"}' in service.get("/metrics").text
+    for client in clients:
+        in_order_without_duplicates(client)
+
+
+def test_rotation_is_invisible_to_clients(start_service, fake_binance) -> None:
+    service = start_service(CONNECTION_MAX_AGE="5")
+    client = RecordingClient(service.url)
+    try:
+        client.emit("subscribe", {"symbols": SYMBOLS})
+        wait_for(lambda: len([c for c in fake_binance.connections() if c.close_code == 1000]) >= 1, timeout=15)
+        since = int(time.time() * 1000)
+        all_updating_again([client], since)
+        in_order_without_duplicates(client)
+        assert client.received("stream_status") == [], "no client saw the switch"
+        gaps = []
+        times = [d["eventTime"] for d in client.received("price_update", lambda d: d["symbol"] == "BTCUSDT")]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert max(gaps) < 1000, f"a gap in the stream around the switch: {max(gaps)} ms"
+        assert 'event="rotated"' in service.get("/metrics").text
+    finally:
+        client.close()
+
+
+def test_rest_429_then_418_pause_calls_and_answer_503_with_retry_after(service, fake_binance) -> None:
+    wait_for(lambda: service.get("/price/BTCUSDT").json().get("source") == "cache")
+    fake_binance.set_rest_failure(429, retry_after=2)
+    response = service.get("/price/LINKUSDT")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+    assert response.json()["code"] == "UPSTREAM_RATE_LIMITED"
+    calls = len(fake_binance.rest_requests())
+    for symbol in ("DOTUSDT", "LTCUSDT", "LINKUSDT"):
+        response = service.get(f"/price/{symbol}")
+        assert response.status_code == 503 and int(response.headers["Retry-After"]) >= 1
+    assert len(fake_binance.rest_requests()) == calls, "no call to Binance while told to back off"
+    assert any(r.startswith("rest:") for r in service.get("/health").json()["reasons"])
+    cached = service.get("/price/BTCUSDT")
+    assert cached.status_code == 200 and cached.json()["source"] == "cache", cached.text
+    fake_binance.set_rest_failure(418, retry_after=3)
+    wait_for(lambda: service.get("/price/DOTUSDT").status_code == 503 and len(fake_binance.rest_requests()) > calls,
+             timeout=5)
+    banned_calls = len(fake_binance.rest_requests())
+    assert service.get("/price/DOTUSDT").headers["Retry-After"] in ("3", "2")
+    fake_binance.set_rest_failure(None)
+    wait_for(lambda: service.get("/price/DOTUSDT").status_code == 200, timeout=6)
+    assert len(fake_binance.rest_requests()) == banned_calls + 1
+
+
+def test_concurrent_misses_for_one_symbol_make_one_call(service, fake_binance) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda _: service.get("/price/AVAXUSDT").status_code, range(40)))
+    assert answers == [200] * 40
+    assert [q for p, q in fake_binance.rest_requests() if p == "/fapi/v1/ticker/24hr"] == [{"symbol": "AVAXUSDT"}]
+
+
+def test_redis_dying_and_returning_mid_stream(start_service, fake_binance, tmp_path) -> None:
+    from tests.integration.conftest import RedisProcess
+
+    private = RedisProcess(tmp_path).start()
+    try:
+        service = start_service(REDIS_PORT=str(private.port), REDIS_DB="0", **FAST)
+        client = RecordingClient(service.url)
+        client.emit("subscribe", {"symbols": SYMBOLS})
+        wait_for(lambda: redis.Redis(port=private.port).exists("price:XRPUSDT"))
+        private.stop()
+        health = wait_for(lambda: (h := service.get("/health").json())["status"] == "degraded" and h, timeout=5)
+        assert health["dependencies"]["cache"]["status"] == "degraded"
+        since = int(time.time() * 1000)
+        all_updating_again([client], since)  # the fan-out never waits on Redis
+        assert service.get("/price/XRPUSDT").json()["source"] == "cache"  # memory fallback
+        private.start()
+        wait_for(lambda: service.get("/health").json()["dependencies"]["cache"]["status"] == "healthy", timeout=6)
+        wait_for(lambda: redis.Redis(port=private.port).exists("price:XRPUSDT"), timeout=5)
+        client.close()
+    finally:
+        private.stop()
