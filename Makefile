@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test install install-dev node browser clean
+.PHONY: run test install install-dev node browser recovery clean
 
 run: install
 	$(PY) app.py
@@ -31,6 +31,10 @@ node: node_modules/.installed
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# Time to notice and recover from each upstream, REST and Redis fault (about 3 minutes; QUICK=1: 1 minute).
+recovery: install-dev
+	$(PY) -m bench.recovery $(if $(QUICK),--quick)
 
 # Debian's Chromium for the browser-client test (the only browser build that installs offline here).
 browser:

@@ -1,97 +1,15 @@
 """End-to-end fixtures: the service as a real process (``python app.py``) against the fake exchange."""
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import redis
-import requests
 
+from tests.e2e.process import ROOT, TEST_REDIS_DB, ServiceProcess, free_port, service_env  # noqa: F401
 from tests.fakes.binance import FakeBinance
-from tests.helpers import wait_for
 from tests.redis_server import redis_server  # noqa: F401  (fixture)
-
-ROOT = Path(__file__).resolve().parents[2]
-TEST_REDIS_DB = 15
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServiceProcess:
-    """``python app.py`` on a free port; stopped by its own PID."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = int(env["PORT"])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = env
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, wait_ready: bool = True) -> "ServiceProcess":
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        if wait_ready:
-            wait_for(self._answers, timeout=20, message=f"service did not answer /health; log: {self.log_path}")
-        return self
-
-    def _answers(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"service exited with {self.proc.returncode}: {self.log()}")
-        try:
-            return requests.get(self.url + "/health", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def get(self, path: str, **kwargs: object) -> requests.Response:
-        return requests.get(self.url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-        return self.proc.returncode
-
-
-def service_env(fake: FakeBinance, **overrides: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("REDIS_", "BINANCE_"))}
-    env.update(
-        PORT=str(free_port()),
-        HOST="127.0.0.1",
-        BINANCE_WS_URL=fake.ws_url,
-        BINANCE_REST_URL=fake.rest_url,
-        REDIS_ENABLED="true",
-        REDIS_HOST="127.0.0.1",
-        REDIS_PORT="6379",
-        REDIS_DB=str(TEST_REDIS_DB),
-        RECONNECT_DELAY="0.5",
-        UNSUBSCRIBE_GRACE="1",
-        LOG_LEVEL="INFO",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(overrides)
-    return env
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.process import ROOT
 
 
 def run_client(command: list[str]) -> list[dict]:

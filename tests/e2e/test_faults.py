@@ -144,7 +144,7 @@ def test_concurrent_misses_for_one_symbol_make_one_call(service, fake_binance) -
 
 
 def test_redis_dying_and_returning_mid_stream(start_service, fake_binance, tmp_path) -> None:
-    from tests.integration.conftest import RedisProcess
+    from tests.redis_server import RedisProcess
 
     private = RedisProcess(tmp_path).start()
     try:

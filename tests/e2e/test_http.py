@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.e2e.clients import RecordingClient
-from tests.e2e.conftest import ROOT, free_port
+from tests.e2e.process import ROOT, free_port
 from tests.helpers import wait_for
 
 PRICE_FIELDS = {"symbol", "price", "volume", "high", "low", "change", "changePercent", "timestamp", "eventTime"}
@@ -145,7 +145,7 @@ def test_prometheus_can_be_disabled(start_service) -> None:
 @pytest.mark.parametrize("key, value", [("PORT", "abc"), ("BINANCE_WS_URL", "https://example"),
                                         ("DEFAULT_SYMBOLS", "BTC/USDT")])
 def test_bad_configuration_stops_start_up_naming_the_key(key: str, value: str) -> None:
-    from tests.e2e.conftest import service_env
+    from tests.e2e.process import service_env
 
     class NoFake:
         ws_url, rest_url = "ws://127.0.0.1:9", "http://127.0.0.1:9"

@@ -1,0 +1,1 @@
+"""Benchmarks and measurements: scripts that print numbers (never pass/fail)."""
