@@ -41,6 +41,8 @@ class Settings:
     prometheus_enabled: bool = True
     default_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT")
     reconnect_delay: float = 5.0
+    # Later reconnect attempts back off exponentially, with full jitter, up to this many seconds.
+    reconnect_max_delay: float = 60.0
     binance_ws_url: str = "wss://fstream.binance.com"
     binance_rest_url: str = "https://fapi.binance.com"
     # Seconds a symbol keeps streaming after its last subscriber left (no flapping on client reconnect).
@@ -194,6 +196,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "prometheus_enabled": _bool,
     "default_symbols": _symbols,
     "reconnect_delay": _seconds(0.05, 3600),
+    "reconnect_max_delay": _seconds(0.05, 3600),
     "binance_ws_url": _url(_WS_URL, "a ws:// or wss:// host without a path, e.g. wss://fstream.binance.com"),
     "binance_rest_url": _url(_HTTP_URL, "an http:// or https:// host without a path, e.g. https://fapi.binance.com"),
     "unsubscribe_grace": _seconds(0, 3600),

@@ -86,6 +86,12 @@ class TickerCache:
         self._metrics.cache_lookups.labels("hit" if ticker is not None else "miss").inc()
         return ticker
 
+    def peek(self, symbol: str, max_age: float) -> Ticker | None:
+        """The tick held in memory, if fresh. No I/O, no metrics: safe on the hot path."""
+        with self._lock:
+            ticker = self._latest.get(symbol)
+        return ticker if ticker is not None and self.age(ticker) <= max_age else None
+
     def age(self, ticker: Ticker) -> float:
         """Seconds since the tick's event time (by this machine's clock)."""
         return self._wall_clock() - ticker.event_time / 1000.0

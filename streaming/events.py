@@ -8,8 +8,6 @@ from flask import request
 from flask_socketio import SocketIO, emit
 
 from streaming.errors import InvalidRequestError
-from streaming.fanout import PRICE_UPDATE
-from streaming.monitor import STREAM_STATUS
 from streaming.service import StreamingService, SubscribeOutcome
 from streaming.symbols import SymbolRequest, parse_symbol_request
 
@@ -64,15 +62,12 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         parsed = parse("subscribe", data)
         if isinstance(parsed, dict):
             return parsed
-        outcome = service.subscribe(request.sid, parsed)
+        outcome = service.check(parsed)
         answer = {"symbols": outcome.symbols, "message": f"Subscribed to {len(outcome.symbols)} symbols"}
         if outcome.symbols or not outcome.rejected:
             emit("subscribed", answer)
         ack = _answer("subscribe", outcome, answer)
-        for ticker in service.latest_for(outcome.symbols):
-            emit(PRICE_UPDATE, ticker.to_wire())
-        for status in service.monitor.status_of(outcome.symbols):
-            emit(STREAM_STATUS, status)
+        service.join(request.sid, outcome.symbols)  # then the latest prices, then live updates
         return ack
 
     @socketio.on("unsubscribe")

@@ -5,6 +5,7 @@ they already received (duplicates from overlapping connections included).
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import Callable
 
@@ -36,6 +37,9 @@ class Fanout:
         self._metrics = metrics
         self._on_tick = on_tick
         self._wall_clock = wall_clock
+        # Held while a tick is cached and emitted, and while a client joins a room and gets the cached tick:
+        # so each client sees every tick once, in order.
+        self.lock = threading.Lock()
 
     def publish(self, batch: TickerBatch, from_stream: bool = True) -> int:
         """Emit every new tick of a batch to its room; returns how many were emitted.
@@ -43,15 +47,17 @@ class Fanout:
         Ticks fetched over REST (``from_stream=False``) say nothing about the health of the stream."""
         emitted = 0
         for ticker in batch.tickers:
-            if not self._cache.offer(ticker):
-                self._metrics.updates_dropped.inc()
-                continue
+            with self.lock:
+                if not self._cache.offer(ticker):
+                    self._metrics.updates_dropped.inc()
+                    continue
+                if self._audience(ticker.symbol) > 0:
+                    self._emit(PRICE_UPDATE, ticker.to_wire(), room_for(ticker.symbol))
+                    emitted += 1
             if from_stream:
                 self._on_tick(ticker.symbol)
-            if self._audience(ticker.symbol) == 0:
-                continue
-            self._emit(PRICE_UPDATE, ticker.to_wire(), room_for(ticker.symbol))
-            self._metrics.updates_emitted.inc()
-            self._metrics.emit_latency.observe(max(0.0, self._wall_clock() - ticker.event_time / 1000.0))
-            emitted += 1
+        if emitted:
+            self._metrics.updates_emitted.inc(emitted)
+            latency = max(0.0, self._wall_clock() - batch.tickers[-1].event_time / 1000.0)
+            self._metrics.emit_latency.observe(latency)
         return emitted

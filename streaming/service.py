@@ -20,8 +20,8 @@ from metrics.collectors import ServiceMetrics
 from streaming.binance import TickerBatch, symbol_of_stream, tradable_usdt_perpetuals
 from streaming.catalog import SymbolCatalog
 from streaming.errors import ProtocolError, StreamingError, UnknownSymbolError
-from streaming.fanout import Fanout
-from streaming.monitor import StreamMonitor
+from streaming.fanout import PRICE_UPDATE, Fanout
+from streaming.monitor import STREAM_STATUS, StreamMonitor
 from streaming.models import Ticker
 from streaming.pool import UpstreamPool
 from streaming.rest import BinanceRest
@@ -106,6 +106,7 @@ class StreamingService:
             messages_per_second=settings.control_messages_per_second,
             timing=Timing(
                 reconnect_delay=settings.reconnect_delay,
+                max_reconnect_delay=settings.reconnect_max_delay,
                 stale_timeout=settings.stale_timeout,
                 ping_interval=settings.ping_interval,
                 pong_timeout=settings.pong_timeout,
@@ -176,47 +177,51 @@ class StreamingService:
         for symbol in last:
             self.pool.release(symbol)
 
-    def subscribe(self, sid: str, request: SymbolRequest) -> SubscribeOutcome:
+    def check(self, request: SymbolRequest) -> SubscribeOutcome:
+        """Which symbols of a subscribe request can be served, and why the others cannot. Changes nothing."""
         outcome = self._outcome_for(request)
-        known: list[str] = []
         for symbol in request.symbols:
             try:
                 self.catalog.check(symbol)
             except UnknownSymbolError as exc:
                 outcome.reject(exc.code, symbol, str(exc))
+                self.metrics.rejected_inputs.labels(exc.code).inc()
                 continue
-            known.append(symbol)
-        for symbol in known:
-            self.socketio.server.enter_room(sid, room_for(symbol), namespace=NAMESPACE)
-        with self._lock:
-            _, first = self.registry.add(sid, known)
-        for symbol in first:
-            self.pool.want(symbol)
-        outcome.symbols = known
+            outcome.symbols.append(symbol)
         return outcome
 
-    def latest_for(self, symbols: Sequence[str]) -> list[Ticker]:
-        """Fresh cached ticks of these symbols, for a new subscriber.
+    def join(self, sid: str, symbols: Sequence[str]) -> None:
+        """Subscribe a client to checked symbols and send it their latest fresh prices and stream states.
 
-        Symbols without one are fetched from Binance REST in the background (at most WARM_UP_LIMIT per call,
-        one fetch per symbol at a time); the result reaches the symbol's room through the fan-out, so a new
-        subscriber gets a first price without waiting for the next stream tick.
+        The room join and the cached prices happen under the fan-out's lock, so the client gets each tick
+        exactly once and in order, whether it comes from the cache or from the stream. Symbols without a fresh
+        tick get one from Binance REST in the background (at most WARM_UP_LIMIT per call, one fetch per symbol
+        at a time), so a new subscriber does not wait for the next stream tick.
         """
         max_age = self.settings.price_max_age
-        fresh: list[Ticker] = []
-        cold: list[str] = []
         for symbol in symbols:
-            ticker = self.cache.latest(symbol, max_age=max_age)
-            if ticker is not None:
-                fresh.append(ticker)
-            elif self.catalog.is_known(symbol):
-                cold.append(symbol)
+            self.cache.latest(symbol)  # outside the lock: brings a Redis-only tick into memory
+        with self.fanout.lock:
+            for symbol in symbols:
+                self.socketio.server.enter_room(sid, room_for(symbol), namespace=NAMESPACE)
+            with self._lock:
+                _, first = self.registry.add(sid, symbols)
+            cold = []
+            for symbol in symbols:
+                ticker = self.cache.peek(symbol, max_age)
+                if ticker is not None:
+                    self.socketio.emit(PRICE_UPDATE, ticker.to_wire(), to=sid)
+                elif self.catalog.is_known(symbol):
+                    cold.append(symbol)
+        for status in self.monitor.status_of(symbols):
+            self.socketio.emit(STREAM_STATUS, status, to=sid)
+        for symbol in first:
+            self.pool.want(symbol)
         with self._lock:
             cold = [symbol for symbol in cold if symbol not in self._warming][:WARM_UP_LIMIT]
             self._warming.update(cold)
         if cold:
             self.tasks.start(self._warm_up, cold)
-        return fresh
 
     def fresh_ticker(self, symbol: str) -> tuple[Ticker, str]:
         """A fresh tick of a validated symbol and where it came from ("cache" or "api").

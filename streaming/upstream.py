@@ -40,8 +40,8 @@ URL_STREAM_LIMIT = 100
 REPLY_TIMEOUT = 10.0
 # How long a clean close waits for the server's close frame.
 CLOSE_TIMEOUT = 1.0
-# A connection that stayed up this long resets the reconnect backoff.
-HEALTHY_AFTER = 60.0
+# A connection that stayed up this long resets the reconnect backoff (5 ticker intervals).
+HEALTHY_AFTER = 10.0
 
 
 class TaskRunner(Protocol):

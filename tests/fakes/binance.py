@@ -11,20 +11,31 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from aiohttp import web
 
-from tests.fakes.connection import CLOSE_HANDSHAKE_TIMEOUT, Connection, Limits, now_ms, wait_finished
+from tests.fakes.connection import CLOSE_HANDSHAKE_TIMEOUT, Connection, Limits, Tick, now_ms, wait_finished
 from tests.fakes.exchange_info import load_exchange_info, symbol_specs
 from tests.fakes.market import Market
-from tests.fakes.protocol import CLOSE_GOING_AWAY, REASON_LIFETIME, Endpoint, ProtocolError, parse_endpoint
+from tests.fakes.protocol import (
+    CLOSE_GOING_AWAY,
+    HANDSHAKE_REFUSED_STATUS,
+    REASON_LIFETIME,
+    Endpoint,
+    ProtocolError,
+    Silence,
+    is_websocket_upgrade,
+    parse_endpoint,
+    refused_handshake_body,
+)
 from tests.fakes.rest import (
     WEIGHT_HEADER,
     WEIGHT_LIMIT_PER_MINUTE,
@@ -96,9 +107,13 @@ class FakeBinance:
         self._control: list[tuple[int, object]] = []
         self._rest_log: list[tuple[str, dict[str, str]]] = []
         self._last_tickers: dict[str, dict[str, Any]] = {}
-        # Plain flags written by the caller, read by the loop (atomic assignments).
-        self._silent = False
+        self._attempts: list[float] = []  # wall-clock times of every WebSocket handshake attempt
+        self._refused: list[float] = []  # ... and of those refused by refuse_connections
+        # Immutable values written by the caller (read-modify-write under _lock), read by the loop (atomic).
+        self._silence = Silence()
         self._rest_failure: tuple[int, dict[str, Any], int | None] | None = None
+        self._refuse_until = 0.0  # time.monotonic() until which handshakes are refused
+        self._delivery_delay = 0.0
         # Event-loop thread only.
         self._live: dict[int, Connection] = {}
         self._weights = WeightMeter()
@@ -108,6 +123,7 @@ class FakeBinance:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_event: asyncio.Event | None = None
         self._tick_wakeup: asyncio.Event | None = None
+        self._deliveries: asyncio.Queue[tuple[float, Tick]] | None = None
         self._startup_error: BaseException | None = None
         self._port: int | None = None
 
@@ -197,6 +213,16 @@ class FakeBinance:
             payload = self._last_tickers.get(symbol)
             return dict(payload) if payload is not None else None
 
+    def connection_attempts(self) -> list[float]:
+        """Wall-clock times of every WebSocket handshake attempt, accepted or refused, oldest first."""
+        with self._lock:
+            return list(self._attempts)
+
+    def refused_attempts(self) -> list[float]:
+        """Wall-clock times of the handshakes refused by `refuse_connections`, oldest first."""
+        with self._lock:
+            return list(self._refused)
+
     def tick_count(self) -> int:
         """How many market ticks have happened (silent or not); wait on it instead of sleeping."""
         return self._tick_count
@@ -218,11 +244,19 @@ class FakeBinance:
         infos = self.connections()
         with self._lock:
             control_count, rest_count = len(self._control), len(self._rest_log)
+            attempts, refused = list(self._attempts), list(self._refused)
+        silence = self._silence
         return {
             "ws_url": self.ws_url,
             "rest_url": self.rest_url,
             "tick_interval": self._tick_interval,
-            "silent": self._silent,
+            "silent": silence.everything,
+            "silent_symbols": sorted(silence.symbols),
+            "delivery_delay": self._delivery_delay,
+            "connection_lifetime": self._limits.lifetime,
+            "refusing_for": round(self._refusing_for(), 3),
+            "connection_attempts": attempts,
+            "refused_attempts": refused,
             "ticks": self._tick_count,
             "connections_total": len(infos),
             "open_total": sum(1 for info in infos if info.open),
@@ -258,9 +292,46 @@ class FakeBinance:
         self._rest_failure = (status, body if body is not None else failure_body(status, self._weight_limit),
                               retry_after)
 
-    def set_silent(self, silent: bool) -> None:
-        """While silent, connections and acks keep working but no data frame is sent (the un-routed-URL mode)."""
-        self._silent = bool(silent)
+    def set_silent(self, silent: bool, *, symbols: Iterable[str] | None = None) -> None:
+        """While silent, connections and acks keep working but no data frame is sent (the un-routed-URL mode).
+
+        With `symbols` (upper case), silence (or, silent False, un-silence) only those: their frames and their rows
+        in `!ticker@arr` / `!miniTicker@arr` are withheld, other symbols still flow. `set_silent(False)` clears all.
+        """
+        with self._lock:
+            self._silence = self._silence.changed(bool(silent), symbols)
+
+    def refuse_connections(self, seconds: float) -> None:
+        """For the next `seconds`, answer every WebSocket handshake with HTTP 503 and no upgrade (exchange down).
+
+        REST and open connections are untouched; 0 stops refusing now; a new call replaces the window.
+        """
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"refuse_connections needs a finite number of seconds >= 0, got {seconds!r}")
+        self._refuse_until = time.monotonic() + seconds
+
+    def inject(self, frame: str | bytes, *, binary: bool = False) -> int:
+        """Send `frame` as it is to every open connection (a binary frame for bytes or binary=True, else text);
+        returns how many got it. Not a tick of the fake's, never delayed, and no reason to close the connection."""
+        if not isinstance(frame, (str, bytes)):
+            raise TypeError(f"frame must be str or bytes, got {type(frame).__name__}")
+        raw: str | bytes = frame.encode("utf-8") if binary and isinstance(frame, str) else frame
+        return self._call(lambda: self._inject(raw))
+
+    def set_delivery_delay(self, seconds: float) -> None:
+        """Send every data frame `seconds` after its tick (a slow upstream; `E` stays the tick time). Acks, pings
+        and injected frames are not delayed; order is kept. 0 (the default) sends at once."""
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"delivery delay must be a finite number of seconds >= 0, got {seconds!r}")
+        self._delivery_delay = seconds
+
+    def set_lifetime(self, seconds: float) -> None:
+        """Close connections opened from now on with 1001 "going away" `seconds` after they open (facts §4);
+        connections already open keep their lifetime."""
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"connection lifetime must be a positive number of seconds, got {seconds!r}")
+        with self._lock:
+            self._limits = replace(self._limits, lifetime=seconds)
 
     def set_tick_interval(self, seconds: float) -> None:
         if not seconds > 0:
@@ -298,6 +369,7 @@ class FakeBinance:
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         self._tick_wakeup = asyncio.Event()
+        self._deliveries = asyncio.Queue()
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_HANDSHAKE_TIMEOUT)
@@ -306,18 +378,20 @@ class FakeBinance:
             site = web.TCPSite(runner, HOST, self._requested_port)
             await site.start()
             self._port = int(runner.addresses[0][1])
-            ticker = asyncio.create_task(self._tick_loop())
+            tasks = [asyncio.create_task(self._tick_loop()), asyncio.create_task(self._deliver_loop())]
             ready.set()
             await self._stop_event.wait()
             self._stopping = True
-            ticker.cancel()
-            await asyncio.gather(ticker, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._close_all(CLOSE_GOING_AWAY, REASON_LIFETIME)
         finally:
             await runner.cleanup()
 
     async def _tick_loop(self) -> None:
-        assert self._tick_wakeup is not None
+        assert self._tick_wakeup is not None and self._deliveries is not None
+        loop = asyncio.get_running_loop()
         while True:
             self._tick_wakeup.clear()
             try:
@@ -327,14 +401,34 @@ class FakeBinance:
                 pass
             snapshot = self._market.step()
             self._tick_count += 1
-            if self._silent:
+            self._deliveries.put_nowait((loop.time(), Tick(snapshot, now_ms())))
+
+    async def _deliver_loop(self) -> None:
+        """Hand each tick to the connections, in order, `delivery_delay` after it happened."""
+        assert self._deliveries is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            happened, tick = await self._deliveries.get()
+            wait = happened + self._delivery_delay - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if self._silence.everything:
                 continue
             for conn in list(self._live.values()):
-                conn.offer(snapshot)
+                conn.offer(tick)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         if request.path.startswith("/_fake/"):
             return await self._control_endpoint(request)
+        if is_websocket_upgrade(request.headers):
+            refusing_for = self._refusing_for()
+            with self._lock:
+                self._attempts.append(time.time())
+                if refusing_for > 0:
+                    self._refused.append(self._attempts[-1])
+            if refusing_for > 0:
+                log.info("ws handshake refused %s (refusing for %.1f s more)", request.path, refusing_for)
+                return _json(HANDSHAKE_REFUSED_STATUS, refused_handshake_body(refusing_for))
         try:
             endpoint = parse_endpoint(request.path, request.query.get("streams"))
         except ProtocolError as exc:
@@ -360,15 +454,17 @@ class FakeBinance:
                 id=conn_id, path=request.path, route=endpoint.route, query=request.query_string,
                 streams=frozenset(endpoint.streams), open=True, opened_at=time.time(), closed_at=None,
                 close_code=None, close_reason=None, received=0))
-        conn = Connection(self, conn_id, ws, transport, endpoint, self._limits)
+        with self._lock:
+            limits = self._limits
+        conn = Connection(self, conn_id, ws, transport, endpoint, limits)
         self._live[conn_id] = conn
         log.info("ws %d open %s?%s", conn_id, request.path, request.query_string)
         return conn
 
     # ------------------------------------------------------------ connection.Host (event loop only)
 
-    def is_silent(self) -> bool:
-        return self._silent
+    def silence(self) -> Silence:
+        return self._silence
 
     def count_frame(self, conn_id: int) -> None:
         with self._lock:
@@ -405,6 +501,14 @@ class FakeBinance:
         await wait_finished(live)
         return len(live)
 
+    async def _inject(self, frame: str | bytes) -> int:
+        live = [conn for conn in self._live.values() if not conn.finished.done()]
+        sent = await asyncio.gather(*(conn.inject(frame) for conn in live))
+        return sum(sent)
+
+    def _refusing_for(self) -> float:
+        return max(0.0, self._refuse_until - time.monotonic())
+
     async def _close_all(self, code: int, reason: str) -> int:
         live = [conn for conn in self._live.values() if not conn.finished.done()]
         for conn in live:
@@ -438,7 +542,8 @@ class FakeBinance:
         return _json(result.status, result.body, {**headers, **result.headers})
 
     async def _control_endpoint(self, request: web.Request) -> web.Response:
-        """HTTP control for non-Python users: drop, close, state, tick-interval, silent, rest-failure."""
+        """HTTP control for non-Python users: drop, close, state, tick-interval, silent, rest-failure, refuse,
+        inject, delivery-delay, lifetime."""
         query = request.query
         action = (request.method, request.path)
         try:
@@ -454,8 +559,24 @@ class FakeBinance:
                 self.set_tick_interval(float(query.get("seconds", "")))
                 return _json(200, {"tick_interval": self._tick_interval})
             if action == ("POST", "/_fake/silent"):
-                self.set_silent(query.get("on", "true").lower() in ("1", "true", "yes"))
-                return _json(200, {"silent": self._silent})
+                symbols = query.get("symbols")
+                self.set_silent(query.get("on", "true").lower() in ("1", "true", "yes"),
+                                symbols=None if symbols is None else [s for s in symbols.split(",") if s])
+                silence = self._silence
+                return _json(200, {"silent": silence.everything, "silent_symbols": sorted(silence.symbols)})
+            if action == ("POST", "/_fake/refuse"):
+                self.refuse_connections(float(query.get("seconds", "")))
+                return _json(200, {"refusing_for": round(self._refusing_for(), 3)})
+            if action == ("POST", "/_fake/inject"):
+                binary = query.get("binary", "false").lower() in ("1", "true", "yes")
+                frame: str | bytes = await request.read() if binary else await request.text()
+                return _json(200, {"sent": await self._inject(frame)})
+            if action == ("POST", "/_fake/delivery-delay"):
+                self.set_delivery_delay(float(query.get("seconds", "")))
+                return _json(200, {"delivery_delay": self._delivery_delay})
+            if action == ("POST", "/_fake/lifetime"):
+                self.set_lifetime(float(query.get("seconds", "")))
+                return _json(200, {"connection_lifetime": self._limits.lifetime})
             if action == ("POST", "/_fake/rest-failure"):
                 status = query.get("status")
                 retry_after = query.get("retry_after")
@@ -465,8 +586,10 @@ class FakeBinance:
         except ValueError as exc:
             return _json(400, {"error": f"bad control request {request.path_qs}: {exc}"})
         usage = ("POST /_fake/drop, POST /_fake/close?code=&reason=, GET /_fake/state, "
-                 "POST /_fake/tick-interval?seconds=, POST /_fake/silent?on=true|false, "
-                 "POST /_fake/rest-failure?status=&retry_after=")
+                 "POST /_fake/tick-interval?seconds=, POST /_fake/silent?on=true|false[&symbols=A,B], "
+                 "POST /_fake/rest-failure?status=&retry_after=, POST /_fake/refuse?seconds=, "
+                 "POST /_fake/inject[?binary=true] (body: the frame), POST /_fake/delivery-delay?seconds=, "
+                 "POST /_fake/lifetime?seconds=")
         return _json(404, {"error": f"unknown control call {request.method} {request.path}; use {usage}"})
 
 

@@ -1,4 +1,4 @@
-"""One WebSocket connection of the fake exchange: reader, tick writer, server pings, lifetime, closes.
+"""One WebSocket connection of the fake exchange: reader, tick writer, server pings, lifetime, closes, injected frames.
 
 The per-connection I/O shell; what to answer comes from protocol.py, what to send from market.py. It reports to
 its host (the FakeBinance) through the small `Host` interface, so it never touches the host's internals.
@@ -28,6 +28,7 @@ from tests.fakes.protocol import (
     Endpoint,
     PingTracker,
     RateWindow,
+    Silence,
     Subscription,
     data_feed,
     decode_request,
@@ -56,10 +57,18 @@ class Limits:
     lifetime: float
 
 
+@dataclass(frozen=True)
+class Tick:
+    """One market tick on its way to the connections."""
+
+    snapshot: MarketSnapshot
+    event_ms: int  # wall-clock ms when the tick happened: the payloads' `E`, so a delivery delay shows as latency
+
+
 class Host(Protocol):
     """What a connection needs from the fake that owns it (called on the event loop)."""
 
-    def is_silent(self) -> bool: ...
+    def silence(self) -> Silence: ...
 
     def count_frame(self, conn_id: int) -> None: ...
 
@@ -76,9 +85,10 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def tick_payloads(route: str, state: Subscription, snapshot: MarketSnapshot,
-                  event_ms: int) -> list[tuple[str, Any]]:
-    """(stream, payload) for every data-carrying stream of a connection at one tick, in subscription order."""
+def tick_payloads(route: str, state: Subscription, snapshot: MarketSnapshot, event_ms: int,
+                  silence: Silence = Silence()) -> list[tuple[str, Any]]:
+    """(stream, payload) for every data-carrying stream of a connection at one tick, in subscription order,
+    without what `silence` withholds."""
     frames: list[tuple[str, Any]] = []
     for stream in state.streams:
         feed = data_feed(route, stream)
@@ -93,7 +103,9 @@ def tick_payloads(route: str, state: Subscription, snapshot: MarketSnapshot,
             if quote is None:
                 continue  # a well-formed stream of an unknown symbol: acknowledged, then silent (facts §3)
             payload = _PAYLOAD_BUILDERS[feed.kind](quote, event_ms)
-        frames.append((stream, payload))
+        payload = silence.audible(payload)
+        if payload is not None:
+            frames.append((stream, payload))
     return frames
 
 
@@ -112,7 +124,7 @@ class Connection:
         self.state = Subscription(endpoint.streams, endpoint.combined)
         self.rate = RateWindow(limits.max_incoming_per_second)
         self.pings = PingTracker(limits.ping_interval, limits.pong_timeout, loop.time())
-        self.ticks: asyncio.Queue[MarketSnapshot] = asyncio.Queue(MAX_PENDING_TICKS)
+        self.ticks: asyncio.Queue[Tick] = asyncio.Queue(MAX_PENDING_TICKS)
         self.closing = False
         self.server_close: tuple[int, str] | None = None
         self.close_task: asyncio.Task[bool] | None = None
@@ -144,14 +156,25 @@ class Connection:
             self.host.connection_closed(self.id, code, reason)
             self.finished.set_result(None)
 
-    def offer(self, snapshot: MarketSnapshot) -> None:
+    def offer(self, tick: Tick) -> None:
         """Queue one tick for the writer; dropped when the client is too slow."""
         if self.closing:
             return
         try:
-            self.ticks.put_nowait(snapshot)
+            self.ticks.put_nowait(tick)
         except asyncio.QueueFull:
             pass
+
+    async def inject(self, frame: str | bytes) -> bool:
+        """Send `frame` as it is (text for str, binary for bytes) at once; False when the connection is going away.
+
+        Not a tick: nothing is recorded, and the connection stays open whatever the frame says.
+        """
+        if self.closing:
+            return False
+        if isinstance(frame, bytes):
+            return await self._guard(self.ws.send_bytes(frame))
+        return await self._send(frame)
 
     def close_soon(self, code: int, reason: str) -> None:
         """Send a close frame (after anything already written) and end the connection. First call wins."""
@@ -221,10 +244,11 @@ class Connection:
 
     async def _write_ticks(self) -> None:
         while True:
-            snapshot = await self.ticks.get()
-            if self.host.is_silent() or self.closing:
+            tick = await self.ticks.get()
+            silence = self.host.silence()
+            if silence.everything or self.closing:
                 continue
-            for stream, payload in tick_payloads(self.route, self.state, snapshot, now_ms()):
+            for stream, payload in tick_payloads(self.route, self.state, tick.snapshot, tick.event_ms, silence):
                 self.host.record_sent(payload)
                 if not await self._send(frame_text(stream, payload, self.state.combined)):
                     return

@@ -1,5 +1,5 @@
 """Binance WebSocket market-stream protocol as the fake server sees it: URLs, stream names, control requests,
-rate and ping bookkeeping (facts §1, §3, §4).
+rate and ping bookkeeping (facts §1, §3, §4), and which data a fault hook withholds (`Silence`).
 
 Pure ("sans-I/O"): takes text and times in, returns decisions; imports no socket, aiohttp or asyncio.
 """
@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 # Routes of the 2026 URL scheme (facts §1); "" is the legacy un-routed URL, which acks but never delivers.
 ROUTES = ("market", "public", "private")
@@ -49,6 +49,9 @@ _ALL_MARKET_STREAMS = frozenset({
 # Python's JSON messages reworded as Binance's parser words them (ws_control_frames.jsonl line 4).
 _JSON_ERRORS = MappingProxyType({"Expecting value": "expected value"})
 _PUBLIC_KINDS = ("bookTicker", "depth")
+# A handshake refused by FakeBinance.refuse_connections: the exchange is down (HTTP 503, no upgrade).
+HANDSHAKE_REFUSED_STATUS = 503
+_SYMBOL_NAME = re.compile(r"[A-Z0-9][A-Z0-9_.-]*")
 _ENDPOINT = re.compile(r"(?:/(?P<route>market|public|private))?/(?P<mode>stream|ws)(?:/(?P<stream>[^/]+))?")
 
 
@@ -89,6 +92,53 @@ class Outcome:
     reply: dict[str, Any] | None
     state: Subscription
     close: tuple[int, str] | None = None
+
+
+@dataclass(frozen=True)
+class Silence:
+    """Which data the fake withholds: everything (the un-routed-URL mode) or the data of some symbols."""
+
+    everything: bool = False
+    symbols: frozenset[str] = frozenset()  # upper case; their frames and their rows in arrays are withheld
+
+    def changed(self, silent: bool, symbols: Iterable[str] | None = None) -> Silence:
+        """The silence after `FakeBinance.set_silent(silent, symbols=symbols)`.
+
+        No symbols: silence everything, or (silent False) clear everything. With symbols: add them to, or remove
+        them from, the silenced symbols; `everything` is left as it is.
+        """
+        if symbols is None:
+            return replace(self, everything=True) if silent else Silence()
+        if isinstance(symbols, (str, bytes)):
+            raise TypeError(f"symbols must be a collection of names like ['BTCUSDT'], not the string {symbols!r}")
+        names = frozenset(symbols)
+        bad = sorted(str(name) for name in names if not isinstance(name, str) or not _SYMBOL_NAME.fullmatch(name))
+        if bad:
+            raise ValueError(f"symbol {bad[0]!r} is not an upper-case symbol name like 'BTCUSDT'")
+        return replace(self, symbols=self.symbols | names if silent else self.symbols - names)
+
+    def audible(self, payload: Any) -> Any | None:
+        """`payload` (one row or an array of rows) without silenced symbols; None when nothing is left to send."""
+        if self.everything:
+            return None
+        if not self.symbols:
+            return payload
+        if isinstance(payload, list):
+            rows = [row for row in payload if row.get("s") not in self.symbols]
+            return rows or None
+        return None if payload.get("s") in self.symbols else payload
+
+
+def is_websocket_upgrade(headers: Mapping[str, str]) -> bool:
+    """True when an HTTP request asks for a WebSocket upgrade (a handshake attempt, accepted or not)."""
+    tokens = {token.strip().lower() for token in headers.get("Upgrade", "").split(",")}
+    return "websocket" in tokens
+
+
+def refused_handshake_body(remaining: float) -> dict[str, Any]:
+    """Body of the HTTP 503 that answers a handshake while the fake refuses connections."""
+    return {"code": -1001, "msg": f"Service unavailable: WebSocket connections are refused for another "
+                                  f"{remaining:.1f} s (FakeBinance.refuse_connections)"}
 
 
 def is_valid_stream(name: str) -> bool:

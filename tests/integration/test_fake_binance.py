@@ -542,6 +542,173 @@ def test_forced_rest_failures(fake_binance) -> None:
     assert requests.get(url, timeout=5).status_code == 200
 
 
+# ---------------------------------------------------------------- fault hooks
+
+def try_connect(connect: Callable[[str], websocket.WebSocket], url: str) -> websocket.WebSocket | None:
+    """A connection opened with the `connect` fixture, or None when the handshake is refused with HTTP 503."""
+    try:
+        return connect(url)
+    except websocket.WebSocketBadStatusException as refused:
+        assert refused.status_code == 503
+        return None
+
+
+def next_raw(ws: websocket.WebSocket, predicate: Callable[[int, bytes], bool], timeout: float = 5.0) -> bytes:
+    """The data of the next text or binary frame (opcode, data) that `predicate` accepts."""
+    deadline = time.monotonic() + scaled(timeout)
+    while time.monotonic() < deadline:
+        opcode, data = ws.recv_data()
+        if predicate(opcode, data):
+            return data
+    raise AssertionError(f"no matching frame within {timeout} s")
+
+
+def data_after(ws: websocket.WebSocket, since_ms: float, count: int) -> list[dict[str, Any]]:
+    """The next `count` combined data frames of ticks that happened after `since_ms` (older ones are skipped)."""
+    frames: list[dict[str, Any]] = []
+    while len(frames) < count:
+        frame = next_matching(ws, lambda m: not is_reply(m))
+        rows = frame["data"] if isinstance(frame["data"], list) else [frame["data"]]
+        if rows[0]["E"] > since_ms:
+            frames.append(frame)
+    return frames
+
+
+def test_refused_handshakes_get_503_while_rest_and_open_connections_work(fake_binance, connect) -> None:
+    url = f"{fake_binance.ws_url}/market/stream?streams=btcusdt@ticker"
+    ws = connect(url)
+    fake_binance.refuse_connections(30)
+    for _ in range(2):
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            websocket.create_connection(url, timeout=scaled(5.0))
+        assert refused.value.status_code == 503 and json.loads(refused.value.resp_body)["code"] == -1001
+    assert requests.get(f"{fake_binance.rest_url}/fapi/v1/ping", timeout=5).json() == {}
+    assert json.loads(ws.recv())["stream"] == "btcusdt@ticker", "the open connection still gets data"
+    assert [conn.id for conn in fake_binance.open_connections()] == [1] and len(fake_binance.connections()) == 1
+    attempts, refused_at = fake_binance.connection_attempts(), fake_binance.refused_attempts()
+    assert len(attempts) == 3 and refused_at == attempts[1:] and refused_at == sorted(refused_at)
+    fake_binance.refuse_connections(0)
+    connect(url)
+    assert len(fake_binance.connection_attempts()) == 4 and len(fake_binance.refused_attempts()) == 2
+
+
+def test_refusal_ends_after_its_window(fake_binance, connect) -> None:
+    url = f"{fake_binance.ws_url}/market/ws"
+    before = time.time()
+    fake_binance.refuse_connections(0.4)
+    after = time.time()
+    wait_for(lambda: try_connect(connect, url), interval=0.05, message="a handshake accepted again")
+    refused_at = fake_binance.refused_attempts()
+    assert refused_at and all(at - after < 0.4 for at in refused_at)
+    assert fake_binance.connection_attempts()[-1] - before >= 0.4
+    assert len(fake_binance.connection_attempts()) == len(refused_at) + 1
+
+
+@pytest.mark.parametrize(("frame", "binary", "opcode"), [
+    ('{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":77}', False, websocket.ABNF.OPCODE_TEXT),
+    ("not json {", False, websocket.ABNF.OPCODE_TEXT),
+    ('{"stream":"btcusdt@ticker","data":{"e":"24hrTicker","E":1,"s":"ZZZUSDT","c":"1.0","extra":{"x":[1]}}}',
+     False, websocket.ABNF.OPCODE_TEXT),
+    ('{"e":"somethingNew","E":1}', True, websocket.ABNF.OPCODE_BINARY),
+    (b"\x00\xffraw", False, websocket.ABNF.OPCODE_BINARY),
+])
+def test_inject_sends_a_raw_frame_to_every_connection(fake_binance, connect, frame, binary, opcode) -> None:
+    sockets = [connect(f"{fake_binance.ws_url}/market/stream?streams=btcusdt@ticker"),
+               connect(f"{fake_binance.ws_url}/ws")]
+    wait_for(lambda: len(fake_binance.open_connections()) == 2)
+    raw = frame.encode() if isinstance(frame, str) else frame
+    assert fake_binance.inject(frame, binary=binary) == 2
+    for ws in sockets:
+        assert next_raw(ws, lambda op, data: (op, data) == (opcode, raw)) == raw
+        assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1})["id"] == 1, "the connection stays usable"
+    assert len(fake_binance.open_connections()) == 2
+    assert fake_binance.ticker("ZZZUSDT") is None, "an injected frame is no tick of the fake's"
+    assert fake_binance.control_messages() == [(1, {"method": "LIST_SUBSCRIPTIONS", "id": 1}),
+                                               (2, {"method": "LIST_SUBSCRIPTIONS", "id": 1})]
+
+
+def test_inject_with_no_connection_reaches_nobody(fake_binance) -> None:
+    assert fake_binance.inject("{}") == 0
+    with pytest.raises(TypeError, match="str or bytes"):
+        fake_binance.inject({"e": "x"})  # type: ignore[arg-type]
+
+
+def test_delivery_delay_makes_data_late_but_not_acks(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/stream?streams=btcusdt@ticker")
+    json.loads(ws.recv())
+    fake_binance.set_delivery_delay(0.5)
+    since = time.time() * 1000
+    sent = time.monotonic()
+    assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 1}) == {"result": ["btcusdt@ticker"], "id": 1}
+    assert time.monotonic() - sent < 0.5, "acks are not delayed"
+    frames = data_after(ws, since, 2)
+    arrived = time.time() * 1000
+    assert arrived - frames[-1]["data"]["E"] >= 495, "E is the tick time, the frame arrives 0.5 s later"
+    assert frames[0]["data"]["E"] < frames[1]["data"]["E"], "delayed frames keep their order"
+    fake_binance.set_delivery_delay(0)
+    with pytest.raises(ValueError, match="delivery delay"):
+        fake_binance.set_delivery_delay(-1)
+
+
+@pytest.mark.parametrize(("code", "reason"), [(1008, "Too many requests"), (1001, "going away")])
+def test_close_all_with_binance_close_codes(fake_binance, connect, code, reason) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/stream?streams=btcusdt@ticker")
+    wait_for(fake_binance.open_connections)
+    assert fake_binance.close_all(code, reason) == 1
+    assert read_until_closed(ws)[:2] == (code, reason)
+    conn = fake_binance.connections()[0]
+    assert (conn.open, conn.close_code, conn.close_reason) == (False, code, reason)
+
+
+def test_set_lifetime_applies_to_new_connections_only(make_fake, connect) -> None:
+    fake = make_fake(tick_interval=30)
+    old = connect(f"{fake.ws_url}/market/ws")
+    wait_for(fake.open_connections)
+    fake.set_lifetime(0.5)
+    started = time.monotonic()
+    new = connect(f"{fake.ws_url}/market/ws")
+    assert read_until_closed(new)[:2] == (1001, "going away")
+    assert time.monotonic() - started >= 0.5
+    assert wait_for(lambda: not info(fake, 2).open and info(fake, 2)).close_code == 1001
+    assert [conn.id for conn in fake.open_connections()] == [1], "the older connection keeps its lifetime"
+    assert request(old, {"method": "LIST_SUBSCRIPTIONS", "id": 1}) == {"result": [], "id": 1}
+    with pytest.raises(ValueError, match="lifetime"):
+        fake.set_lifetime(0)
+
+
+def test_set_silent_for_some_symbols(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/stream?streams=btcusdt@ticker/ethusdt@ticker/!ticker@arr")
+    json.loads(ws.recv())
+    fake_binance.set_silent(True, symbols=["BTCUSDT"])
+    since = time.time() * 1000
+    frames = data_after(ws, since, 6)  # two ticks: ethusdt@ticker and !ticker@arr each
+    assert {frame["stream"] for frame in frames} == {"ethusdt@ticker", "!ticker@arr"}
+    arrays = [frame["data"] for frame in frames if frame["stream"] == "!ticker@arr"]
+    assert arrays and all("BTCUSDT" not in {row["s"] for row in rows} and
+                          {"ETHUSDT", "BTCUSD_PERP"} <= {row["s"] for row in rows} for rows in arrays)
+    assert fake_binance.ticker("BTCUSDT")["E"] <= since, "the fake records only what it sent"
+    assert fake_binance.state()["silent_symbols"] == ["BTCUSDT"] and not fake_binance.state()["silent"]
+
+    fake_binance.set_silent(False)
+    since = time.time() * 1000
+    assert {frame["stream"] for frame in data_after(ws, since, 3)} == {
+        "btcusdt@ticker", "ethusdt@ticker", "!ticker@arr"}
+    with pytest.raises(ValueError, match="upper-case"):
+        fake_binance.set_silent(True, symbols=["btcusdt"])
+    with pytest.raises(TypeError, match="collection"):
+        fake_binance.set_silent(True, symbols="BTCUSDT")
+
+
+def test_set_silent_symbols_add_and_remove(fake_binance) -> None:
+    fake_binance.set_silent(True, symbols=["BTCUSDT", "ETHUSDT"])
+    fake_binance.set_silent(False, symbols=["ETHUSDT"])
+    assert (fake_binance.state()["silent"], fake_binance.state()["silent_symbols"]) == (False, ["BTCUSDT"])
+    fake_binance.set_silent(True)
+    assert (fake_binance.state()["silent"], fake_binance.state()["silent_symbols"]) == (True, ["BTCUSDT"])
+    fake_binance.set_silent(False)
+    assert (fake_binance.state()["silent"], fake_binance.state()["silent_symbols"]) == (False, [])
+
+
 # ---------------------------------------------------------------- control endpoints and CLI
 
 def test_http_control_endpoints(fake_binance, connect) -> None:
@@ -556,6 +723,37 @@ def test_http_control_endpoints(fake_binance, connect) -> None:
     assert requests.post(f"{base}/drop", timeout=5).json() == {"dropped": 1}
     assert fake_binance.open_connections() == []
     assert fake_binance.rest_requests() == [], "control calls are not Binance REST traffic"
+
+
+def test_http_control_endpoints_for_fault_hooks(fake_binance, connect) -> None:
+    base = f"{fake_binance.rest_url}/_fake"
+    ws = connect(f"{fake_binance.ws_url}/market/stream?streams=btcusdt@ticker")
+    wait_for(fake_binance.open_connections)
+    assert requests.post(f"{base}/inject", data="not json {", timeout=5).json() == {"sent": 1}
+    assert next_raw(ws, lambda op, data: data == b"not json {")
+    assert requests.post(f"{base}/inject", params={"binary": "true"}, data=b"\x01\x02", timeout=5).json() == {
+        "sent": 1}
+    assert next_raw(ws, lambda op, data: op == websocket.ABNF.OPCODE_BINARY) == b"\x01\x02"
+    silent = requests.post(f"{base}/silent", params={"on": "true", "symbols": "BTCUSDT,ETHUSDT"}, timeout=5)
+    assert silent.json() == {"silent": False, "silent_symbols": ["BTCUSDT", "ETHUSDT"]}
+    assert requests.post(f"{base}/silent", params={"symbols": "btc"}, timeout=5).status_code == 400
+    assert requests.post(f"{base}/silent", params={"on": "false"}, timeout=5).json() == {
+        "silent": False, "silent_symbols": []}
+    assert requests.post(f"{base}/delivery-delay", params={"seconds": "0.25"}, timeout=5).json() == {
+        "delivery_delay": 0.25}
+    assert requests.post(f"{base}/lifetime", params={"seconds": "2"}, timeout=5).json() == {
+        "connection_lifetime": 2.0}
+    assert requests.post(f"{base}/lifetime", params={"seconds": "0"}, timeout=5).status_code == 400
+    refuse = requests.post(f"{base}/refuse", params={"seconds": "30"}, timeout=5).json()
+    assert 29 < refuse["refusing_for"] <= 30
+    assert try_connect(connect, f"{fake_binance.ws_url}/market/ws") is None
+    state = requests.get(f"{base}/state", timeout=5).json()
+    assert (len(state["connection_attempts"]), len(state["refused_attempts"])) == (2, 1)
+    assert (state["delivery_delay"], state["connection_lifetime"]) == (0.25, 2.0)
+    assert requests.post(f"{base}/refuse", params={"seconds": "0"}, timeout=5).json() == {"refusing_for": 0.0}
+    closed = requests.post(f"{base}/close", params={"code": "1008", "reason": "Too many requests"}, timeout=5)
+    assert closed.json() == {"closed": 1}
+    assert read_until_closed(ws)[:2] == (1008, "Too many requests")
 
 
 def test_command_line_runs_until_sigterm() -> None:

@@ -237,3 +237,19 @@ def test_reconnects_stay_within_the_connection_budget(fake_binance, tasks, recor
         assert len(fake_binance.connections()) == 3
     finally:
         pool.stop()
+
+
+def test_refused_reconnects_back_off_with_jitter_up_to_the_cap(fake_binance, make_pool, recorder) -> None:
+    pool = make_pool(fake_binance, reconnect_delay=0.2, max_reconnect_delay=1.0)
+    pool.pin(["BTCUSDT"])
+    pool.start()
+    wait_for(lambda: recorder.count("BTCUSDT") >= 1)
+    fake_binance.refuse_connections(4.0)
+    fake_binance.drop_all()
+    wait_for(lambda: fake_binance.open_connections(), timeout=10, message="reconnected after the refusals")
+    attempts = fake_binance.connection_attempts()[1:]  # after the first, accepted connection
+    gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    assert len(fake_binance.refused_attempts()) <= 4.0 / 0.2, "no tight loop"
+    assert all(0.15 <= gap <= 1.0 + 0.3 for gap in gaps), gaps
+    assert max(gaps) > 0.4, f"the delay grew: {gaps}"
+    assert recorder.reasons("reconnect").count("connect_failed") == len(fake_binance.refused_attempts())
