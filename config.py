@@ -207,7 +207,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "stale_timeout": _seconds(1, 3600),
     "ping_interval": _seconds(1, 600),
     "pong_timeout": _seconds(1, 600),
-    "connection_max_age": _seconds(5, 86000),
+    "connection_max_age": _seconds(1, 86000),
     "max_streams_per_connection": _int_range(1, 1024),
     "control_messages_per_second": _number(float, 0.1, 9, "a number of messages per second"),
     "http_timeout": _seconds(0.1, 120),

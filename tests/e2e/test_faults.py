@@ -164,3 +164,80 @@ def test_redis_dying_and_returning_mid_stream(start_service, fake_binance, tmp_p
         client.close()
     finally:
         private.stop()
+
+
+def test_error_frames_and_garbage_are_counted_logged_once_and_survived(watched, fake_binance) -> None:
+    service, clients = watched
+    frames = ['{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":4242}', "not json {",
+              '{"stream":"btcusdt@ticker","data":{"e":"brandNewEvent","E":1}}',
+              '{"stream":"!ticker@arr","data":[{"e":"24hrTicker","E":1,"s":"BTCUSD_PERP","st":2}]}',
+              '{"result":null,"id":987654}', b"\x00\x01binary"]
+    for _ in range(25):
+        for frame in frames:
+            fake_binance.inject(frame)
+    since = int(time.time() * 1000)
+    all_updating_again(clients, since)
+    assert len(fake_binance.connections()) == 1, "the connection was kept"
+    metrics = service.get("/metrics").text
+    assert 'websocket_streaming_upstream_events_total{event="error_frame"} 25.0' in metrics
+    assert 'websocket_streaming_upstream_events_total{event="unrecognised"}' in metrics
+    log = service.log()
+    assert log.count("error_frame (code=2 id=4242") == 1, "logged once, then counted"
+    assert log.count("invalid_json") == 1
+    assert "Traceback" not in log
+
+
+def test_refused_connections_heal_when_the_exchange_accepts_again(watched, fake_binance) -> None:
+    service, clients = watched
+    fake_binance.refuse_connections(3.0)
+    fake_binance.drop_all()
+    dropped = time.monotonic()
+    for client in clients:
+        wait_for(lambda c=client: statuses(c, "reconnecting") == set(SYMBOLS), timeout=5)
+    health = service.get("/health").json()
+    assert health["status"] == "degraded" and health["upstream"]["connected"] is False
+    all_updating_again(clients, int(time.time() * 1000), timeout=15)
+    assert time.monotonic() - dropped >= 3.0
+    assert fake_binance.refused_attempts(), "the service kept trying"
+    assert 'reason="connect_failed"' in service.get("/metrics").text
+
+
+def test_rotation_beats_the_exchange_lifetime(start_service, fake_binance) -> None:
+    fake_binance.set_lifetime(4.0)  # the exchange closes connections with 1001 after 4 s
+    service = start_service(CONNECTION_MAX_AGE="2")
+    client = RecordingClient(service.url)
+    try:
+        client.emit("subscribe", {"symbols": SYMBOLS})
+        wait_for(lambda: len(fake_binance.connections()) >= 4, timeout=15)
+        assert [c.close_code for c in fake_binance.connections() if c.close_code is not None] == \
+            [1000] * len([c for c in fake_binance.connections() if c.close_code is not None])
+        assert client.received("stream_status") == []
+        in_order_without_duplicates(client)
+    finally:
+        client.close()
+
+
+def test_a_new_subscriber_during_an_outage_is_told_at_once(watched, fake_binance, start_service) -> None:
+    service, clients = watched
+    fake_binance.refuse_connections(5.0)
+    fake_binance.drop_all()
+    wait_for(lambda: statuses(clients[0], "reconnecting") == set(SYMBOLS), timeout=5)
+    late = RecordingClient(service.url)
+    try:
+        late.emit("subscribe", {"symbols": ["BTCUSDT"]})
+        (status,) = late.wait("stream_status", timeout=3)
+        assert status["symbol"] == "BTCUSDT" and status["state"] == "reconnecting"
+        assert status["since"].endswith("Z")
+    finally:
+        late.close()
+
+
+def test_price_marks_its_age_and_never_passes_stale_data_as_current(start_service, fake_binance) -> None:
+    service = start_service(PRICE_MAX_AGE="1", **FAST)
+    body = wait_for(lambda: (r := service.get("/price/BTCUSDT").json()).get("source") == "cache" and r)
+    assert body["stale"] is False and 0 <= body["age"] < 1
+    fake_binance.set_silent(True)
+    fake_binance.set_rest_failure(503)
+    body = wait_for(lambda: (r := service.get("/price/BTCUSDT")).status_code == 503 and r.json(), timeout=5)
+    assert body["success"] is False and body["last_known"]["stale"] is True
+    assert body["last_known"]["age"] > 1 and body["last_known"]["data"]["symbol"] == "BTCUSDT"
