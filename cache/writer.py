@@ -14,7 +14,7 @@ from typing import Callable
 from cache.store import CacheUnavailable, RedisStore
 from metrics.collectors import ServiceMetrics
 from streaming.models import Ticker
-from streaming.upstream import TaskRunner
+from streaming.tasks import PeriodicTask, TaskRunner
 
 __all__ = ["TickerCache", "CacheStatus"]
 
@@ -40,7 +40,6 @@ class TickerCache:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
-        self._tasks = tasks
         self._metrics = metrics
         self._wall_clock = wall_clock
         self._monotonic = monotonic
@@ -52,9 +51,9 @@ class TickerCache:
         self._reported_down = False
         self._next_retry = 0.0
         self._last_contact = 0.0
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self._done.set()
+        self._task = PeriodicTask(
+            "cache writer", tasks, self._round, FLUSH_INTERVAL, lambda name: metrics.task_errors.labels(name).inc()
+        )
 
     # -- writes -----------------------------------------------------------------------------------------------
     def offer(self, ticker: Ticker) -> bool:
@@ -112,38 +111,25 @@ class TickerCache:
         if self._store is None:
             return
         self._try_connect()
-        self._stop.clear()
-        self._done.clear()
-        self._tasks.start(self._run)
+        self._task.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the writer after a last flush."""
-        self._stop.set()
-        self._done.wait(timeout)
-        if self._store is not None:
-            self._store.close()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(FLUSH_INTERVAL):
-                self._round()
+        if self._store is None:
+            return
+        if self._task.stop(timeout):
             self._round()
-        finally:
-            self._done.set()
+        self._store.close()
 
     def _round(self) -> None:
-        try:
-            if not self._redis_up:
-                if self._monotonic() >= self._next_retry and self._try_connect():
-                    with self._lock:  # rewrite what Redis missed while it was away
-                        self._pending.update(self._latest)
-                else:
-                    return
-            if not self.flush() and self._monotonic() - self._last_contact >= REDIS_RETRY_INTERVAL:
-                self._try_connect()  # idle: a ping notices an outage as soon as a write would
-        except Exception:  # never let the writer die; the fan-out does not depend on it
-            log.exception("cache writer round failed")
-            self._metrics.task_errors.labels("cache_writer").inc()
+        if not self._redis_up:
+            if self._monotonic() >= self._next_retry and self._try_connect():
+                with self._lock:  # rewrite what Redis missed while it was away
+                    self._pending.update(self._latest)
+            else:
+                return
+        if not self.flush() and self._monotonic() - self._last_contact >= REDIS_RETRY_INTERVAL:
+            self._try_connect()  # idle: a ping notices an outage as soon as a write would
 
     def flush(self) -> int:
         """Write the pending ticks to Redis in one pipeline; returns how many were written."""

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable
 from streaming.models import iso_timestamp
 from streaming.status import LIVE, RECONNECTING, STALE, StreamState, StreamStates
 from streaming.symbols import room_for
-from streaming.upstream import TaskRunner
+from streaming.tasks import PeriodicTask, TaskRunner
 
 __all__ = ["StreamMonitor", "STREAM_STATUS"]
 
@@ -39,14 +39,11 @@ class StreamMonitor:
         self._audience = audience
         self._watched = watched  # symbols streamed now
         self._stale_timeout = stale_timeout
-        self._tasks = tasks
         self._wall_clock = wall_clock
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._states = StreamStates()
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self._done.set()
+        self._task = PeriodicTask("stream monitor", tasks, self.check, CHECK_INTERVAL)
 
     @staticmethod
     def payload(state: StreamState) -> dict[str, Any]:
@@ -89,25 +86,12 @@ class StreamMonitor:
 
     # -- the check task ---------------------------------------------------------------------------------------
     def start(self) -> None:
-        self._stop.clear()
-        self._done.clear()
-        self._tasks.start(self._run)
+        self._task.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._done.wait(timeout)
+        self._task.stop(timeout)
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.wait(CHECK_INTERVAL):
-                try:
-                    self.check()
-                except Exception:  # keep watching whatever one round did
-                    log.exception("stream monitor round failed")
-        finally:
-            self._done.set()
-
-    def check(self) -> None:
+    def check(self) -> None:  # returns None: the next check after CHECK_INTERVAL
         """Mark symbols that went quiet as stale; forget symbols no longer streamed."""
         watched = set(self._watched())
         with self._lock:

@@ -16,7 +16,8 @@ from typing import Callable, Iterable
 from streaming.binance import stream_name
 from streaming.control import ControlChannel
 from streaming.pacing import SlidingWindowBudget
-from streaming.upstream import TaskRunner, Timing, UpstreamConnection, UpstreamObserver, UpstreamStatus
+from streaming.tasks import PeriodicTask, TaskRunner
+from streaming.upstream import Timing, UpstreamConnection, UpstreamObserver, UpstreamStatus
 
 __all__ = ["UpstreamPool", "CONNECTIONS_PER_WINDOW", "CONNECTION_WINDOW"]
 
@@ -65,9 +66,9 @@ class UpstreamPool:
         self._releases: dict[str, float] = {}  # symbol -> when it stops being wanted
         self._budget = SlidingWindowBudget(CONNECTIONS_PER_WINDOW, CONNECTION_WINDOW, clock)
         self._budget_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._done = threading.Event()
+        self._task = PeriodicTask(
+            "upstream pool", tasks, self._round, POOL_TICK, lambda _name: observer.on_pool_error()
+        )
         self._running = False
 
     # -- what is wanted ---------------------------------------------------------------------------------------
@@ -87,7 +88,7 @@ class UpstreamPool:
             with connection.lock:
                 connection.channel.want(stream_name(symbol))
             self._placement[symbol] = connection
-        self._wake.set()
+        self._task.wake()
 
     def release(self, symbol: str) -> None:
         """Its last subscriber left: stop streaming after the grace period unless it is pinned or wanted again."""
@@ -96,7 +97,7 @@ class UpstreamPool:
         with self._lock:
             if symbol in self._placement:
                 self._releases[symbol] = self._clock() + self._grace
-        self._wake.set()
+        self._task.wake()
 
     def _new_connection(self) -> UpstreamConnection:
         connection = UpstreamConnection(
@@ -214,14 +215,10 @@ class UpstreamPool:
             connections = list(self._connections)
         for connection in connections:
             connection.start()
-        self._stop.clear()
-        self._done.clear()
-        self._tasks.start(self._run)
+        self._task.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._done.wait(timeout)
+        self._task.stop(timeout)
         with self._lock:
             self._running = False
         connections = self._all_connections()
@@ -231,19 +228,11 @@ class UpstreamPool:
             if not connection.stop(timeout):
                 log.warning("upstream %d: reader did not stop within %.1fs", connection.index, timeout)
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                wait = POOL_TICK
-                try:
-                    self._expire_releases()
-                    self._rotate()
-                    for connection in self._all_connections():
-                        wait = min(wait, connection.maintain())
-                except Exception:  # keep pacing whatever one round did; the log has the traceback
-                    log.exception("upstream pool round failed; continuing")
-                    self._observer.on_pool_error()
-                self._wake.wait(max(0.01, wait))
-                self._wake.clear()
-        finally:
-            self._done.set()
+    def _round(self) -> float:
+        """One pass of the pool task; returns how soon the next one is due."""
+        self._expire_releases()
+        self._rotate()
+        wait = POOL_TICK
+        for connection in self._all_connections():
+            wait = min(wait, connection.maintain())
+        return max(0.01, wait)

@@ -28,9 +28,10 @@ from streaming.rest import BinanceRest
 from streaming.singleflight import SingleFlight
 from streaming.subscriptions import SubscriptionRegistry
 from streaming.symbols import SymbolRequest, room_for
+from streaming.tasks import PeriodicTask, SocketIOTasks
 from streaming.upstream import Timing, UpstreamConnection
 
-__all__ = ["StreamingService", "SubscribeOutcome", "SocketIOTasks"]
+__all__ = ["StreamingService", "SubscribeOutcome"]
 
 log = logging.getLogger(__name__)
 
@@ -39,30 +40,6 @@ UPSTREAM_STATES = ("connecting", "live", "reconnecting")
 # A new subscriber's first price comes from REST for at most this many symbols per request (request weight 1 each).
 WARM_UP_LIMIT = 20
 REST_SOURCE = "rest:ticker/24hr"
-
-
-class SocketIOTasks:
-    """TaskRunner backed by Flask-SocketIO's helpers (eventlet, gevent or threads alike); counts running tasks."""
-
-    def __init__(self, socketio: SocketIO) -> None:
-        self._socketio = socketio
-        self._lock = threading.Lock()
-        self.running = 0
-
-    def start(self, target: Callable[..., object], *args: object) -> object:
-        def run() -> None:
-            try:
-                target(*args)
-            finally:
-                with self._lock:
-                    self.running -= 1
-
-        with self._lock:
-            self.running += 1
-        return self._socketio.start_background_task(run)
-
-    def sleep(self, seconds: float) -> None:
-        self._socketio.sleep(seconds)
 
 
 @dataclass
@@ -117,8 +94,11 @@ class StreamingService:
         self.started_at = time.time()
         self._lock = threading.Lock()
         self._clients: set[str] = set()
-        self._stop = threading.Event()
-        self._catalog_done = threading.Event()
+        self._stopping = threading.Event()
+        self._catalog_task = PeriodicTask(
+            "symbols catalog", self.tasks, self._refresh_step, settings.symbols_refresh_interval,
+            lambda name: self.metrics.task_errors.labels(name).inc(),
+        )
         self._reported: set[str] = set()
         self._warming: set[str] = set()
         self._fetches: SingleFlight[tuple[Ticker, str]] = SingleFlight()
@@ -151,16 +131,15 @@ class StreamingService:
         self.pool.pin(self.settings.default_symbols)
         self.pool.start()
         self.monitor.start()
-        self._stop.clear()
-        self._catalog_done.clear()
-        self.tasks.start(self._catalog_loop)
+        self._stopping.clear()
+        self._catalog_task.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every background task and close upstream connections; safe to call twice."""
-        self._stop.set()
+        self._stopping.set()
+        self._catalog_task.stop(timeout)
         self.monitor.stop(timeout)
         self.pool.stop(timeout)
-        self._catalog_done.wait(timeout)
         self.cache.stop(timeout)
         self.rest.close()
         log.info("%s stopped", self.settings.service_name)
@@ -246,7 +225,7 @@ class StreamingService:
     def _warm_up(self, symbols: list[str]) -> None:
         try:
             for symbol in symbols:
-                if self._stop.is_set():
+                if self._stopping.is_set():
                     break
                 try:
                     self.fresh_ticker(symbol)
@@ -305,16 +284,9 @@ class StreamingService:
         self.metrics.task_errors.labels("upstream_pool").inc()
 
     # -- symbols catalog --------------------------------------------------------------------------------------
-    def _catalog_loop(self) -> None:
-        try:
-            while not self._stop.is_set():
-                ok = self.refresh_catalog()
-                interval = (
-                    self.settings.symbols_refresh_interval if ok else self.settings.symbols_retry_interval
-                )
-                self._stop.wait(interval)
-        finally:
-            self._catalog_done.set()
+    def _refresh_step(self) -> float:
+        ok = self.refresh_catalog()
+        return self.settings.symbols_refresh_interval if ok else self.settings.symbols_retry_interval
 
     def refresh_catalog(self) -> bool:
         """Reload the tradable symbols from exchangeInfo; returns whether it worked."""

@@ -26,8 +26,9 @@ from streaming.binance import (
 )
 from streaming.control import ControlChannel
 from streaming.pacing import backoff
+from streaming.tasks import TaskRunner
 
-__all__ = ["UpstreamConnection", "UpstreamStatus", "TaskRunner", "Timing", "UpstreamObserver"]
+__all__ = ["UpstreamConnection", "UpstreamStatus", "Timing", "UpstreamObserver"]
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +43,6 @@ REPLY_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 1.0
 # A connection that stayed up this long resets the reconnect backoff (5 ticker intervals).
 HEALTHY_AFTER = 10.0
-
-
-class TaskRunner(Protocol):
-    """Background-task primitives of the async mode in use (Flask-SocketIO's, in production)."""
-
-    def start(self, target: Callable[..., object], *args: object) -> object: ...
-
-    def sleep(self, seconds: float) -> None: ...
 
 
 class UpstreamObserver(Protocol):
