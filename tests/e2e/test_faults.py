@@ -25,8 +25,13 @@ def watched(start_service) -> Iterator[tuple]:
         for symbol in SYMBOLS:
             client.wait("price_update", lambda d, s=symbol: d["symbol"] == s)
     yield service, clients
-    for client in clients:
-        client.close()
+    try:  # whatever the fault did, no client lost a subscription
+        stats = service.get("/stats").json()["data"]
+        assert stats["subscriptions_by_symbol"] == {symbol: len(clients) for symbol in sorted(SYMBOLS)}
+        assert all(client.sio.connected for client in clients)
+    finally:
+        for client in clients:
+            client.close()
 
 
 def statuses(client: RecordingClient, state: str) -> set[str]:
@@ -241,3 +246,20 @@ def test_price_marks_its_age_and_never_passes_stale_data_as_current(start_servic
     body = wait_for(lambda: (r := service.get("/price/BTCUSDT")).status_code == 503 and r.json(), timeout=5)
     assert body["success"] is False and body["last_known"]["stale"] is True
     assert body["last_known"]["age"] > 1 and body["last_known"]["data"]["symbol"] == "BTCUSDT"
+
+
+def test_rest_calls_pause_when_the_used_weight_nears_the_limit(service, fake_binance) -> None:
+    import requests
+
+    wall = time.time() % 60
+    if wall > 50:  # the exchange's weight window is the calendar minute: start early in one
+        wait_for(lambda: time.time() % 60 < 50, timeout=15)
+    for _ in range(48):  # 48 x 40 = 1920, 80 % of 2400 (all-symbol tickers weigh 40)
+        requests.get(fake_binance.rest_url + "/fapi/v1/ticker/24hr", timeout=5)
+    assert service.get("/price/LINKUSDT").status_code == 200  # this answer reports the weight
+    calls = len(fake_binance.rest_requests())
+    response = service.get("/price/DOTUSDT")
+    assert response.status_code == 503 and response.json()["code"] == "UPSTREAM_RATE_LIMITED"
+    assert 1 <= int(response.headers["Retry-After"]) <= 60
+    assert len(fake_binance.rest_requests()) == calls, "no call while the weight is near the limit"
+    assert "rest_used_weight 19" in service.get("/metrics").text.replace("websocket_streaming_", "")

@@ -253,3 +253,23 @@ def test_refused_reconnects_back_off_with_jitter_up_to_the_cap(fake_binance, mak
     assert all(0.15 <= gap <= 1.0 + 0.3 for gap in gaps), gaps
     assert max(gaps) > 0.4, f"the delay grew: {gaps}"
     assert recorder.reasons("reconnect").count("connect_failed") == len(fake_binance.refused_attempts())
+
+
+def test_hundreds_of_streams_are_restored_in_small_paced_requests(fake_binance, make_pool, recorder) -> None:
+    symbols = [f"SYM{i:03d}USDT" for i in range(300)]  # well-formed: acknowledged, silent
+    pool = make_pool(fake_binance, stale_timeout=600.0)
+    pool.pin(["BTCUSDT"])
+    pool.start()
+    for symbol in symbols:
+        pool.want(symbol)
+    wanted = {s.lower() + "@ticker" for s in symbols} | {"btcusdt@ticker"}
+    wait_for(lambda: fake_binance.subscribed_streams() == wanted, timeout=20)
+    fake_binance.drop_all()
+    wait_for(lambda: len(fake_binance.open_connections()) == 1 and fake_binance.subscribed_streams() == wanted,
+             timeout=20, message="all 301 streams restored after the reconnect")
+    first, second = fake_binance.connections()
+    assert second.close_code is None, "never closed for too many requests"
+    assert len(second.query) < 2100, "the URL carries at most 100 streams"
+    requests = [m for conn, m in fake_binance.control_messages() if conn == second.id and isinstance(m, dict)]
+    assert requests and all(len(m["params"]) <= 50 for m in requests)
+    assert sum(len(m["params"]) for m in requests) == 301 - 100
