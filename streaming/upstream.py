@@ -46,7 +46,9 @@ HEALTHY_AFTER = 10.0
 
 
 class UpstreamObserver(Protocol):
-    """What the connection reports to (the pool, which forwards to fan-out and metrics)."""
+    """What the connection reports to (the service: fan-out, stream states, metrics and logs).
+
+    An event's ``detail`` starts with a bounded category, up to the first ':' (e.g. ``code=2: id=7 ...``)."""
 
     def on_tickers(self, batch: TickerBatch) -> None: ...
 
@@ -335,11 +337,11 @@ class UpstreamConnection:
             with self.lock:
                 outcome = self.channel.on_reply(message.id)
             if outcome.request is None:
-                self._observer.on_event(self, "unmatched_reply", str(message.id))
+                self._observer.on_event(self, "unmatched_reply", f"reply: id={message.id}")
         elif isinstance(message, ErrorReply):
             with self.lock:
                 outcome = self.channel.on_error(message.id, message.message)
-            detail = f"code={message.code} id={message.id} {message.message}"
+            detail = f"code={message.code}: id={message.id} {message.message}"
             if outcome.request is not None:
                 detail += f" (for {outcome.request.method} of {len(outcome.request.streams)} streams)"
             self._observer.on_event(self, "error_frame", detail)

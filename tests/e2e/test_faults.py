@@ -174,6 +174,7 @@ def test_redis_dying_and_returning_mid_stream(start_service, fake_binance, tmp_p
 def test_error_frames_and_garbage_are_counted_logged_once_and_survived(watched, fake_binance) -> None:
     service, clients = watched
     frames = ['{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":4242}', "not json {",
+              '{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":4243}',
               '{"stream":"btcusdt@ticker","data":{"e":"brandNewEvent","E":1}}',
               '{"stream":"!ticker@arr","data":[{"e":"24hrTicker","E":1,"s":"BTCUSD_PERP","st":2}]}',
               '{"result":null,"id":987654}', b"\x00\x01binary"]
@@ -184,10 +185,10 @@ def test_error_frames_and_garbage_are_counted_logged_once_and_survived(watched, 
     all_updating_again(clients, since)
     assert len(fake_binance.connections()) == 1, "the connection was kept"
     metrics = service.get("/metrics").text
-    assert 'websocket_streaming_upstream_events_total{event="error_frame"} 25.0' in metrics
+    assert 'websocket_streaming_upstream_events_total{event="error_frame"} 50.0' in metrics
     assert 'websocket_streaming_upstream_events_total{event="unrecognised"}' in metrics
     log = service.log()
-    assert log.count("error_frame (code=2 id=4242") == 1, "logged once, then counted"
+    assert log.count("error_frame (code=2: id=4242") == 1, "logged once, then counted"
     assert log.count("invalid_json") == 1
     assert "Traceback" not in log
 
