@@ -18,7 +18,7 @@ import logging
 import os
 import sys
 
-from flask import Flask
+from flask import Flask, Response, request
 from flask.typing import ResponseReturnValue
 from flask_socketio import SocketIO
 from werkzeug.exceptions import HTTPException
@@ -45,7 +45,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     socketio = SocketIO(
         app,
         async_mode=settings.async_mode,
-        cors_allowed_origins="*",
+        cors_allowed_origins=list(settings.cors_allowed_origins)
+        if settings.cors_allowed_origins != ("*",)
+        else "*",
+        max_http_buffer_size=settings.max_message_bytes,
         # Accept the namespace before the connect handler runs, so the 'connected' greeting it emits reaches
         # clients (python-socketio in particular) after the connection is established, never before.
         always_connect=True,
@@ -59,6 +62,18 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(price_blueprint)
     if settings.prometheus_enabled:
         app.register_blueprint(metrics_blueprint)
+
+    @app.after_request
+    def allow_origins(response: Response) -> Response:
+        """CORS for the HTTP routes, with the same origins as the Socket.IO endpoint."""
+        origin = request.headers.get("Origin")
+        allowed = settings.cors_allowed_origins
+        if "*" in allowed:
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        elif origin and origin.rstrip("/") in allowed:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.vary.add("Origin")
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> ResponseReturnValue:

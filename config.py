@@ -66,6 +66,16 @@ class Settings:
     # Binance allows 10 incoming messages/s per connection; stay well under it.
     control_messages_per_second: float = 4.0
     http_timeout: float = 5.0
+    # Client-facing limits (see README, "Security and limits").
+    cors_allowed_origins: tuple[str, ...] = ("*",)
+    max_message_bytes: int = 65536
+    max_symbols_per_request: int = 200
+    max_symbols_per_client: int = 1000
+    client_events_per_second: float = 10.0
+    client_event_burst: int = 30
+    client_abuse_strikes: int = 100
+    price_requests_per_second: float = 20.0
+    price_request_burst: int = 40
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Settings":
@@ -172,6 +182,16 @@ def _url(pattern: re.Pattern[str], form: str) -> Callable[[str], str]:
     return parse
 
 
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(item.strip().rstrip("/") for item in raw.split(",") if item.strip())
+    for origin in origins:
+        if origin != "*" and not re.match(r"^https?://[^/?#\s]+$", origin):
+            raise ValueError("expected * or a comma-separated list of origins such as https://app.example.com")
+    if not origins:
+        raise ValueError("expected * or a comma-separated list of origins")
+    return origins
+
+
 def _symbols(raw: str) -> tuple[str, ...]:
     symbols: list[str] = []
     for item in raw.split(","):
@@ -211,4 +231,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_streams_per_connection": _int_range(1, 1024),
     "control_messages_per_second": _number(float, 0.1, 9, "a number of messages per second"),
     "http_timeout": _seconds(0.1, 120),
+    "cors_allowed_origins": lambda raw: _origins(raw),
+    "max_message_bytes": _int_range(1024, 10_000_000),
+    "max_symbols_per_request": _int_range(1, 10_000),
+    "max_symbols_per_client": _int_range(1, 10_000),
+    "client_events_per_second": _number(float, 0.1, 10_000, "a number of events per second"),
+    "client_event_burst": _int_range(1, 100_000),
+    "client_abuse_strikes": _int_range(0, 1_000_000),
+    "price_requests_per_second": _number(float, 0.1, 10_000, "a number of requests per second"),
+    "price_request_burst": _int_range(1, 100_000),
 }

@@ -10,7 +10,7 @@ import logging
 import math
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from streaming.errors import (
@@ -19,6 +19,7 @@ from streaming.errors import (
     UnknownSymbolError,
     UpstreamUnavailableError,
 )
+from streaming.limits import ADMIT
 from streaming.models import Ticker
 from streaming.service import StreamingService
 from streaming.symbols import normalise_symbol
@@ -42,6 +43,14 @@ def _priced(service: StreamingService, ticker: Ticker) -> dict[str, Any]:
 @blueprint.get("/price/<path:raw_symbol>")
 def price(raw_symbol: str) -> ResponseReturnValue:
     service: StreamingService = current_app.extensions["streaming"]
+    verdict = service.price_limiter.admit(request.remote_addr or "unknown")
+    if verdict.outcome != ADMIT:
+        service.count_rejection("RATE_LIMITED")
+        body, status = json_error(  # type: ignore[misc]
+            429, "RATE_LIMITED",
+            f"too many /price requests from your address; at most {service.settings.price_requests_per_second:g}/s",
+        )
+        return body, status, {"Retry-After": str(max(1, math.ceil(verdict.retry_after)))}
     try:
         symbol = normalise_symbol(raw_symbol)
         service.catalog.check(symbol)

@@ -9,6 +9,7 @@ __all__ = [
     "ProtocolError",
     "UpstreamUnavailableError",
     "RateLimitedError",
+    "TooManySymbolsError",
 ]
 
 
@@ -56,3 +57,9 @@ class RateLimitedError(UpstreamUnavailableError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class TooManySymbolsError(InvalidRequestError):
+    """A request names more symbols than one request, or one client, may hold."""
+
+    code = "TOO_MANY_SYMBOLS"

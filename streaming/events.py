@@ -5,9 +5,10 @@ import logging
 from typing import Any
 
 from flask import request
-from flask_socketio import SocketIO, emit
+from flask_socketio import SocketIO, disconnect, emit
 
 from streaming.errors import InvalidRequestError
+from streaming.limits import ABUSE, ADMIT
 from streaming.service import StreamingService, SubscribeOutcome
 from streaming.symbols import SymbolRequest, parse_symbol_request
 
@@ -47,10 +48,32 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
     def on_disconnect(*_reason: Any) -> None:
         service.client_disconnected(request.sid)
 
+    def admitted(event: str) -> dict[str, Any] | None:
+        """None if the client may send this event now; else the (already emitted) RATE_LIMITED error.
+
+        A client refused CLIENT_ABUSE_STRIKES times in a row is disconnected."""
+        verdict = service.event_limiter.admit(request.sid)
+        if verdict.outcome == ADMIT:
+            return None
+        service.count_rejection("RATE_LIMITED")
+        limit = service.settings.client_events_per_second
+        payload = _error("RATE_LIMITED", f"too many events; at most {limit:g} per second (burst "
+                         f"{service.settings.client_event_burst})", event=event,
+                         retry_after=round(verdict.retry_after, 3))
+        emit("error", payload)
+        if verdict.outcome == ABUSE:
+            log.warning("disconnecting client %s: rate limit exceeded persistently", request.sid)
+            emit("error", _error("DISCONNECTED", "disconnected: too many events over the rate limit", event=event))
+            disconnect()
+        return payload
+
     def parse(event: str, data: Any) -> SymbolRequest | dict[str, Any]:
-        """The validated request, or (already emitted) the error payload for a malformed one."""
+        """The validated request, or (already emitted) the error payload for a malformed or refused one."""
+        refused = admitted(event)
+        if refused is not None:
+            return refused
         try:
-            return parse_symbol_request(data)
+            return parse_symbol_request(data, service.settings.max_symbols_per_request)
         except InvalidRequestError as exc:
             service.count_rejection(exc.code)
             payload = _error(exc.code, str(exc), event=event)
@@ -62,7 +85,7 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         parsed = parse("subscribe", data)
         if isinstance(parsed, dict):
             return parsed
-        outcome = service.check(parsed)
+        outcome = service.check(request.sid, parsed)
         answer = {"symbols": outcome.symbols, "message": f"Subscribed to {len(outcome.symbols)} symbols"}
         if outcome.symbols or not outcome.rejected:
             emit("subscribed", answer)
@@ -82,6 +105,9 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
 
     @socketio.on("*")
     def on_unknown(event: Any, *_args: Any) -> dict[str, Any]:
+        refused = admitted(str(event)[:40])
+        if refused is not None:
+            return refused
         service.count_rejection("UNKNOWN_EVENT")
         shown = str(event)[:40]
         payload = _error(

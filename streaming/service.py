@@ -19,8 +19,9 @@ from config import Settings
 from metrics.collectors import ServiceMetrics
 from streaming.binance import TickerBatch, symbol_of_stream, tradable_usdt_perpetuals
 from streaming.catalog import SymbolCatalog
-from streaming.errors import ProtocolError, StreamingError, UnknownSymbolError
+from streaming.errors import ProtocolError, StreamingError, TooManySymbolsError, UnknownSymbolError
 from streaming.fanout import PRICE_UPDATE, Fanout
+from streaming.limits import KeyedLimiter
 from streaming.monitor import STREAM_STATUS, StreamMonitor
 from streaming.models import Ticker
 from streaming.pool import UpstreamPool
@@ -40,6 +41,10 @@ UPSTREAM_STATES = ("connecting", "live", "reconnecting")
 # A new subscriber's first price comes from REST for at most this many symbols per request (request weight 1 each).
 WARM_UP_LIMIT = 20
 REST_SOURCE = "rest:ticker/24hr"
+# Symbols Binance called invalid are not asked about again for this long (only matters before exchangeInfo
+# has loaded: afterwards unknown symbols never reach Binance).
+UNKNOWN_SYMBOL_TTL = 300.0
+MAX_REMEMBERED_UNKNOWN = 10_000
 
 
 @dataclass
@@ -102,6 +107,13 @@ class StreamingService:
         self._reported: set[str] = set()
         self._warming: set[str] = set()
         self._fetches: SingleFlight[tuple[Ticker, str]] = SingleFlight()
+        self._unknown: dict[str, float] = {}  # symbol -> until when Binance's "Invalid symbol." is remembered
+        self.event_limiter = KeyedLimiter(
+            settings.client_events_per_second, settings.client_event_burst, time.monotonic,
+            abuse_after=settings.client_abuse_strikes,
+        )
+        self.price_limiter = KeyedLimiter(settings.price_requests_per_second, settings.price_request_burst,
+                                          time.monotonic)
         self._bind_gauges()
 
     def _bind_gauges(self) -> None:
@@ -153,13 +165,23 @@ class StreamingService:
         with self._lock:
             self._clients.discard(sid)
             last = self.registry.drop(sid)
+            self.event_limiter.forget(sid)
         for symbol in last:
             self.pool.release(symbol)
 
-    def check(self, request: SymbolRequest) -> SubscribeOutcome:
+    def check(self, sid: str, request: SymbolRequest) -> SubscribeOutcome:
         """Which symbols of a subscribe request can be served, and why the others cannot. Changes nothing."""
         outcome = self._outcome_for(request)
+        held = self.registry.symbols_of(sid)
+        room = self.settings.max_symbols_per_client - len(held)
         for symbol in request.symbols:
+            if symbol not in held and room <= 0:
+                outcome.reject(
+                    TooManySymbolsError.code, symbol,
+                    f"a client may hold at most {self.settings.max_symbols_per_client} symbols; unsubscribe some first",
+                )
+                self.metrics.rejected_inputs.labels(TooManySymbolsError.code).inc()
+                continue
             try:
                 self.catalog.check(symbol)
             except UnknownSymbolError as exc:
@@ -167,6 +189,8 @@ class StreamingService:
                 self.metrics.rejected_inputs.labels(exc.code).inc()
                 continue
             outcome.symbols.append(symbol)
+            if symbol not in held:
+                room -= 1
         return outcome
 
     def join(self, sid: str, symbols: Sequence[str]) -> None:
@@ -218,7 +242,15 @@ class StreamingService:
         ticker = self.cache.latest(symbol, max_age=self.settings.price_max_age)
         if ticker is not None:  # a tick arrived while this caller waited for the flight
             return ticker, "cache"
-        ticker = self.rest.ticker_24hr(symbol)
+        if self._unknown.get(symbol, 0.0) > time.monotonic():
+            raise UnknownSymbolError(f"unknown symbol {symbol!r}: Binance answered 'Invalid symbol.'")
+        try:
+            ticker = self.rest.ticker_24hr(symbol)
+        except UnknownSymbolError:
+            if len(self._unknown) >= MAX_REMEMBERED_UNKNOWN:
+                self._unknown.clear()
+            self._unknown[symbol] = time.monotonic() + UNKNOWN_SYMBOL_TTL  # no second call for it meanwhile
+            raise
         self.fanout.publish(TickerBatch(REST_SOURCE, (ticker,)), from_stream=False)  # cached, and sent on
         return ticker, "api"
 

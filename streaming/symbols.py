@@ -5,7 +5,7 @@ import re
 import reprlib
 from dataclasses import dataclass
 
-from streaming.errors import InvalidRequestError, InvalidSymbolError
+from streaming.errors import InvalidRequestError, InvalidSymbolError, TooManySymbolsError
 
 __all__ = [
     "SYMBOL_PATTERN",
@@ -58,9 +58,10 @@ class SymbolRequest:
 MAX_SHOWN_ITEM = 40
 
 
-def parse_symbol_request(payload: object) -> SymbolRequest:
-    """Validate a subscribe/unsubscribe payload. Raises InvalidRequestError when its shape is wrong; bad items
-    are returned in ``rejected`` so the good ones can still be served."""
+def parse_symbol_request(payload: object, max_symbols: int | None = None) -> SymbolRequest:
+    """Validate a subscribe/unsubscribe payload. Raises InvalidRequestError when its shape is wrong (and
+    TooManySymbolsError past ``max_symbols`` items); bad items are returned in ``rejected`` so the good ones
+    can still be served."""
     if not isinstance(payload, dict):
         raise InvalidRequestError(
             f"expected an object like {{\"symbols\": [\"BTCUSDT\"]}}, got {_type_name(payload)}"
@@ -72,6 +73,10 @@ def parse_symbol_request(payload: object) -> SymbolRequest:
         raise InvalidRequestError(f"'symbols' must be a list of strings, got {_type_name(items)}")
     if not items:
         raise InvalidRequestError("'symbols' is empty: name at least one symbol such as 'BTCUSDT'")
+    if max_symbols is not None and len(items) > max_symbols:
+        raise TooManySymbolsError(
+            f"'symbols' has {len(items)} items; at most {max_symbols} per request: split it into several requests"
+        )
     symbols: list[str] = []
     seen: set[str] = set()
     rejected: list[tuple[str, str]] = []

@@ -60,3 +60,6 @@ class RecordingClient:
     def close(self) -> None:
         if self.sio.connected:
             self.sio.disconnect()
+        ws = getattr(self.sio.eio, "ws", None)
+        if ws is not None:  # python-engineio leaves its socket open when the server ended the connection
+            ws.shutdown()

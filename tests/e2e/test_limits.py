@@ -1,0 +1,110 @@
+"""Client-facing limits end to end: event rate, symbols per request and per client, message size, /price per
+IP, negative caching of unknown symbols, allowed origins."""
+from __future__ import annotations
+
+import requests
+import socketio
+
+from tests.e2e.clients import RecordingClient
+from tests.helpers import wait_for
+
+
+def test_event_flood_is_rate_limited_and_others_are_unaffected(start_service) -> None:
+    service = start_service(CLIENT_EVENTS_PER_SECOND="5", CLIENT_EVENT_BURST="5", CLIENT_ABUSE_STRIKES="0")
+    flooder, bystander = RecordingClient(service.url), RecordingClient(service.url)
+    try:
+        bystander.emit("subscribe", {"symbols": ["BTCUSDT"]})
+        for _ in range(40):
+            flooder.emit("subscribe", {"symbols": ["ETHUSDT"]})
+        limited = flooder.wait("error", lambda e: e["code"] == "RATE_LIMITED", count=20)
+        assert all(e["retry_after"] >= 0 and "per second" in e["message"] for e in limited)
+        assert flooder.sio.connected
+        before = len(bystander.received("price_update"))
+        bystander.wait("price_update", count=before + 3)
+        assert 'rejected_inputs_total{code="RATE_LIMITED"}' in service.get("/metrics").text
+    finally:
+        flooder.close()
+        bystander.close()
+
+
+def test_persistent_abuse_is_disconnected_with_a_reason(start_service) -> None:
+    service = start_service(CLIENT_EVENTS_PER_SECOND="1", CLIENT_EVENT_BURST="2", CLIENT_ABUSE_STRIKES="10")
+    client = RecordingClient(service.url)
+    try:
+        for _ in range(30):
+            if not client.sio.connected:
+                break
+            client.emit("whatever", {})
+        client.wait("error", lambda e: e["code"] == "DISCONNECTED")
+        wait_for(lambda: not client.sio.connected, timeout=5)
+        wait_for(lambda: service.get("/stats").json()["data"]["connected_clients"] == 0)
+    finally:
+        client.close()
+
+
+def test_symbols_per_request_and_per_client_are_capped(start_service) -> None:
+    service = start_service(MAX_SYMBOLS_PER_REQUEST="5", MAX_SYMBOLS_PER_CLIENT="3")
+    client = RecordingClient(service.url)
+    try:
+        client.emit("subscribe", {"symbols": [f"S{i}USDT" for i in range(6)]})
+        (error,) = client.wait("error")
+        assert error["code"] == "TOO_MANY_SYMBOLS" and "at most 5" in error["message"]
+        client.emit("subscribe", {"symbols": ["BTCUSDT", "ETHUSDT", "XRPUSDT", "SOLUSDT", "ADAUSDT"]})
+        (ack,) = client.wait("subscribed")
+        assert ack["symbols"] == ["BTCUSDT", "ETHUSDT", "XRPUSDT"]
+        over = client.wait("error", lambda e: e["code"] == "TOO_MANY_SYMBOLS" and e["event"] == "subscribe",
+                           count=2)[-1]
+        assert over["symbols"] == ["SOLUSDT", "ADAUSDT"]
+        client.emit("subscribe", {"symbols": ["BTCUSDT"]})  # already held: no new room needed
+        client.wait("subscribed", count=2)
+    finally:
+        client.close()
+
+
+def test_an_oversized_message_costs_only_its_sender_the_connection(start_service) -> None:
+    service = start_service(MAX_MESSAGE_BYTES="4096")
+    big, normal = RecordingClient(service.url), RecordingClient(service.url)
+    try:
+        normal.emit("subscribe", {"symbols": ["BTCUSDT"]})
+        big.emit("subscribe", {"symbols": ["X" * 20_000]})
+        wait_for(lambda: not big.sio.connected, timeout=5)
+        before = len(normal.received("price_update"))
+        normal.wait("price_update", count=before + 3)
+        assert service.get("/health").status_code == 200
+    finally:
+        big.close()
+        normal.close()
+
+
+def test_price_requests_are_limited_per_address(start_service) -> None:
+    service = start_service(PRICE_REQUESTS_PER_SECOND="1", PRICE_REQUEST_BURST="3")
+    answers = [service.get("/price/BTCUSDT") for _ in range(6)]
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited, [r.status_code for r in answers]
+    assert limited[0].json()["code"] == "RATE_LIMITED" and int(limited[0].headers["Retry-After"]) >= 1
+    assert service.get("/health").status_code == 200, "other routes are not limited"
+
+
+def test_unknown_symbols_are_asked_about_once(start_service, fake_binance) -> None:
+    fake_binance.set_rest_failure(503)
+    service = start_service(SYMBOLS_RETRY_INTERVAL="3600")  # the symbol list stays unloaded
+    fake_binance.set_rest_failure(None)
+    assert service.get("/price/NOPECOINUSDT").status_code == 404
+    assert service.get("/price/NOPECOINUSDT").status_code == 404
+    asked = [q for p, q in fake_binance.rest_requests() if p == "/fapi/v1/ticker/24hr"]
+    assert asked == [{"symbol": "NOPECOINUSDT"}]
+
+
+def test_allowed_origins_apply_to_socketio_and_http(start_service) -> None:
+    service = start_service(CORS_ALLOWED_ORIGINS="https://dash.example.com")
+    ok = requests.get(service.url + "/price/BTCUSDT", headers={"Origin": "https://dash.example.com"}, timeout=5)
+    assert ok.headers.get("Access-Control-Allow-Origin") == "https://dash.example.com"
+    other = requests.get(service.url + "/health", headers={"Origin": "https://evil.example"}, timeout=5)
+    assert "Access-Control-Allow-Origin" not in other.headers
+    handshake = service.url + "/socket.io/?EIO=4&transport=polling"
+    assert requests.get(handshake, headers={"Origin": "https://evil.example"}, timeout=5).status_code == 400
+    assert requests.get(handshake, headers={"Origin": "https://dash.example.com"}, timeout=5).status_code == 200
+    client = socketio.Client(reconnection=False)
+    client.connect(service.url, transports=["polling"], headers={"Origin": "https://dash.example.com"})
+    assert client.connected
+    client.disconnect()
