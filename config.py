@@ -68,7 +68,7 @@ class Settings:
     http_timeout: float = 5.0
     # Client-facing limits (see README, "Security and limits").
     cors_allowed_origins: tuple[str, ...] = ("*",)
-    max_message_bytes: int = 65536
+    max_message_bytes: int = 262144
     max_symbols_per_request: int = 200
     max_symbols_per_client: int = 1000
     client_events_per_second: float = 10.0

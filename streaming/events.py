@@ -36,8 +36,36 @@ def _answer(event: str, outcome: SubscribeOutcome, answer: dict[str, Any]) -> di
     return {**answer, "errors": errors} if errors else answer
 
 
+def guard_packets(socketio: SocketIO, service: StreamingService) -> None:
+    """Close the connection of a client that sends a malformed Socket.IO packet, with a log line, not a trace.
+
+    python-socketio decodes packets before any handler runs and lets decoding errors (invalid JSON, unknown
+    packet types, unexpected binary attachments) escape to Engine.IO, which logs them with a traceback and keeps
+    the connection. socket.io-client itself closes the connection on a packet it cannot parse; so does this.
+    """
+    server = socketio.server
+    handle = server._handle_eio_message  # the one Engine.IO message handler python-socketio registers
+    reported: set[str] = set()
+
+    def guarded(eio_sid: str, data: Any) -> Any:
+        try:
+            return handle(eio_sid, data)
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
+            service.count_rejection("MALFORMED_PACKET")
+            kind = type(exc).__name__
+            if kind not in reported:  # once per kind; the counter has the rest
+                reported.add(kind)
+                log.warning("closing a client that sent a malformed Socket.IO packet (%s: %.80s); further ones "
+                            "are only counted in rejected_inputs_total{code=\"MALFORMED_PACKET\"}", kind, exc)
+            server.eio.disconnect(eio_sid)
+            return None
+
+    server.eio.on("message", guarded)
+
+
 def register_events(socketio: SocketIO, service: StreamingService) -> None:
     """Attach the documented event handlers to ``socketio``."""
+    guard_packets(socketio, service)
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:

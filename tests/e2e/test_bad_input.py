@@ -1,0 +1,183 @@
+"""Hostile and malformed input, over Socket.IO, raw WebSocket and HTTP: each gets the documented error, and the
+sender's connection (where it should survive), the service and the other clients are unharmed."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+import websocket
+
+from tests.e2e.clients import RecordingClient
+from tests.e2e.process import ServiceProcess, service_env
+from tests.fakes.binance import FakeBinance
+from tests.helpers import wait_for
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> Iterator[tuple]:
+    """One service for the whole module, with a bystander that must keep receiving prices throughout."""
+    with FakeBinance(tick_interval=0.2) as fake:
+        log = Path(tmp_path_factory.mktemp("bad-input")) / "service.log"
+        service = ServiceProcess(service_env(fake, CLIENT_EVENTS_PER_SECOND="1000", CLIENT_EVENT_BURST="1000"),
+                                 log).start()
+        bystander = RecordingClient(service.url)
+        bystander.emit("subscribe", {"symbols": ["BTCUSDT"]})
+        bystander.wait("price_update")
+        try:
+            yield service, bystander
+        finally:
+            bystander.close()
+            service.stop()
+            assert "Traceback" not in service.log(), service.log()[-3000:]
+
+
+def unharmed(service: ServiceProcess, bystander: RecordingClient) -> None:
+    assert service.get("/health").status_code == 200
+    before = len(bystander.received("price_update"))
+    bystander.wait("price_update", count=before + 1, timeout=5)
+
+
+DEEP: Any = "BTCUSDT"
+for _ in range(300):
+    DEEP = [DEEP]
+
+EVENT_CASES = [
+    ("subscribe", None, "INVALID_REQUEST"),
+    ("subscribe", 42, "INVALID_REQUEST"),
+    ("subscribe", "BTCUSDT", "INVALID_REQUEST"),
+    ("subscribe", ["BTCUSDT"], "INVALID_REQUEST"),
+    ("subscribe", {}, "INVALID_REQUEST"),
+    ("subscribe", {"symbols": None}, "INVALID_REQUEST"),
+    ("subscribe", {"symbols": "BTCUSDT"}, "INVALID_REQUEST"),
+    ("subscribe", {"symbols": {"BTCUSDT": True}}, "INVALID_REQUEST"),
+    ("subscribe", {"symbols": []}, "INVALID_REQUEST"),
+    ("subscribe", {"symbols": [1, 2.5, True, None]}, "INVALID_SYMBOL"),
+    ("subscribe", {"symbols": [["BTCUSDT"], {"$gt": ""}]}, "INVALID_SYMBOL"),
+    ("subscribe", {"symbols": [DEEP]}, "INVALID_SYMBOL"),
+    ("subscribe", {"symbols": [f"COIN{i}USDT" for i in range(10_000)]}, "TOO_MANY_SYMBOLS"),
+    ("subscribe", {"symbols": ["A" * 1000]}, "INVALID_SYMBOL"),
+    ("subscribe", {"symbols": ["BTC€USDT", "😀USDT", "ＢＴＣＵＳＤＴ"]}, "INVALID_SYMBOL"),
+    ("subscribe", {"symbols": ["BTC\x00USDT", "\x1b[31mBTCUSDT", "BTC\nUSDT"]}, "INVALID_SYMBOL"),
+    ("subscribe", {"symbols": ["../../etc/passwd", "..%2F..%2Fetc"]}, "INVALID_SYMBOL"),
+    ("subscribe", {"symbols": ["BTCUSDT'; DROP TABLE prices;--", "' OR '1'='1"]}, "INVALID_SYMBOL"),
+    ("subscribe", {"symbols": ["{{7*7}}", "${jndi:ldap://127.0.0.1/a}", "<script>alert(1)</script>"]},
+     "INVALID_SYMBOL"),
+    ("subscribe", {"symbols": ["NOTACOINUSDT", "BTCUSDT_260327", "BTCUSD_PERP"]}, "UNKNOWN_SYMBOL"),
+    ("subscribe", {"symbols": ["price:BTCUSDT", "*", "BTCUSDT*"]}, "INVALID_SYMBOL"),
+    ("unsubscribe", None, "INVALID_REQUEST"),
+    ("unsubscribe", {"symbols": [None, "x y"]}, "INVALID_SYMBOL"),
+    ("unsubscribe", {"symbols": [f"S{i}" for i in range(5000)]}, "TOO_MANY_SYMBOLS"),
+    ("subscrbe", {"symbols": ["BTCUSDT"]}, "UNKNOWN_EVENT"),
+    ("price_update", {"symbol": "BTCUSDT", "price": 1}, "UNKNOWN_EVENT"),
+    ("connect_error", "x", "UNKNOWN_EVENT"),
+    ("é" * 200, None, "UNKNOWN_EVENT"),
+]
+
+
+@pytest.mark.parametrize("event, payload, code", EVENT_CASES,
+                         ids=[f"{i}-{c[0][:12]}-{c[2]}" for i, c in enumerate(EVENT_CASES)])
+def test_bad_events_get_the_documented_error(world, event: str, payload: Any, code: str) -> None:
+    service, bystander = world
+    client = RecordingClient(service.url)
+    try:
+        client.emit(event, payload)
+        error = client.wait("error", lambda e: e["code"] == code, timeout=5)[0]
+        assert isinstance(error["message"], str) and error["message"]
+        assert len(json.dumps(error)) < 4000, "errors never echo huge input back"
+        assert client.sio.connected
+        client.emit("subscribe", {"symbols": ["ETHUSDT"]})
+        client.wait("price_update", lambda d: d["symbol"] == "ETHUSDT")
+    finally:
+        client.close()
+    unharmed(service, bystander)
+
+
+def test_extra_arguments_and_binary_payloads(world) -> None:
+    service, bystander = world
+    client = RecordingClient(service.url)
+    try:
+        client.sio.emit("subscribe", ({"symbols": ["SOLUSDT"]}, "extra", 3))
+        client.wait("subscribed")
+        client.emit("subscribe", b"\x00\x01\x02binary")
+        client.wait("error", lambda e: e["code"] == "INVALID_REQUEST")
+        client.emit("subscribe", {"symbols": [b"BTCUSDT"]})
+        client.wait("error", lambda e: e["code"] == "INVALID_SYMBOL")
+        assert client.sio.connected
+    finally:
+        client.close()
+    unharmed(service, bystander)
+
+
+def test_oversized_message_closes_only_the_sender(world) -> None:
+    service, bystander = world
+    client = RecordingClient(service.url)
+    try:
+        client.emit("subscribe", {"symbols": ["B" * 1_000_000]})
+        wait_for(lambda: not client.sio.connected, timeout=5)
+    finally:
+        client.close()
+    unharmed(service, bystander)
+
+
+RAW_FRAMES = ["42[", '42["subscribe"', "4x", "99", "", "2probe", '42"not a list"', "42[1,2]", '42[null]',
+              "4" + "9" * 5000, '42["subscribe",' + "[" * 5000 + "]" * 5000 + "]", b"\x00\xff\x10"]
+
+
+def test_raw_malformed_socketio_packets_over_a_plain_websocket(world) -> None:
+    service, bystander = world
+    url = service.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    for frame in RAW_FRAMES:
+        ws = websocket.create_connection(url, timeout=5)
+        try:
+            assert ws.recv().startswith("0{")  # engine.io open
+            ws.send("40")
+            assert ws.recv().startswith("40")  # namespace connected
+            if isinstance(frame, bytes):
+                ws.send_binary(frame)
+            else:
+                ws.send(frame)
+            try:
+                ws.recv()  # the connected greeting, an error, or the server closing on garbage
+            except (websocket.WebSocketException, OSError):
+                pass
+        finally:
+            ws.close()
+    unharmed(service, bystander)
+
+
+HTTP_CASES = [
+    ("GET", "/price/%00", (400,)),
+    ("GET", "/price/..%2F..%2Fetc%2Fpasswd", (400, 404)),
+    ("GET", "/price/../../etc/passwd", (400, 404)),
+    ("GET", "/price/%3Cscript%3Ealert(1)%3C%2Fscript%3E", (400,)),
+    ("GET", "/price/" + "A" * 5000, (400,)),
+    ("GET", "/price/BTC%20USDT", (400,)),
+    ("GET", "/price/%F0%9F%98%80", (400,)),
+    ("GET", "/price/%7B%7B7*7%7D%7D", (400,)),
+    ("GET", "/price/BTCUSDT'%20OR%20'1'='1", (400,)),
+    ("GET", "/price/", (404,)),
+    ("GET", "/price/NOTACOINUSDT", (404,)),
+    ("POST", "/price/BTCUSDT", (405,)),
+    ("DELETE", "/health", (405,)),
+    ("GET", "/health?x=%3Cscript%3E", (200,)),
+    ("GET", "/nowhere/" + "x" * 3000, (404,)),
+    ("GET", "/socket.io/?EIO=4&transport=polling&sid=forged", (400,)),
+    ("GET", "/socket.io/?EIO=99&transport=polling", (400,)),
+]
+
+
+@pytest.mark.parametrize("method, path, statuses", HTTP_CASES, ids=[f"{m} {p[:40]}" for m, p, _ in HTTP_CASES])
+def test_bad_http_requests_get_json_errors(world, method: str, path: str, statuses: tuple[int, ...]) -> None:
+    service, bystander = world
+    response = requests.request(method, service.url + path, timeout=10)
+    assert response.status_code in statuses, (response.status_code, response.text[:200])
+    if not path.startswith("/socket.io/"):
+        assert response.headers["Content-Type"].startswith("application/json")
+        body = response.json()
+        if response.status_code >= 400:
+            assert body["success"] is False and body["error"] and body["code"]
+            assert "<script>" not in response.text and "Traceback" not in response.text
+    unharmed(service, bystander)
