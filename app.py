@@ -27,6 +27,7 @@ from cache.routes import blueprint as price_blueprint
 from cache.routes import json_error
 from config import ConfigError, Settings
 from metrics.routes import blueprint as metrics_blueprint
+from streaming.auth import AuthError
 from streaming.events import register_events
 from streaming.routes import blueprint as streaming_blueprint
 from streaming.service import StreamingService
@@ -34,6 +35,8 @@ from streaming.service import StreamingService
 __all__ = ["create_app", "main"]
 
 log = logging.getLogger("websocket_streaming")
+
+OPS_ENDPOINTS = ("/stats", "/metrics")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -62,6 +65,20 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(price_blueprint)
     if settings.prometheus_enabled:
         app.register_blueprint(metrics_blueprint)
+
+    @app.before_request
+    def protect_ops_endpoints() -> ResponseReturnValue | None:
+        """With PROTECT_OPS_ENDPOINTS, /stats and /metrics need the same token as Socket.IO clients."""
+        if not (settings.protect_ops_endpoints and service.auth.enabled and request.path in OPS_ENDPOINTS):
+            return None
+        header = request.headers.get("Authorization", "")
+        token = header[7:] if header.startswith("Bearer ") else request.args.get("token")
+        try:
+            service.auth.check(token)
+        except AuthError as exc:
+            service.count_rejection(exc.code)
+            return json_error(401, exc.code, str(exc))
+        return None
 
     @app.after_request
     def allow_origins(response: Response) -> Response:

@@ -5,7 +5,7 @@ This is the only module that reads the environment; everything else receives a `
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Mapping
 
 from dotenv import dotenv_values
@@ -76,6 +76,11 @@ class Settings:
     client_abuse_strikes: int = 100
     price_requests_per_second: float = 20.0
     price_request_burst: int = 40
+    # Optional authentication (off when both are empty): static tokens and/or an HS256 JWT secret.
+    auth_tokens: tuple[str, ...] = field(default=(), repr=False)
+    jwt_secret: str = field(default="", repr=False)
+    # With authentication on, also require a token for /stats and /metrics.
+    protect_ops_endpoints: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> "Settings":
@@ -240,4 +245,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "client_abuse_strikes": _int_range(0, 1_000_000),
     "price_requests_per_second": _number(float, 0.1, 10_000, "a number of requests per second"),
     "price_request_burst": _int_range(1, 100_000),
+    "auth_tokens": lambda raw: tuple(token.strip() for token in raw.split(",") if token.strip()),
+    "jwt_secret": _non_empty,
+    "protect_ops_endpoints": _bool,
 }

@@ -1,12 +1,16 @@
 """Socket.IO handlers: validate the client's input, call the service, answer. They never raise."""
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
+from urllib.parse import parse_qs
 
 from flask import request
 from flask_socketio import SocketIO, disconnect, emit
+from socketio import packet as socketio_packet
 
+from streaming.auth import AuthError
 from streaming.errors import InvalidRequestError
 from streaming.limits import ABUSE, ADMIT
 from streaming.service import StreamingService, SubscribeOutcome
@@ -17,6 +21,7 @@ __all__ = ["register_events", "WELCOME"]
 log = logging.getLogger(__name__)
 
 WELCOME = "Connected to WebSocket Streaming Service"
+CONNECT_PACKET = str(socketio_packet.CONNECT)
 MAX_SYMBOLS_IN_ERROR = 20
 
 
@@ -36,8 +41,32 @@ def _answer(event: str, outcome: SubscribeOutcome, answer: dict[str, Any]) -> di
     return {**answer, "errors": errors} if errors else answer
 
 
+def _refusal(service: StreamingService, data: str, environ: dict[str, Any]) -> str | None:
+    """Why a CONNECT packet is refused (None: accepted). The token comes from the auth payload or ?token=."""
+    token: object = None
+    body = data[1:]
+    if body.startswith("/"):  # a namespace: "/name,{...}"
+        body = body.partition(",")[2]
+    if body:
+        try:
+            auth = json.loads(body)
+        except ValueError:
+            auth = None
+        if isinstance(auth, dict):
+            token = auth.get("token")
+    if token is None:
+        token = (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [None])[0]
+    try:
+        service.auth.check(token)
+    except AuthError as exc:
+        service.count_rejection(exc.code)
+        return str(exc)
+    return None
+
+
 def guard_packets(socketio: SocketIO, service: StreamingService) -> None:
-    """Close the connection of a client that sends a malformed Socket.IO packet, with a log line, not a trace.
+    """Refuse unauthenticated connections (when authentication is on) with a connect_error, and close the
+    connection of a client that sends a malformed Socket.IO packet, with a log line, not a traceback.
 
     python-socketio decodes packets before any handler runs and lets decoding errors (invalid JSON, unknown
     packet types, unexpected binary attachments) escape to Engine.IO, which logs them with a traceback and keeps
@@ -48,6 +77,12 @@ def guard_packets(socketio: SocketIO, service: StreamingService) -> None:
     reported: set[str] = set()
 
     def guarded(eio_sid: str, data: Any) -> Any:
+        if service.auth.enabled and isinstance(data, str) and data[:1] == CONNECT_PACKET:
+            refusal = _refusal(service, data, server.environ.get(eio_sid, {}))
+            if refusal is not None:
+                server._send_packet(eio_sid, server.packet_class(
+                    socketio_packet.CONNECT_ERROR, data={"message": refusal, "code": AuthError.code}, namespace="/"))
+                return None
         try:
             return handle(eio_sid, data)
         except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:

@@ -17,6 +17,7 @@ from cache.store import RedisStore
 from cache.writer import TickerCache
 from config import Settings
 from metrics.collectors import ServiceMetrics
+from streaming.auth import Authenticator
 from streaming.binance import TickerBatch, symbol_of_stream, tradable_usdt_perpetuals
 from streaming.catalog import SymbolCatalog
 from streaming.errors import ProtocolError, StreamingError, TooManySymbolsError, UnknownSymbolError
@@ -112,6 +113,7 @@ class StreamingService:
             settings.client_events_per_second, settings.client_event_burst, time.monotonic,
             abuse_after=settings.client_abuse_strikes,
         )
+        self.auth = Authenticator(settings.auth_tokens, settings.jwt_secret or None)
         self.price_limiter = KeyedLimiter(settings.price_requests_per_second, settings.price_request_burst,
                                           time.monotonic)
         self._bind_gauges()

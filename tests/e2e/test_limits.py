@@ -2,6 +2,7 @@
 IP, negative caching of unknown symbols, allowed origins."""
 from __future__ import annotations
 
+import pytest
 import requests
 import socketio
 
@@ -108,3 +109,45 @@ def test_allowed_origins_apply_to_socketio_and_http(start_service) -> None:
     client.connect(service.url, transports=["polling"], headers={"Origin": "https://dash.example.com"})
     assert client.connected
     client.disconnect()
+
+
+def test_authentication_with_static_tokens_and_jwts(start_service) -> None:
+    import time as clock
+
+    from streaming.auth import make_jwt
+
+    service = start_service(AUTH_TOKENS="dash-token,bot-token", JWT_SECRET="jwt-secret-for-tests",
+                            PROTECT_OPS_ENDPOINTS="true")
+
+    def connect(**kwargs: object) -> socketio.Client:
+        client = socketio.Client(reconnection=False)
+        client.connect(service.url, transports=["websocket"], wait_timeout=5, **kwargs)  # type: ignore[arg-type]
+        return client
+
+    for kwargs in ({"auth": {"token": "bot-token"}},
+                   {"auth": {"token": make_jwt({"sub": "d", "exp": clock.time() + 60}, "jwt-secret-for-tests")}}):
+        client = connect(**kwargs)
+        assert client.connected
+        client.disconnect()
+    query = socketio.Client(reconnection=False)
+    query.connect(service.url + "?token=dash-token", transports=["polling"], wait_timeout=5)
+    assert query.connected
+    query.disconnect()
+    for kwargs, reason in (({}, "authentication required"), ({"auth": {"token": "nope"}}, "invalid token"),
+                           ({"auth": {"token": make_jwt({"exp": clock.time() - 1}, "jwt-secret-for-tests")}},
+                            "expired")):
+        refused = socketio.Client(reconnection=False)
+        errors: list = []
+        refused.on("connect_error", errors.append)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            refused.connect(service.url, transports=["websocket"], wait_timeout=5, **kwargs)
+        assert errors and reason in errors[0]["message"] and errors[0]["code"] == "UNAUTHORIZED", errors
+        ws = getattr(refused.eio, "ws", None)
+        if ws is not None:
+            ws.shutdown()
+    assert service.get("/stats").status_code == 401
+    assert service.get("/metrics", headers={"Authorization": "Bearer dash-token"}).status_code == 200
+    assert service.get("/stats?token=bot-token").status_code == 200
+    assert service.get("/health").status_code == 200 and service.get("/price/BTCUSDT").status_code in (200, 503)
+    log = service.log()
+    assert "dash-token" not in log and "bot-token" not in log and "jwt-secret" not in log
