@@ -76,6 +76,10 @@ class Settings:
     client_abuse_strikes: int = 100
     price_requests_per_second: float = 20.0
     price_request_burst: int = 40
+    # A client whose outgoing backlog exceeds this many messages has it conflated (newest price per symbol);
+    # one still over it after SLOW_CLIENT_TIMEOUT seconds is disconnected.
+    client_backlog_limit: int = 200
+    slow_client_timeout: float = 30.0
     # Optional authentication (off when both are empty): static tokens and/or an HS256 JWT secret.
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     jwt_secret: str = field(default="", repr=False)
@@ -245,6 +249,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "client_abuse_strikes": _int_range(0, 1_000_000),
     "price_requests_per_second": _number(float, 0.1, 10_000, "a number of requests per second"),
     "price_request_burst": _int_range(1, 100_000),
+    "client_backlog_limit": _int_range(10, 1_000_000),
+    "slow_client_timeout": _seconds(0.5, 3600),
     "auth_tokens": lambda raw: tuple(token.strip() for token in raw.split(",") if token.strip()),
     "jwt_secret": _non_empty,
     "protect_ops_endpoints": _bool,

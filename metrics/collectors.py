@@ -77,6 +77,17 @@ class ServiceMetrics:
         self.rejected_inputs = Counter(
             f"{ns}_rejected_inputs_total", "Client inputs rejected, by error code.", ["code"], registry=r
         )
+        self.slow_client_conflations = Counter(
+            f"{ns}_slow_client_conflations_total", "Times a slow client's backlog was conflated.", registry=r
+        )
+        self.slow_client_dropped_updates = Counter(
+            f"{ns}_slow_client_dropped_updates_total",
+            "Older price updates dropped from slow clients' backlogs (a newer one of the symbol was queued).",
+            registry=r,
+        )
+        self.slow_client_disconnects = Counter(
+            f"{ns}_slow_client_disconnects_total", "Clients disconnected for staying behind.", registry=r
+        )
         self.background_tasks = Gauge(
             f"{ns}_background_tasks", "Background tasks running now (readers, pool, cache writer...).", registry=r
         )

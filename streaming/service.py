@@ -18,6 +18,7 @@ from cache.writer import TickerCache
 from config import Settings
 from metrics.collectors import ServiceMetrics
 from streaming.auth import Authenticator
+from streaming.backlog import BacklogGuard
 from streaming.binance import TickerBatch, symbol_of_stream, tradable_usdt_perpetuals
 from streaming.catalog import SymbolCatalog
 from streaming.errors import ProtocolError, StreamingError, TooManySymbolsError, UnknownSymbolError
@@ -116,6 +117,10 @@ class StreamingService:
         self.auth = Authenticator(settings.auth_tokens, settings.jwt_secret or None)
         self.price_limiter = KeyedLimiter(settings.price_requests_per_second, settings.price_request_burst,
                                           time.monotonic)
+        self.backlog = BacklogGuard(
+            socketio.server.eio, lambda eio_sid: socketio.server.environ.get(eio_sid),
+            settings.client_backlog_limit, settings.slow_client_timeout, self.metrics, self.tasks,
+        )
         self._bind_gauges()
 
     def _bind_gauges(self) -> None:
@@ -145,6 +150,7 @@ class StreamingService:
         self.pool.pin(self.settings.default_symbols)
         self.pool.start()
         self.monitor.start()
+        self.backlog.start()
         self._stopping.clear()
         self._catalog_task.start()
 
@@ -153,6 +159,7 @@ class StreamingService:
         self._stopping.set()
         self._catalog_task.stop(timeout)
         self.monitor.stop(timeout)
+        self.backlog.stop(timeout)
         self.pool.stop(timeout)
         self.cache.stop(timeout)
         self.rest.close()

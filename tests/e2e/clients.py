@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable
 
 import socketio
@@ -18,6 +19,7 @@ class RecordingClient:
         self.url = url
         self.sio = socketio.Client(reconnection=False)
         self.events: list[tuple[str, Any]] = []
+        self.arrivals: list[float] = []  # wall-clock receipt time of each event, parallel to ``events``
         self._lock = threading.Lock()
         for name in EVENTS:
             self.sio.on(name, self._recorder(name))
@@ -27,6 +29,7 @@ class RecordingClient:
         def record(data: Any = None) -> None:
             with self._lock:
                 self.events.append((name, data))
+                self.arrivals.append(time.time())
 
         return record
 
@@ -47,9 +50,16 @@ class RecordingClient:
             names = [event for event, _ in self.events]
         return f"{len(names)} events, last: {names[-8:]}"
 
+    def latencies_ms(self) -> list[float]:
+        """Receipt time minus Binance's event time of every price_update received, in milliseconds."""
+        with self._lock:
+            pairs = list(zip(self.events, self.arrivals))
+        return [at * 1000 - data["eventTime"] for (name, data), at in pairs if name == "price_update"]
+
     def clear(self) -> None:
         with self._lock:
             self.events.clear()
+            self.arrivals.clear()
 
     def emit(self, event: str, data: Any = None) -> None:
         self.sio.emit(event, data)
