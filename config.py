@@ -69,6 +69,8 @@ class Settings:
     # Client-facing limits (see README, "Security and limits").
     cors_allowed_origins: tuple[str, ...] = ("*",)
     max_message_bytes: int = 262144
+    max_connections: int = 20000
+    max_connections_per_ip: int = 2000
     max_symbols_per_request: int = 200
     max_symbols_per_client: int = 1000
     client_events_per_second: float = 10.0
@@ -242,6 +244,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "http_timeout": _seconds(0.1, 120),
     "cors_allowed_origins": lambda raw: _origins(raw),
     "max_message_bytes": _int_range(1024, 10_000_000),
+    "max_connections": _int_range(1, 1_000_000),
+    "max_connections_per_ip": _int_range(1, 1_000_000),
     "max_symbols_per_request": _int_range(1, 10_000),
     "max_symbols_per_client": _int_range(1, 10_000),
     "client_events_per_second": _number(float, 0.1, 10_000, "a number of events per second"),

@@ -59,7 +59,6 @@ def _refusal(service: StreamingService, data: str, environ: dict[str, Any]) -> s
     try:
         service.auth.check(token)
     except AuthError as exc:
-        service.count_rejection(exc.code)
         return str(exc)
     return None
 
@@ -77,11 +76,16 @@ def guard_packets(socketio: SocketIO, service: StreamingService) -> None:
     reported: set[str] = set()
 
     def guarded(eio_sid: str, data: Any) -> Any:
-        if service.auth.enabled and isinstance(data, str) and data[:1] == CONNECT_PACKET:
-            refusal = _refusal(service, data, server.environ.get(eio_sid, {}))
+        if isinstance(data, str) and data[:1] == CONNECT_PACKET:
+            environ = server.environ.get(eio_sid, {})
+            refusal = service.connection_refusal(environ.get("REMOTE_ADDR", ""))
+            code = "TOO_MANY_CONNECTIONS"
+            if refusal is None and service.auth.enabled:
+                refusal, code = _refusal(service, data, environ), AuthError.code
             if refusal is not None:
+                service.count_rejection(code)
                 server._send_packet(eio_sid, server.packet_class(
-                    socketio_packet.CONNECT_ERROR, data={"message": refusal, "code": AuthError.code}, namespace="/"))
+                    socketio_packet.CONNECT_ERROR, data={"message": refusal, "code": code}, namespace="/"))
                 return None
         try:
             return handle(eio_sid, data)
@@ -104,7 +108,7 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
 
     @socketio.on("connect")
     def on_connect(auth: Any = None) -> None:
-        service.client_connected(request.sid)
+        service.client_connected(request.sid, request.remote_addr or "")
         emit("connected", {"message": WELCOME, "client_id": request.sid})
 
     @socketio.on("disconnect")

@@ -101,6 +101,8 @@ class StreamingService:
         self.started_at = time.time()
         self._lock = threading.Lock()
         self._clients: set[str] = set()
+        self._address_of: dict[str, str] = {}  # sid -> client IP
+        self._per_address: dict[str, int] = {}  # client IP -> connections
         self._stopping = threading.Event()
         self._catalog_task = PeriodicTask(
             "symbols catalog", self.tasks, self._refresh_step, settings.symbols_refresh_interval,
@@ -166,13 +168,29 @@ class StreamingService:
         log.info("%s stopped", self.settings.service_name)
 
     # -- clients ----------------------------------------------------------------------------------------------
-    def client_connected(self, sid: str) -> None:
+    def connection_refusal(self, address: str) -> str | None:
+        """Why a new connection from this address is refused (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP)."""
+        with self._lock:
+            if len(self._clients) >= self.settings.max_connections:
+                return "the server is full; try again later"
+            if self._per_address.get(address, 0) >= self.settings.max_connections_per_ip:
+                return f"too many connections from your address (at most {self.settings.max_connections_per_ip})"
+        return None
+
+    def client_connected(self, sid: str, address: str = "") -> None:
         with self._lock:
             self._clients.add(sid)
+            self._address_of[sid] = address
+            self._per_address[address] = self._per_address.get(address, 0) + 1
 
     def client_disconnected(self, sid: str) -> None:
         with self._lock:
             self._clients.discard(sid)
+            address = self._address_of.pop(sid, None)
+            if address is not None:
+                left = self._per_address.pop(address, 1) - 1
+                if left > 0:
+                    self._per_address[address] = left
             last = self.registry.drop(sid)
             self.event_limiter.forget(sid)
         for symbol in last:

@@ -151,3 +151,40 @@ def test_authentication_with_static_tokens_and_jwts(start_service) -> None:
     assert service.get("/health").status_code == 200 and service.get("/price/BTCUSDT").status_code in (200, 503)
     log = service.log()
     assert "dash-token" not in log and "bot-token" not in log and "jwt-secret" not in log
+
+
+def test_connections_are_limited_per_address_and_in_total(start_service) -> None:
+    service = start_service(MAX_CONNECTIONS_PER_IP="3", MAX_CONNECTIONS="5")
+    clients = [RecordingClient(service.url) for _ in range(3)]
+    try:
+        refused = socketio.Client(reconnection=False)
+        errors: list = []
+        refused.on("connect_error", errors.append)
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            refused.connect(service.url, transports=["websocket"], wait_timeout=5)
+        assert errors and errors[0]["code"] == "TOO_MANY_CONNECTIONS" and "your address" in errors[0]["message"]
+        ws = getattr(refused.eio, "ws", None)
+        if ws is not None:
+            ws.shutdown()
+        clients.pop().close()
+        wait_for(lambda: service.get("/stats").json()["data"]["connected_clients"] == 2)
+        clients.append(RecordingClient(service.url))  # a place is free again
+        assert clients[-1].sio.connected
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_total_connections_are_limited(start_service) -> None:
+    service = start_service(MAX_CONNECTIONS="2")
+    clients = [RecordingClient(service.url) for _ in range(2)]
+    refused = socketio.Client(reconnection=False)
+    errors: list = []
+    refused.on("connect_error", errors.append)
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            refused.connect(service.url, transports=["polling"], wait_timeout=5)
+        assert errors and errors[0]["code"] == "TOO_MANY_CONNECTIONS" and "full" in errors[0]["message"]
+    finally:
+        for client in clients:
+            client.close()
