@@ -87,6 +87,9 @@ def service_env(fake: FakeBinance, **overrides: str) -> dict[str, str]:
         UNSUBSCRIBE_GRACE="1",
         LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
+        # tests poll /price and emit quickly; the limits have tests of their own (test_limits.py)
+        PRICE_REQUESTS_PER_SECOND="10000",
+        PRICE_REQUEST_BURST="10000",
     )
     env.update(overrides)
     return env
