@@ -85,7 +85,7 @@ def guard_packets(socketio: SocketIO, service: StreamingService) -> None:
             if refusal is not None:
                 service.count_rejection(code)
                 server._send_packet(eio_sid, server.packet_class(
-                    socketio_packet.CONNECT_ERROR, data={"message": refusal, "code": code}, namespace="/"))
+                    socketio_packet.CONNECT_ERROR, data={"message": refusal, "data": {"code": code}}, namespace="/"))
                 return None
         try:
             return handle(eio_sid, data)

@@ -141,7 +141,7 @@ def test_authentication_with_static_tokens_and_jwts(start_service) -> None:
         refused.on("connect_error", errors.append)
         with pytest.raises(socketio.exceptions.ConnectionError):
             refused.connect(service.url, transports=["websocket"], wait_timeout=5, **kwargs)
-        assert errors and reason in errors[0]["message"] and errors[0]["code"] == "UNAUTHORIZED", errors
+        assert errors and reason in errors[0]["message"] and errors[0]["data"]["code"] == "UNAUTHORIZED", errors
         ws = getattr(refused.eio, "ws", None)
         if ws is not None:
             ws.shutdown()
@@ -162,7 +162,7 @@ def test_connections_are_limited_per_address_and_in_total(start_service) -> None
         refused.on("connect_error", errors.append)
         with pytest.raises(socketio.exceptions.ConnectionError):
             refused.connect(service.url, transports=["websocket"], wait_timeout=5)
-        assert errors and errors[0]["code"] == "TOO_MANY_CONNECTIONS" and "your address" in errors[0]["message"]
+        assert errors and errors[0]["data"]["code"] == "TOO_MANY_CONNECTIONS" and "your address" in errors[0]["message"]
         ws = getattr(refused.eio, "ws", None)
         if ws is not None:
             ws.shutdown()
@@ -184,7 +184,7 @@ def test_total_connections_are_limited(start_service) -> None:
     try:
         with pytest.raises(socketio.exceptions.ConnectionError):
             refused.connect(service.url, transports=["polling"], wait_timeout=5)
-        assert errors and errors[0]["code"] == "TOO_MANY_CONNECTIONS" and "full" in errors[0]["message"]
+        assert errors and errors[0]["data"]["code"] == "TOO_MANY_CONNECTIONS" and "full" in errors[0]["message"]
     finally:
         for client in clients:
             client.close()
