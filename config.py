@@ -79,7 +79,7 @@ class Settings:
     price_requests_per_second: float = 20.0
     price_request_burst: int = 40
     # A client whose outgoing backlog exceeds this many messages has it conflated (newest price per symbol);
-    # one still over it after SLOW_CLIENT_TIMEOUT seconds is disconnected.
+    # one whose backlog keeps reaching it for SLOW_CLIENT_TIMEOUT seconds is disconnected.
     client_backlog_limit: int = 200
     slow_client_timeout: float = 30.0
     # Optional authentication (off when both are empty): static tokens and/or an HS256 JWT secret.

@@ -2,8 +2,8 @@
 
 A client that reads slower than its updates arrive makes its Engine.IO send queue grow. Twice a second the
 BacklogGuard looks at every queue: past CLIENT_BACKLOG_LIMIT packets it keeps only the newest price_update per
-symbol (and every other packet, in order); a client still over the limit after SLOW_CLIENT_TIMEOUT seconds is
-disconnected. The work is per client per check, never per tick, so fast clients are not slowed down.
+symbol (and every other packet, in order); a client whose backlog keeps reaching the limit for
+SLOW_CLIENT_TIMEOUT seconds is disconnected. The work is per client per check, never per tick, so fast clients are not slowed down.
 ``conflate`` is pure; the guard reaches into python-engineio's sockets (their ``queue``), documented there.
 """
 from __future__ import annotations
@@ -92,9 +92,7 @@ class BacklogGuard:
             if queue is None or sock.closed or queue.qsize() <= self._limit:
                 self._behind_since.pop(eio_sid, None)
                 continue
-            self._conflate(queue)
-            if queue.qsize() <= self._limit:
-                continue
+            self._conflate(queue)  # needed again: the client is still behind
             since = self._behind_since.setdefault(eio_sid, now)
             if now - since >= self._timeout:
                 self._cut_off(eio_sid, sock, queue.qsize())
