@@ -188,3 +188,19 @@ def test_total_connections_are_limited(start_service) -> None:
     finally:
         for client in clients:
             client.close()
+
+
+def test_subscribe_flapping_does_not_flap_binance(start_service, fake_binance) -> None:
+    service = start_service(UNSUBSCRIBE_GRACE="2", CLIENT_EVENT_BURST="100")
+    client = RecordingClient(service.url)
+    try:
+        for _ in range(30):
+            client.emit("subscribe", {"symbols": ["XRPUSDT", "DOTUSDT"]})
+            client.emit("unsubscribe", {"symbols": ["XRPUSDT", "DOTUSDT"]})
+        client.wait("unsubscribed", count=30)
+        wait_for(lambda: not {"xrpusdt@ticker", "dotusdt@ticker"} & fake_binance.subscribed_streams(), timeout=6)
+        methods = [m["method"] for _, m in fake_binance.control_messages() if isinstance(m, dict)]
+        assert methods.count("SUBSCRIBE") <= 1 and methods.count("UNSUBSCRIBE") <= 1, methods
+        assert all(c.close_code is None for c in fake_binance.connections())
+    finally:
+        client.close()
