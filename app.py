@@ -55,6 +55,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         # Accept the namespace before the connect handler runs, so the 'connected' greeting it emits reaches
         # clients (python-socketio in particular) after the connection is established, never before.
         always_connect=True,
+        # Handle each client's events in the order it sent them (subscribe then unsubscribe must not be
+        # swapped); different clients are still served concurrently.
+        async_handlers=False,
         logger=False,
         engineio_logger=False,
     )
