@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from flask import request
-from flask_socketio import SocketIO, disconnect, emit
+from flask_socketio import SocketIO, emit
 from socketio import packet as socketio_packet
 
 from streaming.auth import AuthError
@@ -63,6 +63,14 @@ def _refusal(service: StreamingService, data: str, environ: dict[str, Any]) -> s
     return None
 
 
+def close_transport(socketio: SocketIO, eio_sid: str | None) -> None:
+    """Close a client's Engine.IO connection without waiting for its queue to drain (it may not be reading):
+    what is queued still goes out first, then the connection closes."""
+    sock = socketio.server.eio.sockets.get(eio_sid) if eio_sid else None
+    if sock is not None:
+        sock.close(wait=False, abort=True)
+
+
 def guard_packets(socketio: SocketIO, service: StreamingService) -> None:
     """Refuse unauthenticated connections (when authentication is on) with a connect_error, and close the
     connection of a client that sends a malformed Socket.IO packet, with a log line, not a traceback.
@@ -96,7 +104,7 @@ def guard_packets(socketio: SocketIO, service: StreamingService) -> None:
                 reported.add(kind)
                 log.warning("closing a client that sent a malformed Socket.IO packet (%s: %.80s); further ones "
                             "are only counted in rejected_inputs_total{code=\"MALFORMED_PACKET\"}", kind, exc)
-            server.eio.disconnect(eio_sid)
+            close_transport(socketio, eio_sid)
             return None
 
     server.eio.on("message", guarded)
@@ -131,7 +139,7 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         if verdict.outcome == ABUSE:
             log.warning("disconnecting client %s: rate limit exceeded persistently", request.sid)
             emit("error", _error("DISCONNECTED", "disconnected: too many events over the rate limit", event=event))
-            disconnect()
+            close_transport(socketio, socketio.server.manager.eio_sid_from_sid(request.sid, "/"))
         return payload
 
     def parse(event: str, data: Any) -> SymbolRequest | dict[str, Any]:
