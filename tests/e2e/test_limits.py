@@ -10,6 +10,22 @@ from tests.e2e.clients import RecordingClient
 from tests.helpers import wait_for
 
 
+def refused_connection(url: str, transports: list[str] | None = None, **kwargs: object) -> dict:
+    """Connect, expect a refusal, and return the connect_error payload the server sent."""
+    client = socketio.Client(reconnection=False)
+    errors: list = []
+    client.on("connect_error", errors.append)
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            client.connect(url, transports=transports or ["websocket"], wait_timeout=5, **kwargs)  # type: ignore
+    finally:
+        ws = getattr(client.eio, "ws", None)
+        if ws is not None:  # python-engineio leaves it open after a refusal
+            ws.shutdown()
+    assert errors, "no connect_error"
+    return errors[0]
+
+
 def test_event_flood_is_rate_limited_and_others_are_unaffected(start_service) -> None:
     service = start_service(CLIENT_EVENTS_PER_SECOND="5", CLIENT_EVENT_BURST="5", CLIENT_ABUSE_STRIKES="0")
     flooder, bystander = RecordingClient(service.url), RecordingClient(service.url)
@@ -136,15 +152,8 @@ def test_authentication_with_static_tokens_and_jwts(start_service) -> None:
     for kwargs, reason in (({}, "authentication required"), ({"auth": {"token": "nope"}}, "invalid token"),
                            ({"auth": {"token": make_jwt({"exp": clock.time() - 1}, "jwt-secret-for-tests")}},
                             "expired")):
-        refused = socketio.Client(reconnection=False)
-        errors: list = []
-        refused.on("connect_error", errors.append)
-        with pytest.raises(socketio.exceptions.ConnectionError):
-            refused.connect(service.url, transports=["websocket"], wait_timeout=5, **kwargs)
-        assert errors and reason in errors[0]["message"] and errors[0]["data"]["code"] == "UNAUTHORIZED", errors
-        ws = getattr(refused.eio, "ws", None)
-        if ws is not None:
-            ws.shutdown()
+        error = refused_connection(service.url, **kwargs)
+        assert reason in error["message"] and error["data"]["code"] == "UNAUTHORIZED", error
     assert service.get("/stats").status_code == 401
     assert service.get("/metrics", headers={"Authorization": "Bearer dash-token"}).status_code == 200
     assert service.get("/stats?token=bot-token").status_code == 200
@@ -157,15 +166,8 @@ def test_connections_are_limited_per_address_and_in_total(start_service) -> None
     service = start_service(MAX_CONNECTIONS_PER_IP="3", MAX_CONNECTIONS="5")
     clients = [RecordingClient(service.url) for _ in range(3)]
     try:
-        refused = socketio.Client(reconnection=False)
-        errors: list = []
-        refused.on("connect_error", errors.append)
-        with pytest.raises(socketio.exceptions.ConnectionError):
-            refused.connect(service.url, transports=["websocket"], wait_timeout=5)
-        assert errors and errors[0]["data"]["code"] == "TOO_MANY_CONNECTIONS" and "your address" in errors[0]["message"]
-        ws = getattr(refused.eio, "ws", None)
-        if ws is not None:
-            ws.shutdown()
+        error = refused_connection(service.url)
+        assert error["data"]["code"] == "TOO_MANY_CONNECTIONS" and "your address" in error["message"]
         clients.pop().close()
         wait_for(lambda: service.get("/stats").json()["data"]["connected_clients"] == 2)
         clients.append(RecordingClient(service.url))  # a place is free again
@@ -178,13 +180,9 @@ def test_connections_are_limited_per_address_and_in_total(start_service) -> None
 def test_total_connections_are_limited(start_service) -> None:
     service = start_service(MAX_CONNECTIONS="2")
     clients = [RecordingClient(service.url) for _ in range(2)]
-    refused = socketio.Client(reconnection=False)
-    errors: list = []
-    refused.on("connect_error", errors.append)
     try:
-        with pytest.raises(socketio.exceptions.ConnectionError):
-            refused.connect(service.url, transports=["polling"], wait_timeout=5)
-        assert errors and errors[0]["data"]["code"] == "TOO_MANY_CONNECTIONS" and "full" in errors[0]["message"]
+        error = refused_connection(service.url, transports=["polling"])
+        assert error["data"]["code"] == "TOO_MANY_CONNECTIONS" and "full" in error["message"]
     finally:
         for client in clients:
             client.close()
