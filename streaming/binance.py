@@ -39,6 +39,10 @@ TICKER_SUFFIX = "@ticker"
 # "symbol type" field of futures payloads: 1 = USD-M, 2 = COIN-M.
 USD_M_SYMBOL_TYPE = 1
 _STREAM = re.compile(r"([a-z0-9_]+)@ticker")
+# Bounds that keep a parsed ticker printable: finite JSON numbers, times within datetime's range (year 9999).
+MAX_DECIMAL_LENGTH = 64
+MAX_DECIMAL = Decimal("1e300")
+MAX_EPOCH_MS = 253_402_300_799_999
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +117,7 @@ def parse_message(text: str | bytes) -> Message:
     """Classify one frame from a combined-stream connection. Never raises."""
     try:
         frame = json.loads(text)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         return Unrecognised("invalid_json", str(exc)[:200])
     if not isinstance(frame, dict):
         return Unrecognised("not_an_object", type(frame).__name__)
@@ -167,20 +171,20 @@ def _request_id(value: Any) -> int | None:
 
 def _decimal(payload: Mapping[str, Any], key: str) -> str:
     value = payload.get(key)
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > MAX_DECIMAL_LENGTH:
         raise ProtocolError(f"field {key!r} must be a decimal string, got {type(value).__name__}")
     try:
         number = Decimal(value)
     except InvalidOperation:
         raise ProtocolError(f"field {key!r} is not a decimal: {value[:40]!r}") from None
-    if not number.is_finite():
-        raise ProtocolError(f"field {key!r} is not finite: {value[:40]!r}")
+    if not number.is_finite() or not abs(number) < MAX_DECIMAL:  # it must also be a finite JSON number
+        raise ProtocolError(f"field {key!r} is not a finite number in range: {value[:40]!r}")
     return value
 
 
 def _millis(payload: Mapping[str, Any], key: str) -> int:
     value = payload.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_EPOCH_MS:
         raise ProtocolError(f"field {key!r} must be epoch milliseconds, got {value!r:.40}")
     return value
 

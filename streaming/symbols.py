@@ -30,13 +30,18 @@ def normalise_symbol(raw: object) -> str:
     """
     if not isinstance(raw, str):
         raise InvalidSymbolError(f"symbol must be a string, got {type(raw).__name__}")
-    candidate = raw.strip().upper()
+    candidate = raw.strip()
+    if not candidate.isascii():  # before upper(): 'ſ'.upper() is 'S', and symbols are ASCII
+        raise InvalidSymbolError(
+            f"invalid symbol '{_shown(candidate)}': expected ASCII letters and digits such as 'BTCUSDT'"
+        )
+    candidate = candidate.upper()
     if not candidate:
         raise InvalidSymbolError("symbol is empty; send a symbol such as 'BTCUSDT'")
     if len(candidate) > MAX_SYMBOL_LENGTH or not SYMBOL_PATTERN.fullmatch(candidate):
-        shown = candidate[:MAX_SYMBOL_LENGTH] + ("..." if len(candidate) > MAX_SYMBOL_LENGTH else "")
         raise InvalidSymbolError(
-            f"invalid symbol {shown!r}: expected 2-{MAX_SYMBOL_LENGTH} letters and digits such as 'BTCUSDT'"
+            f"invalid symbol '{_shown(candidate)}': expected 2-{MAX_SYMBOL_LENGTH} letters and digits such as "
+            "'BTCUSDT'"
         )
     return candidate
 
@@ -98,6 +103,9 @@ def _type_name(value: object) -> str:
 
 def _shown(item: object) -> str:
     """A short, printable rendering of a client item for error messages."""
-    text = item if isinstance(item, str) else reprlib.repr(item)
+    try:
+        text = item if isinstance(item, str) else reprlib.repr(item)
+    except ValueError:  # e.g. an int too long to print
+        text = f"<{type(item).__name__}>"
     shown = "".join(ch if ch.isprintable() else "?" for ch in text[:MAX_SHOWN_ITEM])
     return shown + ("..." if len(text) > MAX_SHOWN_ITEM else "")

@@ -294,7 +294,11 @@ class UpstreamConnection:
                     if frame.data == self._ping_payload:
                         self._ping_payload = None
                 elif opcode != websocket.ABNF.OPCODE_PING:
-                    self._handle(frame.data)
+                    try:
+                        self._handle(frame.data)
+                    except Exception:  # a bug in handling one frame must not end the connection's reader
+                        log.exception("upstream %d: handling a frame failed; continuing", self.index)
+                        self._observer.on_event(self, "handler_error", "handler_error: see the log")
             silence = self._silence()
             if silence is not None:
                 self._observer.on_event(self, "stale")
