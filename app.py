@@ -29,6 +29,7 @@ from config import ConfigError, Settings
 from metrics.routes import blueprint as metrics_blueprint
 from streaming.auth import AuthError
 from streaming.events import register_events
+from streaming.openapi import blueprint as openapi_blueprint
 from streaming.routes import blueprint as streaming_blueprint
 from streaming.service import StreamingService
 
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     app = Flask(__name__, static_folder=None)
     app.json.sort_keys = False
+    app.url_map.merge_slashes = False  # "/price//X" is a bad symbol (JSON 400), not an HTML redirect
     app.config["SETTINGS"] = settings
     socketio = SocketIO(
         app,
@@ -66,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_events(socketio, service)
     app.register_blueprint(streaming_blueprint)
     app.register_blueprint(price_blueprint)
+    app.register_blueprint(openapi_blueprint)
     if settings.prometheus_enabled:
         app.register_blueprint(metrics_blueprint)
 

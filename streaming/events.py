@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 WELCOME = "Connected to WebSocket Streaming Service"
 CONNECT_PACKET = str(socketio_packet.CONNECT)
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "*"})
 MAX_SYMBOLS_IN_ERROR = 20
 
 
@@ -108,6 +109,18 @@ def guard_packets(socketio: SocketIO, service: StreamingService) -> None:
             return None
 
     server.eio.on("message", guarded)
+
+    handle_event = server._handle_event  # python-socketio's dispatcher of decoded EVENT packets
+
+    def ordinary_events_only(eio_sid: str, namespace: str | None, ack_id: Any, data: list[Any]) -> Any:
+        """Events named like the server's own lifecycle handlers ("connect", "disconnect") or like the
+        catch-all ("*", which Flask-SocketIO would run with the first argument as the sid) never reach them:
+        they are dispatched as unknown events instead."""
+        if data and isinstance(data[0], str) and data[0] in RESERVED_EVENTS:
+            data = [f"reserved:{data[0]}"]
+        return handle_event(eio_sid, namespace, ack_id, data)
+
+    server._handle_event = ordinary_events_only
 
 
 def register_events(socketio: SocketIO, service: StreamingService) -> None:

@@ -74,6 +74,9 @@ EVENT_CASES = [
     ("price_update", {"symbol": "BTCUSDT", "price": 1}, "UNKNOWN_EVENT"),
     ("connect_error", "x", "UNKNOWN_EVENT"),
     ("é" * 200, None, "UNKNOWN_EVENT"),
+    ("connect", {}, "UNKNOWN_EVENT"),  # never re-runs the server's connect handler
+    ("disconnect", None, "UNKNOWN_EVENT"),  # nor its disconnect handler
+    ("*", "some-other-client-sid", "UNKNOWN_EVENT"),  # nor runs the catch-all as another client
 ]
 
 

@@ -1,0 +1,425 @@
+"""The OpenAPI 3.0.3 description of the HTTP API, built as a plain dict, and GET /openapi.json serving it.
+
+The document describes what the routes answer today (streaming/routes.py, cache/routes.py, metrics/routes.py
+and the JSON error handlers of app.py); tests/e2e/test_openapi.py checks the live service against it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from streaming.symbols import SYMBOL_PATTERN
+
+__all__ = ["OPENAPI_VERSION", "blueprint", "openapi_document"]
+
+OPENAPI_VERSION = "3.0.3"
+
+blueprint = Blueprint("openapi", __name__)
+
+JSON = "application/json"
+# Canonical symbols as the service emits them (anchored: JSON Schema patterns match anywhere).
+SYMBOL = f"^{SYMBOL_PATTERN.pattern}$"
+# streaming.models.iso_timestamp: UTC, milliseconds, 'Z'.
+ISO_MILLIS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+# streaming.routes.format_uptime: "2h 15m 30s", with a leading "Nd " past a day.
+UPTIME = r"^(\d+d )?\d+h \d+m \d+s$"
+ERROR_CODE = r"^[A-Z][A-Z0-9_]*$"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _response(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}, **extra}
+
+
+def _object(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """An object schema whose listed properties are all required unless ``required`` says otherwise.
+
+    Additional properties stay allowed (the OpenAPI default): clients must ignore fields they do not know.
+    """
+    return {
+        "type": "object",
+        "required": list(properties) if required is None else required,
+        "properties": properties,
+        **extra,
+    }
+
+
+def _error_with(codes: list[str], description: str) -> dict[str, Any]:
+    """The error body with ``code`` limited to the given values."""
+    return {
+        "description": description,
+        "allOf": [_ref("Error"), _object({"code": {"type": "string", "enum": codes}})],
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    integer = {"type": "integer", "minimum": 0}
+    number = {"type": "number"}
+    symbol = {"type": "string", "pattern": SYMBOL}
+    symbols = {"type": "array", "items": symbol}
+    return {
+        "Error": _object(
+            {
+                "success": {"type": "boolean", "enum": [False]},
+                "error": {"type": "string", "minLength": 1, "description": "what was wrong and what to do"},
+                "code": {"type": "string", "pattern": ERROR_CODE, "description": "machine-readable error code"},
+            },
+            description="Every error answer: `{success: false, error, code}`, possibly with more fields.",
+        ),
+        "PriceUpdate": _object(
+            {
+                "symbol": symbol,
+                "price": {**number, "description": "last price (Binance `c`)"},
+                "volume": {**number, "description": "24 h base volume (`v`)"},
+                "high": {**number, "description": "24 h high (`h`)"},
+                "low": {**number, "description": "24 h low (`l`)"},
+                "change": {**number, "description": "24 h price change (`p`)"},
+                "changePercent": {**number, "description": "24 h price change percent (`P`)"},
+                "open": {**number, "description": "24 h open price (`o`)"},
+                "quoteVolume": {**number, "description": "24 h quote volume (`q`)"},
+                "timestamp": {
+                    "type": "string", "format": "date-time", "pattern": ISO_MILLIS,
+                    "description": "`eventTime` in ISO 8601 UTC",
+                },
+                "eventTime": {**integer, "description": "Binance event time `E`, epoch milliseconds"},
+            },
+            description="The `price_update` payload of the Socket.IO API.",
+        ),
+        "PricedTicker": _object(
+            {
+                "data": _ref("PriceUpdate"),
+                "age": {"type": "number", "minimum": 0, "description": "seconds since `data.eventTime`"},
+                "stale": {"type": "boolean", "description": "`age` is beyond PRICE_MAX_AGE"},
+            },
+        ),
+        "Price": {
+            "allOf": [
+                _ref("PricedTicker"),
+                _object(
+                    {
+                        "success": {"type": "boolean", "enum": [True]},
+                        "source": {
+                            "type": "string", "enum": ["cache", "api"],
+                            "description": "`cache`: a fresh streamed or cached tick; `api`: Binance REST just now",
+                        },
+                    }
+                ),
+            ],
+        },
+        "PriceUnavailable": {
+            "allOf": [
+                _ref("Error"),
+                _object(
+                    {
+                        "code": {"type": "string", "enum": ["UPSTREAM_UNAVAILABLE", "UPSTREAM_RATE_LIMITED"]},
+                        "last_known": {
+                            "allOf": [_ref("PricedTicker")],
+                            "description": "the newest price the service has, older than PRICE_MAX_AGE "
+                            "(so `stale` is true), when it has one",
+                        },
+                    },
+                    required=["code"],
+                ),
+            ],
+        },
+        "Health": _object(
+            {
+                "service": {"type": "string"},
+                "status": {"type": "string", "enum": ["healthy", "degraded"]},
+                "reasons": {
+                    "type": "array", "items": {"type": "string"},
+                    "description": "why the service is degraded; empty when healthy",
+                },
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "timestamp": {"type": "string", "format": "date-time", "pattern": ISO_MILLIS},
+                "uptime": {"type": "string", "pattern": UPTIME},
+                "dependencies": _object(
+                    {
+                        "cache": _object(
+                            {
+                                "status": {"type": "string", "enum": ["healthy", "degraded", "disabled"]},
+                                "backend": {"type": "string", "enum": ["redis", "memory"]},
+                                "message": {"type": "string"},
+                            }
+                        ),
+                        "upstream": _object(
+                            {
+                                "status": {"type": "string", "enum": ["healthy", "unhealthy"]},
+                                "message": {"type": "string"},
+                            }
+                        ),
+                    }
+                ),
+                "upstream": _object(
+                    {
+                        "connected": {"type": "boolean"},
+                        "last_message_age": {"type": "number", "nullable": True},
+                        "connections": {"type": "array", "items": _ref("UpstreamConnection")},
+                    }
+                ),
+                "streams": _object(
+                    {
+                        "not_live": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string", "enum": ["reconnecting", "stale"]},
+                            "description": "symbol -> state, for streamed symbols that are not live",
+                        }
+                    }
+                ),
+                "metrics": _object(
+                    {
+                        "active_streams": integer,
+                        "total_subscriptions": integer,
+                        "active_symbols": symbols,
+                        "connected_clients": integer,
+                    }
+                ),
+            },
+        ),
+        "UpstreamConnection": _object(
+            {
+                "index": integer,
+                "state": {
+                    "type": "string",
+                    "enum": ["idle", "connecting", "live", "reconnecting", "closing", "stopped"],
+                },
+                "url": {"type": "string"},
+                "streams": integer,
+                "messages": integer,
+                "reconnects": integer,
+                "last_message_age": {"type": "number", "nullable": True},
+            }
+        ),
+        "Stats": _object(
+            {
+                "success": {"type": "boolean", "enum": [True]},
+                "data": _object(
+                    {
+                        "service": {"type": "string"},
+                        "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        "active_streams": integer,
+                        "active_symbols": symbols,
+                        "total_subscriptions": integer,
+                        "subscriptions_by_symbol": {
+                            "type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
+                            "description": "symbol -> clients subscribed to it",
+                        },
+                        "connected_clients": integer,
+                        "white_hat_mode": {"type": "boolean", "enum": [True]},
+                        "uptime": {"type": "string", "pattern": UPTIME},
+                    }
+                ),
+            }
+        ),
+        "Symbols": _object(
+            {
+                "success": {"type": "boolean", "enum": [True]},
+                "data": _object(
+                    {
+                        "default_symbols": symbols,
+                        "active_symbols": symbols,
+                        "supported": {"type": "string"},
+                        "symbols_loaded": {
+                            "type": "boolean",
+                            "description": "false until exchangeInfo has loaded (then `available_symbols` is empty)",
+                        },
+                        "available_symbols": {**symbols, "description": "trading USDT perpetuals, sorted"},
+                    }
+                ),
+            }
+        ),
+        "OpenAPIDocument": _object(
+            {
+                "openapi": {"type": "string", "pattern": r"^3\.0\.\d+$"},
+                "info": _object({"title": {"type": "string"}, "version": {"type": "string"}}),
+                "paths": {"type": "object"},
+            }
+        ),
+    }
+
+
+def _responses() -> dict[str, Any]:
+    retry_after = {
+        "description": "seconds to wait before asking again",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+    return {
+        "NotFound": _json(_ref("Error"), "No such route (`code` NOT_FOUND), or, where stated, no such resource."),
+        "MethodNotAllowed": _json(
+            _ref("Error"), "The route exists but not for this method (`code` METHOD_NOT_ALLOWED)."
+        ),
+        "Unauthorized": _json(
+            _error_with(["UNAUTHORIZED"], "missing, invalid or expired token"),
+            "Only with PROTECT_OPS_ENDPOINTS=true and authentication on: no valid token was given "
+            "(`Authorization: Bearer ...` or `?token=`).",
+        ),
+        "InternalError": _json(
+            _error_with(["INTERNAL_ERROR"], "an unexpected failure, logged by the service"),
+            "An unexpected failure in the route; it has been logged.",
+        ),
+        "RateLimited": _json(
+            _error_with(["RATE_LIMITED"], "too many /price requests"),
+            "Too many /price requests from this address (PRICE_REQUESTS_PER_SECOND, PRICE_REQUEST_BURST).",
+            headers={"Retry-After": {**retry_after, "required": True}},
+        ),
+        "PriceUnavailable": _json(
+            _ref("PriceUnavailable"),
+            "The cache has no fresh price and Binance REST could not be asked (`UPSTREAM_UNAVAILABLE`: "
+            "unreachable or failing) or must not be asked now (`UPSTREAM_RATE_LIMITED`: Binance said back off, "
+            "or the request weight is near its limit; then with `Retry-After`). Carries `last_known` when the "
+            "service has an older price.",
+            headers={"Retry-After": {**retry_after, "required": False}},
+        ),
+    }
+
+
+def _operation(operation_id: str, summary: str, tags: list[str], responses: dict[str, Any], **extra: Any) -> dict:
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": tags,
+        **extra,
+        "responses": {**responses, "500": _response("InternalError")},
+    }
+
+
+def _paths() -> dict[str, Any]:
+    ops_security = [{}, {"bearerToken": []}, {"queryToken": []}]
+    return {
+        "/health": {
+            "get": _operation(
+                "getHealth", "Service health, its dependencies and upstream connections", ["operations"],
+                {"200": _json(_ref("Health"), "Always 200; `status` is `degraded`, with `reasons`, when something "
+                              "is wrong (Redis down, Binance not connected or silent, streams not live, REST "
+                              "paused, symbols not loaded).")},
+            )
+        },
+        "/stats": {
+            "get": _operation(
+                "getStats", "Subscription and stream counters", ["operations"],
+                {
+                    "200": _json(_ref("Stats"), "Counters of this service instance."),
+                    "401": _response("Unauthorized"),
+                },
+                security=ops_security,
+            )
+        },
+        "/symbols": {
+            "get": _operation(
+                "getSymbols", "The symbols clients may subscribe to", ["market data"],
+                {"200": _json(_ref("Symbols"), "Default, active and available symbols.")},
+            )
+        },
+        "/price/{symbol}": {
+            "get": _operation(
+                "getPrice", "The latest price of a symbol: from the cache, else from Binance REST", ["market data"],
+                {
+                    "200": _json(
+                        _ref("Price"),
+                        "A price no older than PRICE_MAX_AGE: from the cache (`source: cache`) or just fetched "
+                        "from Binance REST and cached (`source: api`).",
+                    ),
+                    "400": _json(
+                        _error_with(["INVALID_SYMBOL"], "the symbol is malformed"),
+                        "The symbol is not 2-32 letters, digits or `_` (after trimming and upper-casing).",
+                    ),
+                    "404": _json(
+                        _error_with(
+                            ["UNKNOWN_SYMBOL", "NOT_FOUND"],
+                            "UNKNOWN_SYMBOL: not a trading USDT perpetual (GET /symbols lists them), or "
+                            "Binance answered 'Invalid symbol.'; NOT_FOUND: an empty symbol (`/price/`) "
+                            "matches no route",
+                        ),
+                        "Unknown symbol.",
+                    ),
+                    "429": _response("RateLimited"),
+                    "503": _response("PriceUnavailable"),
+                },
+                parameters=[
+                    {
+                        "name": "symbol",
+                        "in": "path",
+                        "required": True,
+                        "description": "A symbol such as `BTCUSDT`, case-insensitive. Anything else than 2-32 "
+                        "letters, digits or `_` is answered 400, a well-formed symbol that is not a trading "
+                        "USDT perpetual 404.",
+                        "schema": {"type": "string", "minLength": 1},
+                        "example": "BTCUSDT",
+                    }
+                ],
+            )
+        },
+        "/metrics": {
+            "get": _operation(
+                "getMetrics", "Prometheus metrics", ["operations"],
+                {
+                    "200": {
+                        "description": "The Prometheus text exposition format (`text/plain; version=...`).",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    "401": _response("Unauthorized"),
+                    "404": _response("NotFound"),
+                },
+                description="Served only with PROMETHEUS_ENABLED=true (the default); otherwise the route does "
+                "not exist and answers 404 `NOT_FOUND`.",
+                security=ops_security,
+            )
+        },
+        "/openapi.json": {
+            "get": _operation(
+                "getOpenAPI", "This document", ["operations"],
+                {"200": _json(_ref("OpenAPIDocument"), "The OpenAPI 3.0 description of the HTTP API.")},
+            )
+        },
+    }
+
+
+def openapi_document(version: str = "1.0.0") -> dict[str, Any]:
+    """The OpenAPI 3.0.3 description of the service's HTTP API; ``version`` is the API's (``info.version``)."""
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "websocket-streaming HTTP API",
+            "version": version,
+            "description": (
+                "Live Binance USD-M futures tickers are streamed over Socket.IO (see the README); these routes "
+                "serve the latest prices and the service's state. Every error is JSON "
+                "`{success: false, error, code}`: also a route that does not exist (404 `NOT_FOUND`) and a "
+                "method a route does not accept (405 `METHOD_NOT_ALLOWED`). CORS: `Access-Control-Allow-Origin` "
+                "follows CORS_ALLOWED_ORIGINS."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "market data", "description": "prices and symbols"},
+            {"name": "operations", "description": "health, counters, metrics and this document"},
+        ],
+        "paths": _paths(),
+        "components": {
+            "schemas": _schemas(),
+            "responses": _responses(),
+            "securitySchemes": {
+                "bearerToken": {
+                    "type": "http", "scheme": "bearer",
+                    "description": "A token of AUTH_TOKENS or an HS256 JWT signed with JWT_SECRET; needed only "
+                    "with PROTECT_OPS_ENDPOINTS=true",
+                },
+                "queryToken": {"type": "apiKey", "in": "query", "name": "token",
+                               "description": "the same token as `?token=`"},
+            },
+        },
+    }
+
+
+@blueprint.get("/openapi.json")
+def openapi_json() -> ResponseReturnValue:
+    return jsonify(openapi_document())
