@@ -89,10 +89,6 @@ class PeriodicTask:
         self._wake.set()
         return self._done.wait(timeout)
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
