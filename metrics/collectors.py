@@ -5,11 +5,42 @@ bounded sets (event kinds, reasons, outcomes), never from raw client input.
 """
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from typing import Callable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 __all__ = ["ServiceMetrics", "NAMESPACE"]
 
 NAMESPACE = "websocket_streaming"
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class PerSymbolGauge(Collector):
+    """A gauge labelled by symbol, read at scrape time from a mapping the service computes.
+
+    The service passes only symbols it streams, so the label values stay a bounded set."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._source: Callable[[], Mapping[str, int]] = dict
+
+    def bind(self, source: Callable[[], Mapping[str, int]]) -> None:
+        self._source = source
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self._name, self._documentation, labels=["symbol"])
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for symbol, value in sorted(self._source().items()):
+            family.add_metric([symbol], value)
+        yield family
 
 
 class ServiceMetrics:
@@ -21,6 +52,10 @@ class ServiceMetrics:
         self.subscriptions = Gauge(
             f"{ns}_subscriptions", "Client subscriptions now (sum over clients of their symbols).", registry=r
         )
+        self.symbol_subscriptions = PerSymbolGauge(
+            f"{ns}_symbol_subscriptions", "Client subscriptions per streamed symbol."
+        )
+        r.register(self.symbol_subscriptions)
         self.subscribed_symbols = Gauge(
             f"{ns}_subscribed_symbols", "Symbols with at least one subscribed client.", registry=r
         )
@@ -31,7 +66,8 @@ class ServiceMetrics:
             f"{ns}_upstream_connections", "Upstream connections by state.", ["state"], registry=r
         )
         self.upstream_messages = Counter(
-            f"{ns}_upstream_messages_total", "Data frames received from Binance.", ["kind"], registry=r
+            f"{ns}_upstream_messages_total", "Data frames received from Binance, by stream type.", ["stream_type"],
+            registry=r,
         )
         self.upstream_events = Counter(
             f"{ns}_upstream_events_total",
@@ -55,8 +91,20 @@ class ServiceMetrics:
         )
         self.emit_latency = Histogram(
             f"{ns}_event_to_emit_seconds",
-            "Time from Binance's event time to our emit.",
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            "Time from Binance's event time (E) to our emit: network, clock skew and our own work.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.receive_latency = Histogram(
+            f"{ns}_receive_to_emit_seconds",
+            "Time from reading an upstream frame to emitting its ticks: our own work only.",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.stale_detections = Counter(
+            f"{ns}_stale_detections_total",
+            "Times data stopped: a whole connection silent (scope=connection) or one symbol quiet (scope=symbol).",
+            ["scope"],
             registry=r,
         )
         self.cache_writes = Counter(f"{ns}_cache_writes_total", "Ticks written to Redis.", registry=r)
@@ -93,4 +141,8 @@ class ServiceMetrics:
         )
         self.task_errors = Counter(
             f"{ns}_task_errors_total", "Unexpected errors caught in background tasks.", ["task"], registry=r
+        )
+        self.build_info = Info(f"{ns}_build", "Version, commit, Python and async mode of this process.", registry=r)
+        self.shutting_down = Gauge(
+            f"{ns}_shutting_down", "1 while the service is shutting down (draining clients), else 0.", registry=r
         )

@@ -24,6 +24,7 @@ __all__ = [
     "Message",
     "stream_name",
     "symbol_of_stream",
+    "stream_type",
     "market_stream_url",
     "control_request",
     "parse_message",
@@ -91,6 +92,16 @@ def symbol_of_stream(stream: str) -> str | None:
     """The upper-case symbol of a ticker stream name, or None for other streams."""
     match = _STREAM.fullmatch(stream)
     return match.group(1).upper() if match else None
+
+
+ALL_TICKERS_STREAM = "!ticker@arr"
+
+
+def stream_type(stream: str) -> str:
+    """The kind of a stream, for metric labels (a bounded set): ``ticker``, ``ticker_array`` or ``other``."""
+    if stream == ALL_TICKERS_STREAM:
+        return "ticker_array"
+    return "ticker" if symbol_of_stream(stream) is not None else "other"
 
 
 def market_stream_url(base_url: str, streams: Iterable[str] = ()) -> str:

@@ -41,10 +41,11 @@ class Fanout:
         # so each client sees every tick once, in order.
         self.lock = threading.Lock()
 
-    def publish(self, batch: TickerBatch, from_stream: bool = True) -> int:
+    def publish(self, batch: TickerBatch, from_stream: bool = True, received_at: float | None = None) -> int:
         """Emit every new tick of a batch to its room; returns how many were emitted.
 
-        Ticks fetched over REST (``from_stream=False``) say nothing about the health of the stream."""
+        Ticks fetched over REST (``from_stream=False``) say nothing about the health of the stream.
+        ``received_at`` (``time.perf_counter()`` when the frame was read) feeds the receipt-to-emit histogram."""
         emitted = 0
         for ticker in batch.tickers:
             with self.lock:
@@ -60,4 +61,6 @@ class Fanout:
             self._metrics.updates_emitted.inc(emitted)
             latency = max(0.0, self._wall_clock() - batch.tickers[-1].event_time / 1000.0)
             self._metrics.emit_latency.observe(latency)
+            if received_at is not None:
+                self._metrics.receive_latency.observe(max(0.0, time.perf_counter() - received_at))
         return emitted

@@ -34,8 +34,10 @@ class StreamMonitor:
         tasks: TaskRunner,
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        on_stale: Callable[[int], None] = lambda count: None,
     ) -> None:
         self._emit = emit
+        self._on_stale = on_stale  # told how many symbols the check found quiet
         self._audience = audience
         self._watched = watched  # symbols streamed now
         self._stale_timeout = stale_timeout
@@ -100,6 +102,7 @@ class StreamMonitor:
             quiet = self._states.quiet(watched, self._monotonic() - self._stale_timeout)
             changed = self._states.down(quiet, STALE, self._wall_clock())
         if changed:
+            self._on_stale(len(changed))
             log.warning("%d streams stale: no tick for %.0fs (%s)", len(changed), self._stale_timeout,
                         ", ".join(s.symbol for s in changed[:5]))
         self._announce(changed)

@@ -19,7 +19,7 @@ from config import Settings
 from metrics.collectors import ServiceMetrics
 from streaming.auth import Authenticator
 from streaming.backlog import BacklogGuard
-from streaming.binance import TickerBatch, symbol_of_stream, tradable_usdt_perpetuals
+from streaming.binance import TickerBatch, stream_type, symbol_of_stream, tradable_usdt_perpetuals
 from streaming.catalog import SymbolCatalog
 from streaming.errors import ProtocolError, StreamingError, TooManySymbolsError, UnknownSymbolError
 from streaming.fanout import PRICE_UPDATE, Fanout
@@ -33,6 +33,7 @@ from streaming.subscriptions import SubscriptionRegistry
 from streaming.symbols import SymbolRequest, room_for
 from streaming.tasks import PeriodicTask, SocketIOTasks
 from streaming.upstream import Timing, UpstreamConnection
+from streaming.version import build_details
 
 __all__ = ["StreamingService", "SubscribeOutcome"]
 
@@ -78,6 +79,7 @@ class StreamingService:
         self.monitor = StreamMonitor(
             self._emit_to_room, self.registry.subscriber_count, lambda: self.pool.wanted_symbols(),
             settings.stale_timeout, self.tasks,
+            on_stale=lambda count: self.metrics.stale_detections.labels("symbol").inc(count),
         )
         self.fanout = Fanout(
             self._emit_to_room, self.registry.subscriber_count, self.cache, self.metrics, self.monitor.tick
@@ -133,6 +135,8 @@ class StreamingService:
         m.subscribed_symbols.set_function(lambda: len(self.registry.symbols()))
         m.upstream_streams.set_function(lambda: len(self.pool.active_streams()))
         m.background_tasks.set_function(lambda: self.tasks.running)
+        m.symbol_subscriptions.bind(self._streamed_symbol_subscriptions)
+        m.build_info.info(build_details(self.settings.async_mode))
         for state in UPSTREAM_STATES:
             m.upstream_connections.labels(state).set_function(
                 lambda state=state: sum(1 for s in self.pool.statuses() if s.state == state)
@@ -317,9 +321,9 @@ class StreamingService:
         self.metrics.rejected_inputs.labels(code).inc()
 
     # -- upstream observer ------------------------------------------------------------------------------------
-    def on_tickers(self, batch: TickerBatch) -> None:
-        self.metrics.upstream_messages.labels("array" if batch.stream.startswith("!") else "ticker").inc()
-        self.fanout.publish(batch)
+    def on_tickers(self, batch: TickerBatch, received_at: float) -> None:
+        self.metrics.upstream_messages.labels(stream_type(batch.stream)).inc()
+        self.fanout.publish(batch, received_at=received_at)
 
     def on_event(self, connection: UpstreamConnection, event: str, detail: str = "") -> None:
         if event in ("reconnect", "stale"):
@@ -328,6 +332,8 @@ class StreamingService:
             self.metrics.upstream_reconnects.labels(detail).inc()
         elif event == "request_sent":
             self.metrics.control_requests.labels(detail).inc()
+        elif event == "stale":
+            self.metrics.stale_detections.labels("connection").inc()
         else:
             self.metrics.upstream_events.labels(event).inc()
         if event in ("error_frame", "unrecognised", "unmatched_reply"):
@@ -390,6 +396,13 @@ class StreamingService:
     # -- views for routes -------------------------------------------------------------------------------------
     def _emit_to_room(self, event: str, payload: dict, room: str) -> None:
         self.socketio.emit(event, payload, to=room)
+
+    def _streamed_symbol_subscriptions(self) -> dict[str, int]:
+        """Subscriptions per symbol, for the symbols streamed now only (a bounded set of metric labels)."""
+        streamed = {symbol_of_stream(stream) for stream in self.pool.active_streams()}
+        with self._lock:
+            by_symbol = self.registry.counts_by_symbol()
+        return {symbol: count for symbol, count in by_symbol.items() if symbol in streamed}
 
     def uptime_seconds(self) -> float:
         return time.time() - self.started_at

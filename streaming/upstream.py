@@ -50,7 +50,8 @@ class UpstreamObserver(Protocol):
 
     An event's ``detail`` starts with a bounded category, up to the first ':' (e.g. ``code=2: id=7 ...``)."""
 
-    def on_tickers(self, batch: TickerBatch) -> None: ...
+    def on_tickers(self, batch: TickerBatch, received_at: float) -> None:
+        """Ticks of one frame; ``received_at`` is ``time.perf_counter()`` when the frame was read."""
 
     def on_event(self, connection: "UpstreamConnection", event: str, detail: str = "") -> None: ...
 
@@ -279,6 +280,7 @@ class UpstreamConnection:
         while not self._stop.is_set():
             try:
                 opcode, frame = ws.recv_data_frame(control_frame=True)
+                received_at = time.perf_counter()
             except websocket.WebSocketTimeoutException:
                 pass
             except websocket.WebSocketConnectionClosedException:
@@ -295,7 +297,7 @@ class UpstreamConnection:
                         self._ping_payload = None
                 elif opcode != websocket.ABNF.OPCODE_PING:
                     try:
-                        self._handle(frame.data)
+                        self._handle(frame.data, received_at)
                     except Exception:  # a bug in handling one frame must not end the connection's reader
                         log.exception("upstream %d: handling a frame failed; continuing", self.index)
                         self._observer.on_event(self, "handler_error", "handler_error: see the log")
@@ -331,12 +333,12 @@ class UpstreamConnection:
             carrying = bool(self.channel.active)
         return silent_for if carrying else None
 
-    def _handle(self, data: bytes | str) -> None:
+    def _handle(self, data: bytes | str, received_at: float) -> None:
         message = parse_message(data)
         if isinstance(message, TickerBatch):
             self.last_message_at = self._clock()
             self.messages += 1
-            self._observer.on_tickers(message)
+            self._observer.on_tickers(message, received_at)
         elif isinstance(message, Reply):
             with self.lock:
                 outcome = self.channel.on_reply(message.id)

@@ -28,7 +28,7 @@ class Recorder:
         self.symbols: list[str] = []
         self.events: list[tuple[int, str, str]] = []
 
-    def on_tickers(self, batch: TickerBatch) -> None:
+    def on_tickers(self, batch: TickerBatch, received_at: float) -> None:
         with self.lock:
             self.symbols.extend(t.symbol for t in batch.tickers)
 
