@@ -5,13 +5,15 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test install install-dev node browser recovery clean
+.PHONY: run test install install-dev node browser promtool recovery clean
 
 run: install
 	$(PY) app.py
 
-test: install-dev node browser
-	$(PY) -m pytest
+# The whole suite with the default async mode (eventlet), then the end-to-end tests again under gevent.
+test: install-dev node browser promtool
+	ASYNC_MODE=eventlet $(PY) -m pytest
+	ASYNC_MODE=gevent $(PY) -m pytest tests/e2e
 
 install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed
@@ -41,6 +43,12 @@ browser:
 	@command -v chromium >/dev/null || { \
 	  echo "installing Debian's chromium for the browser test (needs root and apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# Prometheus's promtool, for the test that the live /metrics output passes `promtool check metrics`.
+promtool:
+	@command -v promtool >/dev/null || { \
+	  echo "installing Debian's prometheus for promtool (needs root and apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

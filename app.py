@@ -6,13 +6,16 @@ background tasks and serves on PORT (5021). Monkey patching happens first, and o
 from __future__ import annotations
 
 if __name__ == "__main__":  # must run before anything imports socket, ssl or threading
-    import warnings
+    import os as _os
 
-    # Eventlet announces its maintenance mode on import; the README's "async modes" note covers it.
-    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-    import eventlet
+    from config import ConfigError as _ConfigError
+    from config import Settings as _Settings
+    from streaming.server import monkey_patch
 
-    eventlet.monkey_patch()
+    try:
+        monkey_patch(_Settings.load(_os.environ).async_mode)
+    except _ConfigError:
+        pass  # main() reports it
 
 import logging
 import os
@@ -31,7 +34,11 @@ from streaming.auth import AuthError
 from streaming.events import register_events
 from streaming.openapi import blueprint as openapi_blueprint
 from streaming.routes import blueprint as streaming_blueprint
+from streaming.logs import configure_logging
+from streaming.server import SERVED_MODES, make_server, on_signals
 from streaming.service import StreamingService
+from streaming.shutdown import GracefulShutdown
+from streaming.version import VERSION
 
 __all__ = ["create_app", "main"]
 
@@ -113,26 +120,36 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def main() -> int:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully. Exit status 2: bad configuration; 1: cannot
+    serve (e.g. the port is in use) or the shutdown overran SHUTDOWN_TIMEOUT."""
     try:
         settings = Settings.load(os.environ)
-    except ConfigError as exc:
+        if settings.async_mode not in SERVED_MODES:
+            raise ConfigError(f"ASYNC_MODE={settings.async_mode} is for in-process tests only; "
+                              f"the server runs with {' or '.join(SERVED_MODES)}")
+        configure_logging(
+            settings.log_level, settings.log_format, settings.log_path(), settings.log_max_bytes,
+            settings.log_backup_count, secrets=(*settings.auth_tokens, settings.jwt_secret),
+        )
+    except (ConfigError, OSError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
-    )
     app = create_app(settings)
     service: StreamingService = app.extensions["streaming"]
     socketio: SocketIO = app.extensions["socketio"]
-    service.start()
-    log.info("%s listening on %s:%d", settings.service_name, settings.host, settings.port)
     try:
-        socketio.run(app, host=settings.host, port=settings.port, log_output=False)
-    finally:
-        service.stop()
-    return 0
+        server = make_server(app, settings.async_mode, settings.host, settings.port, settings.max_connections)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s; is another process using the port? Set PORT to another one",
+                  settings.host, settings.port, exc.strerror or exc)
+        return 1
+    shutdown = GracefulShutdown(service, socketio, server, settings.shutdown_timeout)
+    on_signals(settings.async_mode, shutdown.request)
+    service.start()
+    server.start()
+    log.info("%s %s (%s) listening on %s:%d", settings.service_name, VERSION, settings.async_mode,
+             settings.host, settings.port)
+    return shutdown.wait()
 
 
 if __name__ == "__main__":

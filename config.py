@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from dotenv import dotenv_values
 
 from streaming.symbols import InvalidSymbolError, normalise_symbol
 
-__all__ = ["ConfigError", "Settings"]
+__all__ = ["ConfigError", "PROJECT_ROOT", "Settings"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent
 
 
 class ConfigError(ValueError):
@@ -32,8 +35,18 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 5021
     log_level: str = "INFO"
-    # Flask-SocketIO async mode: eventlet in production; threading for in-process tests and tools.
+    # text (human-readable) or json (one JSON object per line), to stdout and to LOG_FILE.
+    log_format: str = "text"
+    # Relative paths are under the project directory; "off" logs to stdout only. Rotated at LOG_MAX_BYTES,
+    # keeping LOG_BACKUP_COUNT old files.
+    log_file: str = "logs/websocket-streaming.log"
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backup_count: int = 5
+    # eventlet (the default) or gevent in production; threading only for in-process tests and tools.
     async_mode: str = "eventlet"
+    # On SIGTERM/SIGINT: seconds the graceful shutdown may take before the process exits anyway
+    # (keep PM2's kill_timeout above it).
+    shutdown_timeout: float = 10.0
     redis_enabled: bool = True
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
@@ -123,6 +136,13 @@ class Settings:
                 "a tick cannot be served longer than it is kept; raise CACHE_TTL or lower PRICE_MAX_AGE"
             )
 
+    def log_path(self) -> Path | None:
+        """LOG_FILE as an absolute path (relative ones are under the project directory); None when off."""
+        if not self.log_file:
+            return None
+        path = Path(self.log_file).expanduser()
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
     def with_overrides(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (tests and tools)."""
         settings = replace(self, **changes)
@@ -167,6 +187,15 @@ def _log_level(raw: str) -> str:
     if level not in _LOG_LEVELS:
         raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
     return level
+
+
+def _log_file(raw: str) -> str:
+    """A path, or "" (stdout only) for off/none/-."""
+    if raw.lower() in ("off", "none", "-"):
+        return ""
+    if "\0" in raw:
+        raise ValueError("expected a file path, or off")
+    return raw
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -219,7 +248,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "host": _non_empty,
     "port": _int_range(1, 65535),
     "log_level": _log_level,
-    "async_mode": _choice("eventlet", "threading"),
+    "log_format": _choice("text", "json"),
+    "log_file": _log_file,
+    "log_max_bytes": _int_range(1024, 10**12),
+    "log_backup_count": _int_range(0, 1000),
+    "async_mode": _choice("eventlet", "gevent", "threading"),
+    "shutdown_timeout": _seconds(1, 600),
     "redis_enabled": _bool,
     "redis_host": _non_empty,
     "redis_port": _int_range(1, 65535),

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import time
 from queue import Empty
 from typing import Any, Callable, Iterable
 
 from metrics.collectors import ServiceMetrics
 from streaming.tasks import PeriodicTask, TaskRunner
+from streaming.transport import abort_connection
 
 __all__ = ["conflate", "price_symbol", "BacklogGuard"]
 
@@ -115,18 +115,5 @@ class BacklogGuard:
         log.warning("disconnecting a slow client: %d messages behind for %.0fs", backlog, self._timeout)
         self._metrics.slow_client_disconnects.inc()
         self._behind_since.pop(eio_sid, None)
-        raw = _raw_socket(self._environ_of(eio_sid) or {})
-        if raw is not None:  # its writer is blocked on a full TCP buffer: only closing the socket frees it
-            try:
-                raw.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        sock.close(wait=False, abort=True)
-
-
-def _raw_socket(environ: dict) -> Any:
-    """The client's TCP socket from the WSGI environ, for the servers Flask-SocketIO runs on."""
-    request_input = environ.get("eventlet.input")
-    if request_input is not None and hasattr(request_input, "get_socket"):
-        return request_input.get_socket()
-    return environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
+        # its writer is blocked on a full TCP buffer: only shutting the socket down frees it
+        abort_connection(sock, self._environ_of(eio_sid) or {})

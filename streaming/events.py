@@ -15,6 +15,7 @@ from streaming.errors import InvalidRequestError
 from streaming.limits import ABUSE, ADMIT
 from streaming.service import StreamingService, SubscribeOutcome
 from streaming.symbols import SymbolRequest, parse_symbol_request
+from streaming.transport import close_transport
 
 __all__ = ["register_events", "WELCOME"]
 
@@ -64,14 +65,6 @@ def _refusal(service: StreamingService, data: str, environ: dict[str, Any]) -> s
     return None
 
 
-def close_transport(socketio: SocketIO, eio_sid: str | None) -> None:
-    """Close a client's Engine.IO connection without waiting for its queue to drain (it may not be reading):
-    what is queued still goes out first, then the connection closes."""
-    sock = socketio.server.eio.sockets.get(eio_sid) if eio_sid else None
-    if sock is not None:
-        sock.close(wait=False, abort=True)
-
-
 def guard_packets(socketio: SocketIO, service: StreamingService) -> None:
     """Refuse unauthenticated connections (when authentication is on) with a connect_error, and close the
     connection of a client that sends a malformed Socket.IO packet, with a log line, not a traceback.
@@ -87,8 +80,7 @@ def guard_packets(socketio: SocketIO, service: StreamingService) -> None:
     def guarded(eio_sid: str, data: Any) -> Any:
         if isinstance(data, str) and data[:1] == CONNECT_PACKET:
             environ = server.environ.get(eio_sid, {})
-            refusal = service.connection_refusal(environ.get("REMOTE_ADDR", ""))
-            code = "TOO_MANY_CONNECTIONS"
+            code, refusal = service.connection_refusal(environ.get("REMOTE_ADDR", "")) or ("", None)
             if refusal is None and service.auth.enabled:
                 refusal, code = _refusal(service, data, environ), AuthError.code
             if refusal is not None:

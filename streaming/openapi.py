@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from streaming.symbols import SYMBOL_PATTERN
+from streaming.version import VERSION
 
 __all__ = ["OPENAPI_VERSION", "blueprint", "openapi_document"]
 
@@ -134,11 +135,20 @@ def _schemas() -> dict[str, Any]:
         "Health": _object(
             {
                 "service": {"type": "string"},
-                "status": {"type": "string", "enum": ["healthy", "degraded"]},
+                "status": {"type": "string", "enum": ["healthy", "degraded", "unhealthy"]},
                 "reasons": {
                     "type": "array", "items": {"type": "string"},
-                    "description": "why the service is degraded; empty when healthy",
+                    "description": "why the service is degraded or unhealthy; empty when healthy",
                 },
+                "version": {"type": "string", "minLength": 1},
+                "build": _object(
+                    {
+                        "version": {"type": "string"},
+                        "commit": {"type": "string", "description": "12 hex digits, or unknown"},
+                        "python": {"type": "string"},
+                        "async_mode": {"type": "string", "enum": ["eventlet", "gevent", "threading"]},
+                    }
+                ),
                 "port": {"type": "integer", "minimum": 1, "maximum": 65535},
                 "timestamp": {"type": "string", "format": "date-time", "pattern": ISO_MILLIS},
                 "uptime": {"type": "string", "pattern": UPTIME},
@@ -152,6 +162,12 @@ def _schemas() -> dict[str, Any]:
                             }
                         ),
                         "upstream": _object(
+                            {
+                                "status": {"type": "string", "enum": ["healthy", "unhealthy"]},
+                                "message": {"type": "string"},
+                            }
+                        ),
+                        "rest": _object(
                             {
                                 "status": {"type": "string", "enum": ["healthy", "unhealthy"]},
                                 "message": {"type": "string"},
@@ -184,6 +200,15 @@ def _schemas() -> dict[str, Any]:
                     }
                 ),
             },
+        ),
+        "Ready": _object(
+            {
+                "ready": {"type": "boolean"},
+                "reasons": {"type": "array", "items": {"type": "string"}, "description": "why not ready"},
+                "upstream_connected": {"type": "boolean"},
+                "symbols_loaded": {"type": "boolean"},
+                "version": {"type": "string"},
+            }
         ),
         "UpstreamConnection": _object(
             {
@@ -298,9 +323,23 @@ def _paths() -> dict[str, Any]:
         "/health": {
             "get": _operation(
                 "getHealth", "Service health, its dependencies and upstream connections", ["operations"],
-                {"200": _json(_ref("Health"), "Always 200; `status` is `degraded`, with `reasons`, when something "
-                              "is wrong (Redis down, Binance not connected or silent, streams not live, REST "
-                              "paused, symbols not loaded).")},
+                {
+                    "200": _json(_ref("Health"), "`status` is `healthy`, or `degraded` with `reasons` when something "
+                                 "is wrong (Redis down, Binance not connected or silent, streams not live, REST "
+                                 "paused, symbols not loaded) but prices can still be served."),
+                    "503": _json(_ref("Health"), "`status` is `unhealthy`: no current price can be served (neither "
+                                 "the Binance stream nor Binance REST is available), or the service is shutting "
+                                 "down."),
+                },
+            )
+        },
+        "/ready": {
+            "get": _operation(
+                "getReady", "Readiness for load balancers", ["operations"],
+                {
+                    "200": _json(_ref("Ready"), "An upstream connection is live and the symbols are loaded."),
+                    "503": _json(_ref("Ready"), "Not ready yet (starting), or shutting down; `reasons` says why."),
+                },
             )
         },
         "/stats": {
@@ -383,7 +422,7 @@ def _paths() -> dict[str, Any]:
     }
 
 
-def openapi_document(version: str = "1.0.0") -> dict[str, Any]:
+def openapi_document(version: str = VERSION) -> dict[str, Any]:
     """The OpenAPI 3.0.3 description of the service's HTTP API; ``version`` is the API's (``info.version``)."""
     return {
         "openapi": OPENAPI_VERSION,

@@ -35,6 +35,7 @@ class BinanceRest:
         self._session = requests.Session()
         self._session.headers["User-Agent"] = "websocket-streaming"
         self.gate = RequestGate(wall_clock)
+        self.last_ok: bool | None = None  # did Binance answer the last call (None: no call yet)?
 
     def _get(self, endpoint: str, params: dict[str, str] | None = None) -> Any:
         wait = self.gate.blocked_for()
@@ -48,6 +49,7 @@ class BinanceRest:
             response = self._session.get(url, params=params, timeout=self._timeout)
         except requests.RequestException as exc:
             self._metrics.rest_requests.labels(endpoint, "unreachable").inc()
+            self.last_ok = False
             raise UpstreamUnavailableError(f"Binance REST API unreachable ({type(exc).__name__})") from exc
         self.gate.observe(response.status_code, response.headers.get("Retry-After"),
                           response.headers.get(WEIGHT_HEADER))
@@ -57,6 +59,7 @@ class BinanceRest:
             body = response.json()
         except ValueError:
             body = None
+        self.last_ok = response.status_code < 500 and response.status_code not in (418, 429)
         if response.status_code == 200 and body is not None:
             self._metrics.rest_requests.labels(endpoint, "ok").inc()
             return body
@@ -71,6 +74,10 @@ class BinanceRest:
             log.warning("Binance REST answered %s; pausing REST calls for %.0fs", detail, self.gate.blocked_for())
             raise RateLimitedError(f"Binance REST API rate limit ({detail})", retry_after=self.gate.blocked_for())
         raise UpstreamUnavailableError(f"Binance REST API failed ({detail})")
+
+    def available(self) -> bool:
+        """Whether a call may work now: not paused by the gate, and the last call (if any) was answered."""
+        return self.last_ok is not False and self.gate.blocked_for() <= 0
 
     def exchange_info(self) -> dict[str, Any]:
         body = self._get("/fapi/v1/exchangeInfo")

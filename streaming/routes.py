@@ -10,8 +10,9 @@ from flask.typing import ResponseReturnValue
 from cache.writer import CacheStatus
 from streaming.models import iso_timestamp
 from streaming.service import StreamingService
+from streaming.version import VERSION, build_details
 
-__all__ = ["blueprint", "format_uptime"]
+__all__ = ["blueprint", "can_serve_prices", "format_uptime"]
 
 blueprint = Blueprint("streaming", __name__)
 
@@ -55,17 +56,16 @@ def _upstream_view(service: StreamingService) -> dict[str, Any]:
     return {"connected": live, "last_message_age": newest, "connections": connections}
 
 
-@blueprint.get("/health")
-def health() -> ResponseReturnValue:
-    service = _service()
+def _health_reasons(service: StreamingService, upstream: dict[str, Any], cache_state: str) -> list[str]:
     settings = service.settings
-    cache_state, cache_message = service.cache.status()
-    upstream = _upstream_view(service)
     reasons: list[str] = []
+    if service.draining:
+        reasons.append("shutting down: not accepting clients")
     if cache_state == CacheStatus.MEMORY:
         reasons.append("cache: Redis unavailable, serving from memory")
     if not upstream["connected"]:
-        reasons.append("upstream: not connected to Binance")
+        if service.pool.wanted_symbols():
+            reasons.append("upstream: not connected to Binance")
     elif upstream["last_message_age"] is not None and upstream["last_message_age"] > settings.stale_timeout:
         reasons.append(f"upstream: no data for {upstream['last_message_age']:.0f}s")
     if not service.catalog.loaded:
@@ -77,11 +77,36 @@ def health() -> ResponseReturnValue:
     rest_wait = service.rest.gate.blocked_for()
     if rest_wait > 0:
         reasons.append(f"rest: Binance REST calls paused for {rest_wait:.0f}s ({service.rest.gate.reason})")
+    elif service.rest.last_ok is False:
+        reasons.append("rest: the last Binance REST call failed")
+    return reasons
+
+
+def can_serve_prices(service: StreamingService, upstream_connected: bool) -> bool:
+    """Prices come from the stream or, failing that, from Binance REST; with neither (or while shutting down)
+    the service cannot serve current prices at all."""
+    if service.draining:
+        return False
+    return upstream_connected or service.rest.available()
+
+
+@blueprint.get("/health")
+def health() -> ResponseReturnValue:
+    """200 with status healthy or degraded (with reasons); 503 with status unhealthy when no current price can
+    be served (no upstream and no REST), or while shutting down."""
+    service = _service()
+    settings = service.settings
+    cache_state, cache_message = service.cache.status()
+    upstream = _upstream_view(service)
+    reasons = _health_reasons(service, upstream, cache_state)
+    serving = can_serve_prices(service, upstream["connected"])
     snapshot = service.snapshot()
     body = {
         "service": settings.service_name,
-        "status": "degraded" if reasons else "healthy",
+        "status": "unhealthy" if not serving else "degraded" if reasons else "healthy",
         "reasons": reasons,
+        "version": VERSION,
+        "build": build_details(settings.async_mode),
         "port": settings.port,
         "timestamp": iso_timestamp(int(time.time() * 1000)),
         "uptime": format_uptime(service.uptime_seconds()),
@@ -97,9 +122,14 @@ def health() -> ResponseReturnValue:
                 "status": "healthy" if upstream["connected"] else "unhealthy",
                 "message": "connected to Binance" if upstream["connected"] else "not connected to Binance",
             },
+            "rest": {
+                "status": "healthy" if service.rest.available() else "unhealthy",
+                "message": "Binance REST API available" if service.rest.available()
+                else "Binance REST API paused or failing",
+            },
         },
         "upstream": upstream,
-        "streams": {"not_live": down},
+        "streams": {"not_live": service.monitor.down()},
         "metrics": {
             "active_streams": snapshot["active_streams"],
             "total_subscriptions": snapshot["total_subscriptions"],
@@ -107,7 +137,30 @@ def health() -> ResponseReturnValue:
             "connected_clients": snapshot["connected_clients"],
         },
     }
-    return jsonify(body)
+    return jsonify(body), 200 if serving else 503
+
+
+@blueprint.get("/ready")
+def ready() -> ResponseReturnValue:
+    """Readiness for load balancers: 200 once an upstream connection is live and the symbols are loaded;
+    503 (with reasons) before that, and from the start of a shutdown."""
+    service = _service()
+    upstream = _upstream_view(service)
+    reasons = []
+    if service.draining:
+        reasons.append("shutting down")
+    if not upstream["connected"]:
+        reasons.append("upstream: not connected to Binance")
+    if not service.catalog.loaded:
+        reasons.append("symbols: exchangeInfo not loaded yet")
+    body = {
+        "ready": not reasons,
+        "reasons": reasons,
+        "upstream_connected": upstream["connected"],
+        "symbols_loaded": service.catalog.loaded,
+        "version": VERSION,
+    }
+    return jsonify(body), 503 if reasons else 200
 
 
 @blueprint.get("/stats")

@@ -25,7 +25,7 @@ from streaming.errors import ProtocolError, StreamingError, TooManySymbolsError,
 from streaming.fanout import PRICE_UPDATE, Fanout
 from streaming.limits import KeyedLimiter
 from streaming.monitor import STREAM_STATUS, StreamMonitor
-from streaming.models import Ticker
+from streaming.models import Ticker, iso_timestamp
 from streaming.pool import UpstreamPool
 from streaming.rest import BinanceRest
 from streaming.singleflight import SingleFlight
@@ -48,6 +48,9 @@ REST_SOURCE = "rest:ticker/24hr"
 # has loaded: afterwards unknown symbols never reach Binance).
 UNKNOWN_SYMBOL_TTL = 300.0
 MAX_REMEMBERED_UNKNOWN = 10_000
+SERVER_SHUTDOWN = "server_shutdown"
+SHUTTING_DOWN = "SERVER_SHUTTING_DOWN"
+TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
 
 
 @dataclass
@@ -106,6 +109,7 @@ class StreamingService:
         self._address_of: dict[str, str] = {}  # sid -> client IP
         self._per_address: dict[str, int] = {}  # client IP -> connections
         self._stopping = threading.Event()
+        self.draining = False  # set once by begin_shutdown: no new clients, /ready answers 503
         self._catalog_task = PeriodicTask(
             "symbols catalog", self.tasks, self._refresh_step, settings.symbols_refresh_interval,
             lambda name: self.metrics.task_errors.labels(name).inc(),
@@ -160,6 +164,22 @@ class StreamingService:
         self._stopping.clear()
         self._catalog_task.start()
 
+    def begin_shutdown(self, reason: str) -> int:
+        """Refuse new clients from now on and tell the connected ones (``server_shutdown``); returns how many
+        were told. Their connections are closed by the caller, after which their clients reconnect (to this
+        service's next process) by themselves."""
+        self.draining = True
+        self.metrics.shutting_down.set(1)
+        with self._lock:
+            told = len(self._clients)
+        self.socketio.emit(SERVER_SHUTDOWN, {
+            "reason": reason,
+            "message": "the server is shutting down; your client reconnects by itself, or reconnect in a few seconds",
+            "reconnect": True,
+            "timestamp": iso_timestamp(int(time.time() * 1000)),
+        })
+        return told
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every background task and close upstream connections; safe to call twice."""
         self._stopping.set()
@@ -172,13 +192,18 @@ class StreamingService:
         log.info("%s stopped", self.settings.service_name)
 
     # -- clients ----------------------------------------------------------------------------------------------
-    def connection_refusal(self, address: str) -> str | None:
-        """Why a new connection from this address is refused (MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP)."""
+    def connection_refusal(self, address: str) -> tuple[str, str] | None:
+        """(code, reason) when a new connection from this address is refused: the service is shutting down
+        (SERVER_SHUTTING_DOWN), or MAX_CONNECTIONS / MAX_CONNECTIONS_PER_IP is reached (TOO_MANY_CONNECTIONS)."""
+        if self.draining:
+            return SHUTTING_DOWN, "the server is shutting down; reconnect in a few seconds"
         with self._lock:
             if len(self._clients) >= self.settings.max_connections:
-                return "the server is full; try again later"
+                return TOO_MANY_CONNECTIONS, "the server is full; try again later"
             if self._per_address.get(address, 0) >= self.settings.max_connections_per_ip:
-                return f"too many connections from your address (at most {self.settings.max_connections_per_ip})"
+                return TOO_MANY_CONNECTIONS, (
+                    f"too many connections from your address (at most {self.settings.max_connections_per_ip})"
+                )
         return None
 
     def client_connected(self, sid: str, address: str = "") -> None:

@@ -4,14 +4,13 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
+from config import PROJECT_ROOT
+
 __all__ = ["VERSION", "build_details", "git_commit"]
 
 VERSION = "1.1.0"
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def git_commit(root: Path = ROOT) -> str:
+def git_commit(root: Path = PROJECT_ROOT) -> str:
     """The checked-out commit (12 hex digits) read from ``.git``, or ``unknown`` outside a git checkout."""
     git = root / ".git"
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
 import pytest
@@ -19,3 +20,10 @@ def fake_binance() -> Iterator[FakeBinance]:
         yield fake
     finally:
         fake.stop()
+
+
+# --- async mode of the service processes -------------------------------------------------------------------
+
+
+def pytest_report_header() -> str:
+    return f"service processes run with ASYNC_MODE={os.environ.get('ASYNC_MODE', 'eventlet')}"

@@ -9,21 +9,23 @@ import socketio
 
 from tests.helpers import wait_for
 
-EVENTS = ("connected", "subscribed", "unsubscribed", "price_update", "error", "stream_status")
+EVENTS = ("connected", "subscribed", "unsubscribed", "price_update", "error", "stream_status", "server_shutdown")
 
 
 class RecordingClient:
     """Connects with python-socketio and records every documented event it receives, in order."""
 
-    def __init__(self, url: str, transports: list[str] | None = None) -> None:
+    def __init__(self, url: str, transports: list[str] | None = None, auth: Any = None,
+                 **client_options: Any) -> None:
         self.url = url
-        self.sio = socketio.Client(reconnection=False)
+        self.sio = socketio.Client(**{"reconnection": False, **client_options})
         self.events: list[tuple[str, Any]] = []
         self.arrivals: list[float] = []  # wall-clock receipt time of each event, parallel to ``events``
         self._lock = threading.Lock()
         for name in EVENTS:
             self.sio.on(name, self._recorder(name))
-        self.sio.connect(url, transports=transports or ["websocket"], wait_timeout=10)
+        self.sio.on("disconnect", self._release_socket)
+        self.sio.connect(url, transports=transports or ["websocket"], auth=auth, wait_timeout=10)
 
     def _recorder(self, name: str) -> Callable[[Any], None]:
         def record(data: Any = None) -> None:
@@ -32,6 +34,16 @@ class RecordingClient:
                 self.arrivals.append(time.time())
 
         return record
+
+    def _release_socket(self, reason: Any = None) -> None:
+        """python-engineio's client leaves its WebSocket open when the server ends the connection (and opens
+        a new one when it reconnects): close it here so no socket leaks. A disconnect of our own closes it
+        itself (shutting it down under it would stall that for the ping timeout)."""
+        if reason == self.sio.reason.CLIENT_DISCONNECT:
+            return
+        ws = getattr(self.sio.eio, "ws", None)
+        if ws is not None:
+            ws.shutdown()
 
     def received(self, name: str, predicate: Callable[[Any], bool] = lambda _: True) -> list[Any]:
         with self._lock:
@@ -70,6 +82,4 @@ class RecordingClient:
     def close(self) -> None:
         if self.sio.connected:
             self.sio.disconnect()
-        ws = getattr(self.sio.eio, "ws", None)
-        if ws is not None:  # python-engineio leaves its socket open when the server ended the connection
-            ws.shutdown()
+        self._release_socket(None)

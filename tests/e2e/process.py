@@ -86,6 +86,9 @@ def service_env(fake: FakeBinance, **overrides: str) -> dict[str, str]:
         RECONNECT_DELAY="0.5",
         UNSUBSCRIBE_GRACE="1",
         LOG_LEVEL="INFO",
+        LOG_FILE="off",  # the test's own log (stdout) is enough; tests of the log file set it
+        # eventlet unless the test run asks for another mode (make test runs the e2e suite under both)
+        ASYNC_MODE=os.environ.get("ASYNC_MODE", "eventlet"),
         PYTHONUNBUFFERED="1",
         # tests poll /price and emit quickly; the limits have tests of their own (test_limits.py)
         PRICE_REQUESTS_PER_SECOND="10000",

@@ -54,6 +54,10 @@ def faults(fake):
 
 def test_chaos(start_service, fake_binance) -> None:
     symbols = sorted(fake_binance.perpetual_symbols())[:20]
+    # 50 clients x 20 symbols at 2 ticks/s = 2,000 deliveries/s, all read by python-socketio clients in this one
+    # process. At 5 ticks/s they fall seconds behind, read the server's Engine.IO ping too late, and
+    # python-engineio's client gives up after 30 s without sending anything ("packet queue is empty").
+    fake_binance.set_tick_interval(0.5)
     service = start_service(**FAST)
     with ThreadPoolExecutor(10) as pool:
         clients = list(pool.map(lambda _: RecordingClient(service.url), range(CLIENTS)))

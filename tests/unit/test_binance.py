@@ -16,6 +16,7 @@ from streaming.binance import (
     parse_message,
     rest_error,
     stream_name,
+    stream_type,
     symbol_of_stream,
     ticker_from_rest,
     tradable_usdt_perpetuals,
@@ -142,3 +143,10 @@ def test_tradable_symbols_exclude_the_traps() -> None:
     assert len(symbols) == 117
     with pytest.raises(ProtocolError):
         tradable_usdt_perpetuals({"symbols": None})
+
+
+@pytest.mark.parametrize("stream, kind", [
+    ("btcusdt@ticker", "ticker"), ("!ticker@arr", "ticker_array"), ("btcusdt@aggTrade", "other"), ("", "other"),
+])
+def test_stream_type_is_a_bounded_label(stream: str, kind: str) -> None:
+    assert stream_type(stream) == kind

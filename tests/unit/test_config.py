@@ -1,6 +1,8 @@
 """config.Settings: defaults point at the real Binance; bad values name the key."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from config import ConfigError, Settings
@@ -35,7 +37,8 @@ def test_values_are_parsed() -> None:
                                                                   "without a path"),
     ("BINANCE_REST_URL", "fapi.binance.com", "http"), ("DEFAULT_SYMBOLS", "BTC-USDT", "invalid symbol"),
     ("RECONNECT_DELAY", "-1", "seconds"), ("LOG_LEVEL", "LOUD", "one of"), ("ASYNC_MODE", "asyncio", "one of"),
-    ("MAX_STREAMS_PER_CONNECTION", "2000", "1 to 1024"),
+    ("MAX_STREAMS_PER_CONNECTION", "2000", "1 to 1024"), ("LOG_FORMAT", "xml", "one of"),
+    ("LOG_BACKUP_COUNT", "-1", "whole number"), ("SHUTDOWN_TIMEOUT", "0", "seconds"),
 ])
 def test_bad_values_name_the_key_and_the_expected_form(key: str, value: str, fragment: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -53,3 +56,17 @@ def test_dotenv_is_read_under_the_environment(tmp_path) -> None:
 def test_cross_field_rule() -> None:
     with pytest.raises(ConfigError, match="PRICE_MAX_AGE"):
         Settings.from_env({"PRICE_MAX_AGE": "120", "CACHE_TTL": "60"})
+
+
+def test_log_file_paths() -> None:
+    from config import PROJECT_ROOT
+
+    assert Settings().log_path() == PROJECT_ROOT / "logs" / "websocket-streaming.log"
+    assert Settings.from_env({"LOG_FILE": "/var/log/ws.log"}).log_path() == Path("/var/log/ws.log")
+    assert Settings.from_env({"LOG_FILE": "off"}).log_path() is None
+    assert Settings.from_env({"LOG_FILE": "-"}).log_path() is None
+
+
+def test_operations_settings() -> None:
+    settings = Settings.from_env({"ASYNC_MODE": "GEVENT", "LOG_FORMAT": "JSON", "SHUTDOWN_TIMEOUT": "4.5"})
+    assert (settings.async_mode, settings.log_format, settings.shutdown_timeout) == ("gevent", "json", 4.5)

@@ -1,0 +1,110 @@
+"""GracefulShutdown: what SIGTERM/SIGINT does, in order, within SHUTDOWN_TIMEOUT.
+
+1. stop accepting connections and refuse Socket.IO connects (``/ready`` turns 503 for load balancers);
+2. tell every client (``server_shutdown``), then close their connections: their clients' own reconnection
+   brings them back, to the next process;
+3. close the upstream connections cleanly and flush the cache writer to Redis;
+4. exit 0. If that takes longer than the bound, exit 1 anyway (PM2's kill_timeout is longer still). A second
+   signal during a shutdown exits at once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Callable
+
+from flask_socketio import SocketIO
+
+from streaming.server import HttpServer
+from streaming.service import StreamingService
+from streaming.transport import abort_connection, close_transport
+
+__all__ = ["GracefulShutdown"]
+
+log = logging.getLogger(__name__)
+
+# Of the bound, at most this long waits for the clients' connections to close.
+CLIENTS_GRACE = 2.0
+POLL = 0.05
+
+
+class GracefulShutdown:
+    def __init__(
+        self,
+        service: StreamingService,
+        socketio: SocketIO,
+        server: HttpServer,
+        timeout: float,
+        exit_now: Callable[[int], None] = os._exit,
+    ) -> None:
+        self._service = service
+        self._socketio = socketio
+        self._server = server
+        self._timeout = timeout
+        self._exit_now = exit_now
+        self._requested: str | None = None
+        self._done = threading.Event()
+
+    def request(self, reason: str) -> None:
+        """Start the shutdown (from a signal handler); a second request exits at once."""
+        if self._requested is not None:
+            log.warning("%s during shutdown: exiting now", reason)
+            _flush_logs()
+            self._exit_now(1)
+            return
+        self._requested = reason
+        self._socketio.start_background_task(self._run, reason)
+        self._socketio.start_background_task(self._watchdog)
+
+    def wait(self) -> int:
+        """Block until a requested shutdown has finished; returns the exit status (0)."""
+        self._done.wait()
+        return 0
+
+    def _run(self, reason: str) -> None:
+        started = time.monotonic()
+        deadline = started + self._timeout
+        log.info("%s received: shutting down (at most %.0fs)", reason, self._timeout)
+        try:
+            self._server.stop_accepting()
+            told = self._service.begin_shutdown(reason)
+            self._close_clients(min(deadline, time.monotonic() + CLIENTS_GRACE))
+            self._service.stop(timeout=max(0.5, deadline - time.monotonic() - 0.5))
+            log.info("shutdown complete in %.2fs: %d clients told, upstream closed, cache flushed",
+                     time.monotonic() - started, told)
+        except Exception:  # still exit; the watchdog is the last resort, not the plan
+            log.exception("shutdown step failed; exiting anyway")
+        finally:
+            self._done.set()
+
+    def _close_clients(self, until: float) -> None:
+        """Close every Engine.IO connection after what is queued for it (server_shutdown last) has gone out;
+        halfway to ``until``, shut down the TCP sockets of clients that are not reading."""
+        server = self._socketio.server
+        eio = server.eio
+        for eio_sid in list(eio.sockets):
+            close_transport(self._socketio, eio_sid)
+        halfway = time.monotonic() + (until - time.monotonic()) / 2
+        while eio.sockets and time.monotonic() < halfway:
+            self._socketio.sleep(POLL)
+        for eio_sid, sock in list(eio.sockets.items()):
+            abort_connection(sock, server.environ.get(eio_sid) or {})
+        while eio.sockets and time.monotonic() < until:
+            self._socketio.sleep(POLL)
+        if eio.sockets:
+            log.warning("%d client connections still open after %.1fs; closing them with the process",
+                        len(eio.sockets), CLIENTS_GRACE)
+
+    def _watchdog(self) -> None:
+        if self._done.wait(self._timeout):
+            return
+        log.error("shutdown did not finish within SHUTDOWN_TIMEOUT=%.0fs; exiting with status 1", self._timeout)
+        _flush_logs()
+        self._exit_now(1)
+
+
+def _flush_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()

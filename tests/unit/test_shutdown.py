@@ -1,0 +1,102 @@
+"""GracefulShutdown: the order of the steps, the bound, and a second signal."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+import pytest
+
+from streaming.shutdown import GracefulShutdown
+
+
+class Steps:
+    def __init__(self) -> None:
+        self.done: list[str] = []
+
+
+class FakeEioSocket:
+    def __init__(self, sid: str, sockets: dict[str, "FakeEioSocket"], steps: Steps) -> None:
+        self.sid, self._sockets, self._steps = sid, sockets, steps
+
+    def close(self, wait: bool = True, abort: bool = False) -> None:
+        self._steps.done.append(f"close {self.sid}")
+        self._sockets.pop(self.sid, None)
+
+
+class FakeSocketIO:
+    """The parts of flask_socketio.SocketIO the shutdown uses, with real threads."""
+
+    def __init__(self, steps: Steps, clients: int) -> None:
+        sockets: dict[str, FakeEioSocket] = {}
+        for i in range(clients):
+            sockets[f"c{i}"] = FakeEioSocket(f"c{i}", sockets, steps)
+        self.server = type("Server", (), {})()
+        self.server.eio = type("Eio", (), {"sockets": sockets})()
+        self.server.environ = {}
+
+    def start_background_task(self, target: Callable[..., Any], *args: Any) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        return thread
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+class FakeServer:
+    def __init__(self, steps: Steps) -> None:
+        self.steps = steps
+
+    def stop_accepting(self) -> None:
+        self.steps.done.append("stop accepting")
+
+
+class FakeService:
+    def __init__(self, steps: Steps, stop_takes: float = 0.0) -> None:
+        self.steps, self.stop_takes = steps, stop_takes
+        self.stop_timeout: float | None = None
+
+    def begin_shutdown(self, reason: str) -> int:
+        self.steps.done.append(f"tell clients ({reason})")
+        return 2
+
+    def stop(self, timeout: float) -> None:
+        self.stop_timeout = timeout
+        time.sleep(self.stop_takes)
+        self.steps.done.append("stop service")
+
+
+def build(clients: int = 2, timeout: float = 5.0, stop_takes: float = 0.0) -> tuple[GracefulShutdown, Steps, list[int], FakeService]:
+    steps, exits = Steps(), []
+    service = FakeService(steps, stop_takes)
+    shutdown = GracefulShutdown(service, FakeSocketIO(steps, clients), FakeServer(steps), timeout,  # type: ignore[arg-type]
+                                exit_now=exits.append)
+    return shutdown, steps, exits, service
+
+
+def test_steps_run_in_order_and_exit_status_is_zero() -> None:
+    shutdown, steps, exits, service = build()
+    shutdown.request("SIGTERM")
+    assert shutdown.wait() == 0
+    assert steps.done == ["stop accepting", "tell clients (SIGTERM)", "close c0", "close c1", "stop service"]
+    assert exits == []
+    assert service.stop_timeout is not None and 0.5 <= service.stop_timeout < 5.0
+
+
+def test_a_hung_step_exits_with_status_1_at_the_bound() -> None:
+    shutdown, steps, exits, _ = build(timeout=1.0, stop_takes=3.0)
+    started = time.monotonic()
+    shutdown.request("SIGTERM")
+    deadline = time.monotonic() + 5
+    while not exits and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert exits == [1]
+    assert 0.9 <= time.monotonic() - started < 2.0
+
+
+def test_a_second_signal_exits_at_once() -> None:
+    shutdown, steps, exits, _ = build(stop_takes=1.0)
+    shutdown.request("SIGTERM")
+    shutdown.request("SIGINT")
+    assert exits == [1]
