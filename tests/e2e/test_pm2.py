@@ -21,6 +21,7 @@ from typing import Any, Iterator
 import pytest
 import requests
 
+from config import Settings
 from tests.e2e.clients import RecordingClient
 from tests.e2e.process import ROOT, service_env
 from tests.fakes.binance import FakeBinance
@@ -186,7 +187,8 @@ def test_pm2_starts_restarts_and_deletes_the_service(fake_binance: FakeBinance, 
         app = pm2.app()
         assert app["pm2_env"]["exec_interpreter"] == str(VENV_PYTHON)
         assert app["pm2_env"]["env"]["PORT"] == str(port)
-        assert app["pm2_env"]["kill_timeout"] == 15000
+        # PM2 must wait longer than the service's own shutdown bound before it SIGKILLs
+        assert app["pm2_env"]["kill_timeout"] / 1000 > Settings().shutdown_timeout
         assert re.search(r"│ status\s+│ online\s", pm2.run("describe", APP))
         receives_prices(url)
 
