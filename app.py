@@ -39,6 +39,7 @@ from streaming.server import SERVED_MODES, make_server, on_signals
 from streaming.service import StreamingService
 from streaming.shutdown import GracefulShutdown
 from streaming.version import VERSION
+from streaming.wsgi import without_websocket_compression
 
 __all__ = ["create_app", "main"]
 
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         logger=False,
         engineio_logger=False,
     )
+    if not settings.ws_compression:
+        app.wsgi_app = without_websocket_compression(app.wsgi_app)  # type: ignore[method-assign]
     service = StreamingService(settings, socketio)
     app.extensions["streaming"] = service
     register_events(socketio, service)

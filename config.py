@@ -47,6 +47,9 @@ class Settings:
     # On SIGTERM/SIGINT: seconds the graceful shutdown may take before the process exits anyway
     # (keep PM2's kill_timeout above it).
     shutdown_timeout: float = 10.0
+    # permessage-deflate on client WebSockets: off, since tickers are small (it costs CPU per delivery and
+    # memory per connection; see docs/PERFORMANCE.md).
+    ws_compression: bool = False
     redis_enabled: bool = True
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
@@ -254,6 +257,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "log_backup_count": _int_range(0, 1000),
     "async_mode": _choice("eventlet", "gevent", "threading"),
     "shutdown_timeout": _seconds(1, 600),
+    "ws_compression": _bool,
     "redis_enabled": _bool,
     "redis_host": _non_empty,
     "redis_port": _int_range(1, 65535),
