@@ -38,6 +38,13 @@ node_modules/.installed: package.json package-lock.json
 recovery: install-dev
 	$(PY) -m bench.recovery $(if $(QUICK),--quick)
 
+# Fan-out throughput, latency, CPU and memory per client, under eventlet and gevent and for a Node socket.io
+# reference relay (a few minutes). SCENARIO=fanout|idle|many (or 1|2|3), TARGETS=eventlet,gevent,reference,
+# QUICK=1 (100 clients, about a minute). Writes docs/PERFORMANCE.md (not with QUICK).
+.PHONY: bench
+bench: install-dev node
+	$(PY) -m bench.perf $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(TARGETS),--targets $(TARGETS)) $(if $(QUICK),--quick)
+
 # Debian's Chromium for the browser-client test (the only browser build that installs offline here).
 browser:
 	@command -v chromium >/dev/null || { \

@@ -1,0 +1,229 @@
+// Load generator for bench/perf.py: a slice of the benchmark's clients, each a real socket.io-client v4 socket
+// with its own WebSocket connection (transport "websocket" only, no multiplexing, no reconnection, so a failure is
+// counted instead of being hidden by a retry).
+//
+//   node bench/loadgen.js --url http://127.0.0.1:PORT --clients 250 --first 0 --symbols BTCUSDT,ETHUSDT,...
+//                         --per-client 2 [--concurrency 50] [--connect-timeout 20000] [--phase-seconds 60]
+//                         [--max-seconds 900]
+//
+// The driver talks to it with one JSON object per line. stdin (commands): {"cmd":"subscribe"},
+// {"cmd":"window","from":EPOCH_MS,"to":EPOCH_MS}, {"cmd":"progress"}, {"cmd":"report"}, {"cmd":"exit"}. stdout
+// (answers): {"type":"connected",...} once every connect attempt has ended, {"type":"subscribed",...},
+// {"type":"progress","received":N}, {"type":"report",...}. Only price_updates whose eventTime lies in the window
+// are counted, whenever they arrive, so a window's edges cut no tick in two; after the window the driver asks for
+// progress until the count stops growing, and only then for the report.
+"use strict";
+
+const readline = require("readline");
+const { io } = require("socket.io-client");
+
+/** The value after `--name` on the command line, else `fallback`. */
+function option(name, fallback) {
+  const at = process.argv.indexOf(`--${name}`);
+  return at > 0 && process.argv[at + 1] !== undefined ? process.argv[at + 1] : fallback;
+}
+
+const config = {
+  url: option("url", "http://127.0.0.1:5021"),
+  clients: Number(option("clients", "10")),
+  first: Number(option("first", "0")), // global index of this slice's first client: spreads the symbols evenly
+  symbols: option("symbols", "BTCUSDT").split(",").filter(Boolean),
+  perClient: Number(option("per-client", "1")),
+  concurrency: Number(option("concurrency", "50")), // connects (and subscribes) in flight at once
+  connectTimeout: Number(option("connect-timeout", "20000")),
+  phaseSeconds: Number(option("phase-seconds", "60")), // no new connect (subscribe) starts after this long
+  maxSeconds: Number(option("max-seconds", "900")), // a worker orphaned by its driver still ends
+};
+
+const stats = {
+  window: { from: Infinity, to: -Infinity },
+  received: 0, // price_updates with an eventTime in the window, duplicates included
+  duplicates: 0, // same symbol and eventTime twice on one client
+  outside: 0, // price_updates outside the window (warm-up, the cached price sent on subscribe, ...)
+  latency: new Map(), // whole milliseconds (Date.now() - eventTime) -> count
+  union: new Map(), // symbol -> Set of eventTimes any client of this slice saw in the window
+  disconnects: new Map(), // reason -> count, for clients that were connected
+};
+
+/** `clients` records: a socket, the symbols it asks for and, per symbol, the eventTimes it got in the window. */
+const clients = [];
+
+function send(message) {
+  process.stdout.write(`${JSON.stringify(message)}\n`);
+}
+
+function bump(map, key) {
+  map.set(key, (map.get(key) || 0) + 1);
+}
+
+/** K of the S symbols, rotating with the client's global index so every symbol gets the same audience. */
+function symbolsFor(index) {
+  const chosen = [];
+  for (let j = 0; j < config.perClient; j += 1) {
+    chosen.push(config.symbols[(index * config.perClient + j) % config.symbols.length]);
+  }
+  return chosen;
+}
+
+/** Count one delivery: latency, duplicates and the distinct eventTimes per symbol. Kept cheap: it runs per update. */
+function onUpdate(client, update) {
+  const eventTime = update.eventTime;
+  if (!(eventTime >= stats.window.from && eventTime < stats.window.to)) {
+    stats.outside += 1;
+    return;
+  }
+  stats.received += 1;
+  bump(stats.latency, Math.max(0, Date.now() - eventTime));
+  let seen = client.seen.get(update.symbol);
+  if (seen === undefined) {
+    seen = new Set();
+    client.seen.set(update.symbol, seen);
+  }
+  if (seen.has(eventTime)) {
+    stats.duplicates += 1;
+    return;
+  }
+  seen.add(eventTime);
+  let union = stats.union.get(update.symbol);
+  if (union === undefined) {
+    union = new Set();
+    stats.union.set(update.symbol, union);
+  }
+  union.add(eventTime);
+}
+
+/** Open one client; resolves with null once connected or with the reason it could not connect. */
+function connectOne(index) {
+  return new Promise((resolve) => {
+    const socket = io(config.url, {
+      transports: ["websocket"],
+      forceNew: true, // one WebSocket per client: never multiplex clients over a shared Manager
+      reconnection: false,
+      timeout: config.connectTimeout,
+    });
+    const client = { socket, symbols: symbolsFor(index), seen: new Map(), connected: false, subscribed: false };
+    socket.on("price_update", (update) => onUpdate(client, update));
+    socket.on("disconnect", (reason) => {
+      if (client.connected) bump(stats.disconnects, reason);
+      client.connected = false;
+    });
+    socket.once("connect", () => {
+      client.connected = true;
+      clients.push(client);
+      resolve(null);
+    });
+    socket.once("connect_error", (err) => {
+      socket.close();
+      resolve((err && err.data && err.data.code) || (err && err.message) || "connect_error");
+    });
+  });
+}
+
+/** Run `task(i)` for i in [0, count) with at most `config.concurrency` in flight and collect failure reasons;
+ * none starts after the phase deadline, so a server that accepts nothing cannot keep the bench waiting. */
+async function inLanes(count, task) {
+  const failures = new Map();
+  const deadline = Date.now() + config.phaseSeconds * 1000;
+  let next = 0;
+  async function lane() {
+    while (next < count && Date.now() < deadline) {
+      const i = next;
+      next += 1;
+      const failure = await task(i);
+      if (failure !== null) bump(failures, failure);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.max(1, config.concurrency) }, lane));
+  if (next < count) failures.set(`not tried within ${config.phaseSeconds} s`, count - next);
+  return failures;
+}
+
+function countOf(map) {
+  let total = 0;
+  for (const value of map.values()) total += value;
+  return total;
+}
+
+async function connectAll() {
+  const started = Date.now();
+  const failures = await inLanes(config.clients, (i) => connectOne(config.first + i));
+  send({ type: "connected", ok: clients.length, failed: countOf(failures), errors: Object.fromEntries(failures),
+         seconds: (Date.now() - started) / 1000 });
+}
+
+/** Subscribe one client and wait for the acknowledgement (the service and the reference both send one). */
+function subscribeOne(client) {
+  return new Promise((resolve) => {
+    if (!client.connected) {
+      resolve("not connected");
+      return;
+    }
+    client.socket.timeout(config.connectTimeout).emit("subscribe", { symbols: client.symbols }, (err, answer) => {
+      if (err) resolve("no acknowledgement");
+      else if (!answer || !Array.isArray(answer.symbols) || answer.symbols.length !== client.symbols.length) {
+        resolve((answer && answer.code) || "refused");
+      } else {
+        client.subscribed = true;
+        resolve(null);
+      }
+    });
+  });
+}
+
+async function subscribeAll() {
+  const started = Date.now();
+  const failures = await inLanes(clients.length, (i) => subscribeOne(clients[i]));
+  send({ type: "subscribed", ok: clients.filter((c) => c.subscribed).length, failed: countOf(failures),
+         errors: Object.fromEntries(failures), seconds: (Date.now() - started) / 1000 });
+}
+
+/** Per symbol: subscribed clients, the sum over them of distinct eventTimes received, and the union seen. */
+function symbolReport() {
+  const symbols = {};
+  for (const symbol of config.symbols) symbols[symbol] = { subscribers: 0, unique: 0, union: [] };
+  for (const client of clients) {
+    for (const symbol of client.subscribed ? client.symbols : []) symbols[symbol].subscribers += 1;
+    for (const [symbol, seen] of client.seen) {
+      if (symbols[symbol] !== undefined) symbols[symbol].unique += seen.size;
+    }
+  }
+  for (const [symbol, union] of stats.union) {
+    if (symbols[symbol] !== undefined) symbols[symbol].union = [...union];
+  }
+  return symbols;
+}
+
+function report() {
+  send({
+    type: "report",
+    received: stats.received,
+    duplicates: stats.duplicates,
+    outside: stats.outside,
+    latency: Object.fromEntries(stats.latency),
+    symbols: symbolReport(),
+    disconnects: Object.fromEntries(stats.disconnects),
+    connectedNow: clients.filter((c) => c.connected).length,
+  });
+}
+
+function exit() {
+  for (const client of clients) client.socket.close();
+  setTimeout(() => process.exit(0), 200).unref();
+}
+
+function onCommand(line) {
+  const command = JSON.parse(line);
+  if (command.cmd === "subscribe") subscribeAll();
+  else if (command.cmd === "window") stats.window = { from: command.from, to: command.to };
+  else if (command.cmd === "progress") send({ type: "progress", received: stats.received });
+  else if (command.cmd === "report") report();
+  else if (command.cmd === "exit") exit();
+  else process.stderr.write(`loadgen: unknown command ${line}\n`);
+}
+
+readline.createInterface({ input: process.stdin }).on("line", onCommand).on("close", exit);
+setTimeout(() => {
+  process.stderr.write(`loadgen: still running after ${config.maxSeconds} s; exiting\n`);
+  process.exit(3);
+}, config.maxSeconds * 1000).unref();
+connectAll();
