@@ -112,33 +112,29 @@ def sleep_until(epoch_ms: int) -> None:
 
 # ---------------------------------------------------------------- one target under one scenario
 
-def connect_clients(row: Row, loadgen: Loadgen, scenario: Scenario) -> None:
-    """Wait until every worker has tried all its clients; count who got in and why the others did not."""
-    messages, silent = loadgen.collect("connected", timeout=scenario.phase_seconds + CONNECT_TIMEOUT + 15)
-    row.connected = sum(m["ok"] for m in messages)
+def phase_counts(row: Row, loadgen: Loadgen, kind: str, failed: str, scenario: Scenario) -> tuple[int, float]:
+    """Wait for every worker's ``kind`` message; note why clients failed. Returns (ok, slowest worker's s)."""
+    messages, silent = loadgen.collect(kind, timeout=scenario.phase_seconds + CONNECT_TIMEOUT + 15)
     errors: Counter[str] = Counter()
     for message in messages:
         errors.update(message["errors"])
     if errors:
-        row.notes.append("not connected: " + ", ".join(f"{n} × {reason}" for reason, n in errors.most_common()))
+        row.notes.append(f"{failed}: " + ", ".join(f"{n} × {reason}" for reason, n in errors.most_common()))
     if silent:
-        row.notes.append(f"{silent} loadgen process(es) never reported their connects")
-    slowest = max((m["seconds"] for m in messages), default=0.0)
-    say(f"  {row.connected}/{row.requested} clients connected in {slowest:.1f} s")
+        row.notes.append(f"{silent} loadgen process(es) never sent {kind!r}: their clients are not counted")
+    return sum(m["ok"] for m in messages), max((m["seconds"] for m in messages), default=0.0)
+
+
+def connect_clients(row: Row, loadgen: Loadgen, scenario: Scenario) -> None:
+    """Wait until every worker has tried all its clients; count who got in and why the others did not."""
+    row.connected, seconds = phase_counts(row, loadgen, "connected", "not connected", scenario)
+    say(f"  {row.connected}/{row.requested} clients connected in {seconds:.1f} s")
 
 
 def subscribe_clients(row: Row, loadgen: Loadgen, scenario: Scenario) -> None:
     loadgen.send({"cmd": "subscribe"})
-    messages, silent = loadgen.collect("subscribed", timeout=scenario.phase_seconds + CONNECT_TIMEOUT + 15)
-    row.subscribed = sum(m["ok"] for m in messages)
-    errors: Counter[str] = Counter()
-    for message in messages:
-        errors.update(message["errors"])
-    if errors:
-        row.notes.append("not subscribed: " + ", ".join(f"{n} × {reason}" for reason, n in errors.most_common()))
-    if silent:
-        row.notes.append(f"{silent} loadgen process(es) never reported their subscribes")
-    say(f"  {row.subscribed} clients subscribed")
+    row.subscribed, seconds = phase_counts(row, loadgen, "subscribed", "not subscribed", scenario)
+    say(f"  {row.subscribed} clients subscribed in {seconds:.1f} s")
 
 
 def measure_window(row: Row, target: Target, loadgen: Loadgen, observer: TickObserver,
@@ -202,8 +198,9 @@ def cpu_note(row: Row, before: CpuSample, after: CpuSample) -> str:
     received = row.deliveries.received if row.deliveries else 0
     per_delivery = f" ({loadgen * 1e6 / received:.0f} µs/delivery)" if received else ""
     busy = (after.machine_busy - before.machine_busy) / max(1e-9, after.machine_total - before.machine_total)
+    bench = (after.bench - before.bench) / seconds
     return (f"cores used in the window: server {(after.server - before.server) / seconds:.2f}, loadgen "
-            f"{loadgen / seconds:.2f}{per_delivery}, fake exchange and bench {(after.bench - before.bench) / seconds:.2f}; "
+            f"{loadgen / seconds:.2f}{per_delivery}, fake exchange and bench {bench:.2f}; "
             f"the machine was {busy:.0%} busy")
 
 

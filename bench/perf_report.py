@@ -109,13 +109,16 @@ def _num(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+def _per_second(count: int | None, row: Row) -> str:
+    return "-" if count is None or row.window_s <= 0 else _num(count / row.window_s)
+
+
 def _cells(row: Row) -> list[str]:
     d = row.deliveries
-    per_s = (lambda n: _num(n / row.window_s)) if d is not None and row.window_s > 0 else (lambda n: "-")
     latency = [_num(d.percentile(q)) if d else "-" for q in (0.5, 0.9, 0.99, 1.0)]
     return [
         row.scenario, row.target, f"{row.connected}/{row.requested}",
-        per_s(d.expected) if d else "-", per_s(d.received) if d else "-",
+        _per_second(d.expected if d else None, row), _per_second(d.received if d else None, row),
         _num(d.lost) if d else "-", _num(d.duplicates) if d else "-", *latency,
         _num(row.cpu_us_per_delivery, 1),
         _num(row.cpu_seconds / row.window_s if row.cpu_seconds is not None and row.window_s else None, 2),
@@ -149,8 +152,10 @@ def _ratio_rows(rows: Sequence[Row], reference: str) -> list[list[str]]:
 
 def _text_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     widths = [max(len(cells[i]) for cells in (header, *body)) for i in range(len(header))]
-    line = lambda cells: "  ".join(c.ljust(w) if i < 2 else c.rjust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
+
+    def line(cells: Sequence[str]) -> str:  # names left-aligned, numbers right-aligned
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
     return "\n".join([line(header), *(line(cells) for cells in body)])
 
 
