@@ -84,6 +84,13 @@ class ServiceMetrics:
         self.updates_emitted = Counter(
             f"{ns}_updates_emitted_total", "price_update events emitted to symbol rooms.", registry=r
         )
+        self.deliveries = Counter(
+            f"{ns}_deliveries_total",
+            "Room messages sent to clients, by path: direct (framed once for the room and written without "
+            "queueing) or queued (python-engineio's per-client queue: a polling client, or one with a backlog).",
+            ["path"],
+            registry=r,
+        )
         self.updates_dropped = Counter(
             f"{ns}_updates_dropped_total",
             "Ticks not emitted because an equal or newer one was already emitted for the symbol.",

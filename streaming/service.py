@@ -20,6 +20,7 @@ from metrics.collectors import ServiceMetrics
 from streaming.auth import Authenticator
 from streaming.backlog import BacklogGuard
 from streaming.binance import TickerBatch, stream_type, symbol_of_stream, tradable_usdt_perpetuals
+from streaming.broadcast import RoomBroadcaster
 from streaming.catalog import SymbolCatalog
 from streaming.errors import ProtocolError, StreamingError, TooManySymbolsError, UnknownSymbolError
 from streaming.fanout import PRICE_UPDATE, Fanout
@@ -71,6 +72,9 @@ class StreamingService:
         self.metrics = ServiceMetrics()
         self.tasks = SocketIOTasks(socketio)
         self.registry = SubscriptionRegistry()
+        # with per-message compression on, the WebSocket servers frame (compress) every message themselves
+        self.broadcaster = RoomBroadcaster(socketio.server, socketio.start_background_task,
+                                           direct=not settings.ws_compression)
         self.catalog = SymbolCatalog()
         self.rest = BinanceRest(settings.binance_rest_url, settings.http_timeout, self.metrics)
         store = (
@@ -129,6 +133,8 @@ class StreamingService:
             socketio.server.eio, lambda eio_sid: socketio.server.environ.get(eio_sid),
             settings.client_backlog_limit, settings.slow_client_timeout, self.metrics, self.tasks,
         )
+        self._direct_deliveries = self.metrics.deliveries.labels("direct")
+        self._queued_deliveries = self.metrics.deliveries.labels("queued")
         self._bind_gauges()
 
     def _bind_gauges(self) -> None:
@@ -420,7 +426,11 @@ class StreamingService:
 
     # -- views for routes -------------------------------------------------------------------------------------
     def _emit_to_room(self, event: str, payload: dict, room: str) -> None:
-        self.socketio.emit(event, payload, to=room)
+        direct, queued = self.broadcaster.emit(event, payload, room)
+        if direct:
+            self._direct_deliveries.inc(direct)
+        if queued:
+            self._queued_deliveries.inc(queued)
 
     def _streamed_symbol_subscriptions(self) -> dict[str, int]:
         """Subscriptions per symbol, for the symbols streamed now only (a bounded set of metric labels)."""

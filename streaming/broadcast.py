@@ -1,0 +1,99 @@
+"""Room broadcasts that encode and frame a message once, then write the same bytes to every recipient.
+
+python-socketio encodes a broadcast once but hands it to each client's python-engineio queue, whose writer
+thread frames and sends it: per recipient a queue put, a green-thread switch and a framing. RoomBroadcaster
+builds the Socket.IO packet with the server's own packet class (the bytes are exactly those python-socketio
+would send), frames it once, and writes the frame through each recipient's Outlet without blocking; a client
+with anything queued, a polling transport, or a full socket buffer gets the packet through python-engineio's
+queue as before, so per client the order of everything it is sent is kept. Slow clients still build up a
+queue, which the BacklogGuard conflates and cuts off as before.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from engineio import packet as eio_packet
+from socketio import packet as sio_packet
+
+from streaming.frames import frame
+from streaming.outlets import Outlet, attach
+
+__all__ = ["RoomBroadcaster"]
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/"
+
+
+class RoomBroadcaster:
+    def __init__(self, server: Any, spawn: Callable[[Callable[[], None]], object], direct: bool = True) -> None:
+        """``server``: the python-socketio Server (Flask-SocketIO's ``socketio.server``). With ``direct`` False
+        every packet goes through python-engineio's queues (compressed WebSockets frame messages themselves)."""
+        self._server = server
+        self._eio = server.eio
+        self._spawn = spawn
+        self._outlets: dict[str, Outlet] = {}
+        self.direct = direct
+        if direct:
+            self._hook_websockets()
+
+    def _hook_websockets(self) -> None:
+        """Give each WebSocket python-engineio accepts an Outlet, for the life of its handler.
+
+        python-engineio builds a WebSocket with ``server._async['websocket'](handler, server)`` (its async
+        driver's class); this server's copy of that table gets a factory that wraps the handler."""
+        drivers = dict(self._eio._async)
+        make_websocket = drivers["websocket"]
+        if make_websocket is None:
+            return
+        outlets = self._outlets
+        spawn = self._spawn
+
+        def websocket(handler: Callable[[Any], Any], server: Any) -> Any:
+            eio_sid = handler.__self__.sid
+
+            def with_outlet(ws: Any) -> Any:
+                outlet = attach(ws, spawn)
+                if outlet is not None:
+                    outlets[eio_sid] = outlet
+                try:
+                    return handler(ws)
+                finally:
+                    if outlet is not None and outlets.get(eio_sid) is outlet:
+                        del outlets[eio_sid]
+                        outlet.closed = True
+
+            return make_websocket(with_outlet, server)
+
+        drivers["websocket"] = websocket
+        self._eio._async = drivers
+
+    @property
+    def outlets(self) -> int:
+        return len(self._outlets)
+
+    def emit(self, event: str, data: Any, room: str) -> tuple[int, int]:
+        """Send ``event`` with ``data`` to every client in ``room``; returns how many clients were written to
+        directly and how many got it through their queue."""
+        encoded = self._server.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[event, data]).encode()
+        if isinstance(encoded, list):  # binary attachments: python-socketio's own path
+            recipients = sum(1 for _ in self._server.manager.get_participants(NAMESPACE, room))
+            self._server.emit(event, data, to=room, namespace=NAMESPACE)
+            return 0, recipients
+        eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
+        wire = frame(eio_pkt.encode().encode("utf-8")) if self._outlets else b""
+        sockets = self._eio.sockets
+        outlets = self._outlets
+        direct = queued = 0
+        for _sid, eio_sid in self._server.manager.get_participants(NAMESPACE, room):
+            outlet = outlets.get(eio_sid)
+            if outlet is not None:
+                sock = sockets.get(eio_sid)
+                if (sock is not None and sock.upgraded and not sock.upgrading and not sock.closed
+                        and not sock.queue.qsize() and outlet.offer(wire)):
+                    direct += 1
+                    continue
+            self._eio.send_packet(eio_sid, eio_pkt)
+            queued += 1
+        return direct, queued

@@ -1,0 +1,110 @@
+"""The write side of one client's WebSocket, shared by python-engineio's writer and the fan-out's direct writes.
+
+python-engineio gives every client a send queue and a writer green thread: a broadcast to N clients is N queue
+puts, N thread switches and N framings of the same message. An Outlet lets the fan-out write a frame it built
+once straight into a client's socket, without blocking, when nothing else is on its way to that client:
+
+- ``offer(frame)`` writes only while no other write is in progress or left over; a client whose socket buffer
+  is full takes nothing (False: the caller queues the packet the normal way) and a partly taken frame leaves
+  its rest ``pending``, flushed before any other byte goes to that socket.
+- ``write(data)`` is what every other write to the socket goes through (the library's frames, pongs, the close
+  frame): it takes the outlet's lock, sends what is pending, then ``data``, blocking the calling green thread as
+  a socket send would.
+
+``attach`` hooks an Outlet into the WebSocket object of eventlet's server or of simple-websocket (gevent), so
+that their own sends go through ``write``. Per-message compression frames messages itself: the service never
+attaches outlets when WS_COMPRESSION is on.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any, Callable
+
+__all__ = ["Outlet", "attach"]
+
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)  # the OS-level sockets of both servers are non-blocking anyway
+
+
+class Outlet:
+    def __init__(self, blocking: Any, nonblocking: Any, spawn: Callable[[Callable[[], None]], object]) -> None:
+        """``blocking``: the green socket (its ``sendall`` waits for room); ``nonblocking``: the same
+        connection's OS-level socket (written with MSG_DONTWAIT: never waits); ``spawn`` starts a green thread
+        (to flush the rest of a partly written frame)."""
+        self._blocking = blocking
+        self._nonblocking = nonblocking
+        self._spawn = spawn
+        self._lock = threading.Lock()  # green under eventlet's and gevent's monkey patching
+        self.pending = b""
+        self.closed = False
+
+    def offer(self, data: bytes) -> bool:
+        """Write ``data`` now if nothing else is on its way to this client and the socket takes at least part
+        of it; the rest, if any, goes out before any later write. False: nothing was written."""
+        if self.pending or self.closed or self._lock.locked():
+            return False
+        try:
+            sent = self._nonblocking.send(data, _DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            self.closed = True  # the library's writer finds out for itself and closes the connection
+            return False
+        if sent < len(data):
+            self.pending = data[sent:]
+            self._spawn(self.flush)
+        return True
+
+    def write(self, data: bytes) -> int:
+        """Send what is pending, then ``data``, waiting for the socket as long as it takes (green)."""
+        with self._lock:
+            if self.pending:
+                pending, self.pending = self.pending, b""
+                self._blocking.sendall(pending)
+            if data:
+                self._blocking.sendall(data)
+        return len(data)
+
+    def flush(self) -> None:
+        try:
+            self.write(b"")
+        except OSError:
+            self.closed = True
+
+
+class _SocketWithOutlet:
+    """simple-websocket's socket, with ``send`` going through the outlet (everything else passed through)."""
+
+    def __init__(self, sock: Any, outlet: Outlet) -> None:
+        self._sock = sock
+        self._outlet = outlet
+
+    def send(self, data: bytes) -> int:
+        return self._outlet.write(data)
+
+    def sendall(self, data: bytes) -> None:
+        self._outlet.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def attach(ws: Any, spawn: Callable[[Callable[[], None]], object]) -> Outlet | None:
+    """Route the sends of a WebSocket object handed to python-engineio's handler through a new Outlet.
+
+    eventlet: ``eventlet.websocket.RFC6455WebSocket`` (every frame goes through its ``_send``).
+    gevent: python-engineio's ``SimpleWebSocketWSGI`` around ``simple_websocket.Server`` (every frame goes
+    through its socket's ``send``, which may also write only part of a frame: ``write`` sends it all).
+    None for any other kind: that client is served through python-engineio's queue alone."""
+    green = getattr(ws, "socket", None)
+    if green is not None and hasattr(ws, "_send") and hasattr(green, "fd"):
+        outlet = Outlet(green, green.fd, spawn)
+        ws._send = outlet.write
+        return outlet
+    server = getattr(ws, "ws", None)
+    sock = getattr(server, "sock", None)
+    if sock is not None and hasattr(sock, "_sock"):
+        outlet = Outlet(sock, sock._sock, spawn)
+        server.sock = _SocketWithOutlet(sock, outlet)
+        return outlet
+    return None
