@@ -33,6 +33,7 @@ from metrics.routes import blueprint as metrics_blueprint
 from streaming.auth import AuthError
 from streaming.events import register_events
 from streaming.openapi import blueprint as openapi_blueprint
+from streaming.pings import ping_on_timers
 from streaming.routes import blueprint as streaming_blueprint
 from streaming.logs import configure_logging
 from streaming.server import SERVED_MODES, make_server, on_signals
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         if settings.cors_allowed_origins != ("*",)
         else "*",
         max_http_buffer_size=settings.max_message_bytes,
+        ping_interval=settings.client_ping_interval,
+        ping_timeout=settings.client_ping_timeout,
         # Accept the namespace before the connect handler runs, so the 'connected' greeting it emits reaches
         # clients (python-socketio in particular) after the connection is established, never before.
         always_connect=True,
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         logger=False,
         engineio_logger=False,
     )
+    ping_on_timers(socketio.server.eio)  # no green thread per client just to wait for its next heartbeat
     if not settings.ws_compression:
         app.wsgi_app = without_websocket_compression(app.wsgi_app)  # type: ignore[method-assign]
     service = StreamingService(settings, socketio)

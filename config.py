@@ -98,6 +98,10 @@ class Settings:
     # one whose backlog keeps reaching it for SLOW_CLIENT_TIMEOUT seconds is disconnected.
     client_backlog_limit: int = 200
     slow_client_timeout: float = 30.0
+    # Engine.IO heartbeat with clients: a PING every CLIENT_PING_INTERVAL seconds, a client that has not
+    # answered within CLIENT_PING_TIMEOUT is disconnected (the Socket.IO defaults; clients learn both on connect).
+    client_ping_interval: float = 25.0
+    client_ping_timeout: float = 20.0
     # Optional authentication (off when both are empty): static tokens and/or an HS256 JWT secret.
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     jwt_secret: str = field(default="", repr=False)
@@ -293,6 +297,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "price_request_burst": _int_range(1, 100_000),
     "client_backlog_limit": _int_range(10, 1_000_000),
     "slow_client_timeout": _seconds(0.5, 3600),
+    "client_ping_interval": _seconds(1, 3600),
+    "client_ping_timeout": _seconds(1, 3600),
     "auth_tokens": lambda raw: tuple(token.strip() for token in raw.split(",") if token.strip()),
     "jwt_secret": _non_empty,
     "protect_ops_endpoints": _bool,

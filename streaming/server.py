@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 SERVED_MODES = ("eventlet", "gevent")
 # Concurrent HTTP requests (health checks, /price, polling) allowed beyond MAX_CONNECTIONS Socket.IO clients.
 HTTP_HEADROOM = 256
+# Bytes of the per-connection buffers the HTTP servers read the request (and eventlet writes the response)
+# through. Both servers keep them for a WebSocket's whole life although its frames bypass them: the defaults
+# (8 KiB to read, 16 KiB to write under eventlet) cost about 7 KB per idle client; headers still read whole.
+REQUEST_BUFFER = 1024
 
 
 class HttpServer(Protocol):
@@ -62,7 +66,12 @@ class EventletServer:
         import eventlet
         import eventlet.wsgi
 
-        eventlet.spawn(eventlet.wsgi.server, self._listener, self._app, log_output=False, max_size=self._max_size)
+        class Protocol(eventlet.wsgi.HttpProtocol):
+            rbufsize = REQUEST_BUFFER
+            wbufsize = REQUEST_BUFFER
+
+        eventlet.spawn(eventlet.wsgi.server, self._listener, self._app, log_output=False, max_size=self._max_size,
+                       protocol=Protocol)
 
     def stop_accepting(self) -> None:
         self._listener.close()
@@ -78,6 +87,9 @@ class GeventServer:
             driver uses it): the HTTP connection ends with the WebSocket (what follows are frames, never a next
             request), and an error escaping python-engineio there (malformed Engine.IO input) is one log line,
             not a traceback: the connection is upgraded, no HTTP error answer is possible."""
+
+            def __init__(self, sock, address, server):  # type: ignore[no-untyped-def]
+                super().__init__(sock, address, server, rfile=sock.makefile("rb", REQUEST_BUFFER))
 
             def run_application(self) -> None:
                 if self.environ.get("HTTP_UPGRADE", "").lower() != "websocket":
