@@ -32,6 +32,7 @@ from config import ConfigError, Settings
 from metrics.routes import blueprint as metrics_blueprint
 from streaming.auth import AuthError
 from streaming.events import register_events
+from streaming.gc_policy import GcPolicy
 from streaming.openapi import blueprint as openapi_blueprint
 from streaming.pings import ping_on_timers
 from streaming.routes import blueprint as streaming_blueprint
@@ -152,7 +153,9 @@ def main() -> int:
         return 1
     shutdown = GracefulShutdown(service, socketio, server, settings.shutdown_timeout)
     on_signals(settings.async_mode, shutdown.request)
+    gc_policy = GcPolicy(service.tasks, service.metrics, settings.gc_freeze_interval, settings.gc_full_interval)
     service.start()
+    gc_policy.start()  # after start-up's allocations, which are frozen first
     server.start()
     log.info("%s %s (%s) listening on %s:%d", settings.service_name, VERSION, settings.async_mode,
              settings.host, settings.port)

@@ -100,8 +100,12 @@ class Settings:
     slow_client_timeout: float = 30.0
     # Engine.IO heartbeat with clients: a PING every CLIENT_PING_INTERVAL seconds, a client that has not
     # answered within CLIENT_PING_TIMEOUT is disconnected (the Socket.IO defaults; clients learn both on connect).
-    client_ping_interval: float = 25.0
+    client_ping_interval: int = 25  # whole seconds: Engine.IO announces it to clients in whole seconds
     client_ping_timeout: float = 20.0
+    # Garbage collection (streaming/gc_policy.py): every GC_FREEZE_INTERVAL seconds what survived is frozen out of
+    # automatic collections; every GC_FULL_INTERVAL seconds one planned full collection. 0 turns either off.
+    gc_freeze_interval: float = 60.0
+    gc_full_interval: float = 3600.0
     # Optional authentication (off when both are empty): static tokens and/or an HS256 JWT secret.
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     jwt_secret: str = field(default="", repr=False)
@@ -297,8 +301,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "price_request_burst": _int_range(1, 100_000),
     "client_backlog_limit": _int_range(10, 1_000_000),
     "slow_client_timeout": _seconds(0.5, 3600),
-    "client_ping_interval": _seconds(1, 3600),
+    "client_ping_interval": _int_range(1, 3600),
     "client_ping_timeout": _seconds(1, 3600),
+    "gc_freeze_interval": _number(float, 0, 86400, "a number of seconds (0: Python's default collection)"),
+    "gc_full_interval": _number(float, 0, 604800, "a number of seconds (0: never)"),
     "auth_tokens": lambda raw: tuple(token.strip() for token in raw.split(",") if token.strip()),
     "jwt_secret": _non_empty,
     "protect_ops_endpoints": _bool,

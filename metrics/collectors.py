@@ -153,3 +153,15 @@ class ServiceMetrics:
         self.shutting_down = Gauge(
             f"{ns}_shutting_down", "1 while the service is shutting down (draining clients), else 0.", registry=r
         )
+        self.gc_pause = Histogram(
+            f"{ns}_gc_pause_seconds",
+            "How long each garbage collection stopped the process, by generation (2: full collections).",
+            ["generation"],
+            buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.gc_frozen_objects = Gauge(
+            f"{ns}_gc_frozen_objects",
+            "Objects frozen out of automatic garbage collection (GC_FREEZE_INTERVAL); 0 with the policy off.",
+            registry=r,
+        )

@@ -18,12 +18,26 @@ from socketio import packet as sio_packet
 
 from streaming.frames import frame
 from streaming.outlets import Outlet, attach
+from streaming.writers import OnDemandWriter
 
 __all__ = ["RoomBroadcaster"]
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/"
+
+
+_WRITER = "Socket._websocket_handler.<locals>.writer"  # python-engineio's writer task, a closure over (self, ws)
+
+
+def writer_context(target: Callable[..., Any]) -> tuple[Any, Any] | None:
+    """The (engineio Socket, WebSocket) of python-engineio's WebSocket writer task; None for any other task."""
+    if getattr(target, "__qualname__", None) != _WRITER or getattr(target, "__module__", None) != "engineio.socket":
+        return None
+    cells = dict(zip(target.__code__.co_freevars, (cell.cell_contents for cell in target.__closure__ or ())))
+    if "self" not in cells or "ws" not in cells:
+        return None
+    return cells["self"], cells["ws"]
 
 
 class RoomBroadcaster:
@@ -39,34 +53,50 @@ class RoomBroadcaster:
             self._hook_websockets()
 
     def _hook_websockets(self) -> None:
-        """Give each WebSocket python-engineio accepts an Outlet, for the life of its handler.
+        """Give each WebSocket python-engineio accepts an Outlet for the life of its handler and, when the client
+        connected with the WebSocket transport directly, an on-demand writer instead of a writer green thread.
 
-        python-engineio builds a WebSocket with ``server._async['websocket'](handler, server)`` (its async
-        driver's class); this server's copy of that table gets a factory that wraps the handler."""
+        python-engineio builds a WebSocket with ``server._async['websocket'](handler, server)`` and starts its
+        writer with ``server._async['thread'](target=writer)`` (its async driver's classes); this server's copy
+        of that table gets factories that wrap them."""
         drivers = dict(self._eio._async)
         make_websocket = drivers["websocket"]
+        make_thread = drivers["thread"]
         if make_websocket is None:
             return
         outlets = self._outlets
         spawn = self._spawn
+        fresh: set[str] = set()  # sids whose WebSocket handler runs for a client that did not poll first
 
         def websocket(handler: Callable[[Any], Any], server: Any) -> Any:
-            eio_sid = handler.__self__.sid
+            sock = handler.__self__
+            eio_sid = sock.sid
 
             def with_outlet(ws: Any) -> Any:
                 outlet = attach(ws, spawn)
                 if outlet is not None:
                     outlets[eio_sid] = outlet
+                    if not sock.connected:
+                        fresh.add(eio_sid)
                 try:
                     return handler(ws)
                 finally:
+                    fresh.discard(eio_sid)
                     if outlet is not None and outlets.get(eio_sid) is outlet:
                         del outlets[eio_sid]
                         outlet.closed = True
 
             return make_websocket(with_outlet, server)
 
+        def thread(target: Callable[..., Any], args: Any = None, kwargs: Any = None) -> Any:
+            context = writer_context(target)
+            if context is not None and context[0].sid in fresh:
+                fresh.discard(context[0].sid)
+                return OnDemandWriter(context[0], context[1], spawn)
+            return make_thread(target=target, args=args, kwargs=kwargs)
+
         drivers["websocket"] = websocket
+        drivers["thread"] = thread
         self._eio._async = drivers
 
     @property

@@ -27,14 +27,16 @@ _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)  # the OS-level sockets of both s
 
 
 class Outlet:
-    def __init__(self, blocking: Any, nonblocking: Any, spawn: Callable[[Callable[[], None]], object]) -> None:
+    def __init__(self, blocking: Any, nonblocking: Any, spawn: Callable[[Callable[[], None]], object],
+                 lock: Any = None) -> None:
         """``blocking``: the green socket (its ``sendall`` waits for room); ``nonblocking``: the same
         connection's OS-level socket (written with MSG_DONTWAIT: never waits); ``spawn`` starts a green thread
-        (to flush the rest of a partly written frame)."""
+        (to flush the rest of a partly written frame); ``lock``: a (green) lock to serialise writes, if the
+        WebSocket object already has one it no longer uses."""
         self._blocking = blocking
         self._nonblocking = nonblocking
         self._spawn = spawn
-        self._lock = threading.Lock()  # green under eventlet's and gevent's monkey patching
+        self._lock = lock if lock is not None else threading.Lock()  # green under monkey patching
         self.pending = b""
         self.closed = False
 
@@ -98,13 +100,23 @@ def attach(ws: Any, spawn: Callable[[Callable[[], None]], object]) -> Outlet | N
     None for any other kind: that client is served through python-engineio's queue alone."""
     green = getattr(ws, "socket", None)
     if green is not None and hasattr(ws, "_send") and hasattr(green, "fd"):
-        outlet = Outlet(green, green.fd, spawn)
+        outlet = Outlet(green, green.fd, spawn, getattr(ws, "_sendlock", None))  # _send was its only user
         ws._send = outlet.write
-        return outlet
+        return _without_delay(outlet, green.fd)
     server = getattr(ws, "ws", None)
     sock = getattr(server, "sock", None)
     if sock is not None and hasattr(sock, "_sock"):
         outlet = Outlet(sock, sock._sock, spawn)
         server.sock = _SocketWithOutlet(sock, outlet)
-        return outlet
+        return _without_delay(outlet, sock._sock)
     return None
+
+
+def _without_delay(outlet: Outlet, tcp: Any) -> Outlet:
+    """Turn Nagle's algorithm off: a price must not wait for the acknowledgement of the previous one (what
+    Node's ``ws`` does for socket.io too). Harmless where the option does not apply (Unix sockets in tests)."""
+    try:
+        tcp.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
+    return outlet

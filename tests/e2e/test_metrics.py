@@ -73,6 +73,9 @@ def test_live_metrics_have_the_samples_the_dashboard_graphs(service: ServiceProc
     assert value(found, f"{PREFIX}updates_emitted_total") > 0
     # a WebSocket client that keeps up is written to directly (one frame built per room message)
     assert value(found, f"{PREFIX}deliveries_total", path="direct") > 0
+    # the GC policy froze start-up's objects and the pauses of its collections are recorded
+    assert value(found, f"{PREFIX}gc_frozen_objects") > 1000
+    assert value(found, f"{PREFIX}gc_pause_seconds_count", generation="1") >= 1
     assert value(found, f"{PREFIX}upstream_connections", state="live") >= 1
     assert wait_for(lambda: value(samples(service.get("/metrics").text), f"{PREFIX}connected_clients") == 0,
                     message="connected_clients back to 0 after the client left")

@@ -1,0 +1,104 @@
+"""A WebSocket client's queue written out on demand, instead of by a green thread parked per client.
+
+python-engineio starts a writer task for every WebSocket: a green thread that waits on the client's send queue
+for the connection's whole life. With the fan-out writing most frames directly (see streaming.outlets), that
+thread mostly sits idle, holding its stack (about 10 KB per client). OnDemandWriter stands in for it: the
+client's queue wakes it on every put, and a short-lived green thread sends what is queued, in order, through
+the same WebSocket object, then ends. As python-engineio's writer does, it closes the WebSocket when it reads
+the end-of-connection marker (None) or a send fails, and ``join`` waits for that.
+
+Only for clients that connected with the WebSocket transport directly: during an upgrade from long-polling a
+polling request may still be waiting on the same queue.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from queue import Empty
+from typing import Any, Callable
+
+__all__ = ["OnDemandWriter", "waking_queue"]
+
+log = logging.getLogger(__name__)
+
+_waking_classes: dict[type, type] = {}
+
+
+def waking_queue(queue: Any, wake: Callable[[], None]) -> Any:
+    """A queue of the same class as ``queue`` with its items, that calls ``wake()`` after every put."""
+    base = type(queue)
+    cls = _waking_classes.get(base)
+    if cls is None:
+
+        def put(self: Any, item: Any, block: bool = True, timeout: float | None = None) -> None:
+            base.put(self, item, block, timeout)
+            self.wake()
+
+        cls = type(f"Waking{base.__name__}", (base,), {"put": put, "wake": staticmethod(lambda: None)})
+        _waking_classes[base] = cls
+    waking = cls()
+    while True:
+        try:
+            item = queue.get_nowait()
+        except Empty:
+            break
+        queue.task_done()
+        base.put(waking, item)
+    waking.wake = wake
+    return waking
+
+
+class OnDemandWriter:
+    """python-engineio's writer task for one WebSocket (``start``/``join``), run only when there is output."""
+
+    def __init__(self, sock: Any, ws: Any, spawn: Callable[[Callable[[], None]], object]) -> None:
+        self._sock = sock  # the engineio.socket.Socket
+        self._ws = ws
+        self._spawn = spawn
+        self._running = False
+        self._finished = False
+        self._done: Any = None  # an Event, made only if somebody waits before the end (saves memory per client)
+
+    def start(self) -> None:
+        self._sock.queue = waking_queue(self._sock.queue, self._wake)
+        self._wake()
+
+    def join(self, timeout: float | None = None) -> None:
+        if not self._finished:
+            if self._done is None:
+                self._done = threading.Event()  # green under monkey patching
+            self._done.wait(timeout)
+
+    def _wake(self) -> None:
+        if not self._running and not self._finished:
+            self._running = True
+            self._spawn(self._drain)
+
+    def _drain(self) -> None:
+        queue = self._sock.queue
+        try:
+            while True:
+                try:
+                    pkt = queue.get_nowait()
+                except Empty:
+                    return
+                queue.task_done()
+                if pkt is None:
+                    self._finish()
+                    return
+                try:
+                    self._ws.send(pkt.encode())
+                except Exception:  # noqa: BLE001 - as python-engineio's writer: a failed send ends the connection
+                    self._finish()
+                    return
+        finally:
+            self._running = False
+
+    def _finish(self) -> None:
+        try:
+            self._ws.close()
+        except Exception as exc:  # noqa: BLE001 - the connection is over either way
+            log.debug("closing a WebSocket: %s", exc)
+        self._finished = True
+        if self._done is not None:
+            self._done.set()
