@@ -104,7 +104,7 @@ class Settings:
     client_ping_timeout: float = 20.0
     # Garbage collection (streaming/gc_policy.py): every GC_FREEZE_INTERVAL seconds what survived is frozen out of
     # automatic collections; every GC_FULL_INTERVAL seconds one planned full collection. 0 turns either off.
-    gc_freeze_interval: float = 60.0
+    gc_freeze_interval: float = 1.0
     gc_full_interval: float = 3600.0
     # Optional authentication (off when both are empty): static tokens and/or an HS256 JWT secret.
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
