@@ -1,0 +1,71 @@
+"""streaming.writers: what is queued for a client goes out in order, on demand, and the end closes the socket."""
+from __future__ import annotations
+
+import engineio
+from engineio import packet
+
+from streaming.writers import OnDemandWriter
+
+
+class FakeWebSocket:
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.sent: list[str] = []
+        self.closed = False
+        self.fail_on = fail_on
+
+    def send(self, data: str) -> None:
+        if data == self.fail_on:
+            raise OSError("broken pipe")
+        self.sent.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def setup(fail_on: str | None = None):
+    server = engineio.Server(async_mode="threading")
+    sock = engineio.socket.Socket(server, "sid")
+    spawned: list = []
+    ws = FakeWebSocket(fail_on)
+    return sock, ws, OnDemandWriter(sock, ws, spawned.append), spawned
+
+
+def run(spawned: list) -> None:
+    while spawned:
+        spawned.pop(0)()
+
+
+def test_what_was_queued_before_start_and_after_goes_out_in_order_on_demand() -> None:
+    sock, ws, writer, spawned = setup()
+    sock.send(packet.Packet(packet.OPEN, {"sid": "sid"}))
+    writer.start()
+    assert len(spawned) == 1  # woken by the packet already queued
+    sock.send(packet.Packet(packet.MESSAGE, "40"))
+    assert len(spawned) == 1  # one drain at a time
+    run(spawned)
+    assert ws.sent == ['0{"sid":"sid"}', "440"] and sock.queue.qsize() == 0
+    assert spawned == []  # nothing queued: nothing runs
+    sock.send(packet.Packet(packet.PING))
+    run(spawned)
+    assert ws.sent[-1] == "2"
+
+
+def test_the_end_marker_closes_the_websocket_and_releases_join() -> None:
+    sock, ws, writer, spawned = setup()
+    writer.start()
+    sock.send(packet.Packet(packet.MESSAGE, "41"))
+    sock.queue.put(None)  # what python-engineio's handler puts when the connection ends
+    run(spawned)
+    assert ws.sent == ["441"] and ws.closed
+    writer.join(timeout=0.1)  # returns at once
+    sock.send(packet.Packet(packet.PING))
+    assert spawned == []  # finished: nothing is sent any more
+
+
+def test_a_failed_send_ends_the_connection_like_python_engineios_writer() -> None:
+    sock, ws, writer, spawned = setup(fail_on="2")
+    writer.start()
+    sock.send(packet.Packet(packet.PING))
+    sock.send(packet.Packet(packet.MESSAGE, "after"))
+    run(spawned)
+    assert ws.closed and ws.sent == []
