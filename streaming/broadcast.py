@@ -17,6 +17,7 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from streaming.frames import frame
+from streaming.gevent_ws import GeventWebSocket
 from streaming.outlets import Outlet, attach
 from streaming.writers import OnDemandWriter
 
@@ -64,6 +65,8 @@ class RoomBroadcaster:
         make_thread = drivers["thread"]
         if make_websocket is None:
             return
+        if self._eio.async_mode == "gevent":  # instead of simple-websocket: no extra descriptor and reader
+            make_websocket = GeventWebSocket
         outlets = self._outlets
         spawn = self._spawn
         fresh: set[str] = set()  # sids whose WebSocket handler runs for a client that did not poll first

@@ -21,7 +21,7 @@ import socket
 import threading
 from typing import Any, Callable
 
-__all__ = ["Outlet", "attach"]
+__all__ = ["Outlet", "attach", "without_delay"]
 
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)  # the OS-level sockets of both servers are non-blocking anyway
 
@@ -97,22 +97,26 @@ def attach(ws: Any, spawn: Callable[[Callable[[], None]], object]) -> Outlet | N
     eventlet: ``eventlet.websocket.RFC6455WebSocket`` (every frame goes through its ``_send``).
     gevent: python-engineio's ``SimpleWebSocketWSGI`` around ``simple_websocket.Server`` (every frame goes
     through its socket's ``send``, which may also write only part of a frame: ``write`` sends it all).
-    None for any other kind: that client is served through python-engineio's queue alone."""
+    None for any other kind: that client is served through python-engineio's queue alone. A WebSocket object
+    that made its own Outlet (streaming.gevent_ws) has it returned."""
+    own = getattr(ws, "outlet", None)
+    if isinstance(own, Outlet):
+        return own
     green = getattr(ws, "socket", None)
     if green is not None and hasattr(ws, "_send") and hasattr(green, "fd"):
         outlet = Outlet(green, green.fd, spawn, getattr(ws, "_sendlock", None))  # _send was its only user
         ws._send = outlet.write
-        return _without_delay(outlet, green.fd)
+        return without_delay(outlet, green.fd)
     server = getattr(ws, "ws", None)
     sock = getattr(server, "sock", None)
     if sock is not None and hasattr(sock, "_sock"):
         outlet = Outlet(sock, sock._sock, spawn)
         server.sock = _SocketWithOutlet(sock, outlet)
-        return _without_delay(outlet, sock._sock)
+        return without_delay(outlet, sock._sock)
     return None
 
 
-def _without_delay(outlet: Outlet, tcp: Any) -> Outlet:
+def without_delay(outlet: Outlet, tcp: Any) -> Outlet:
     """Turn Nagle's algorithm off: a price must not wait for the acknowledgement of the previous one (what
     Node's ``ws`` does for socket.io too). Harmless where the option does not apply (Unix sockets in tests)."""
     try:

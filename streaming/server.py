@@ -83,8 +83,8 @@ class GeventServer:
         from gevent.pool import Pool
 
         class Handler(pywsgi.WSGIHandler):
-            """pywsgi's handler, for WebSocket requests served by simple-websocket (python-engineio's gevent
-            driver uses it): the HTTP connection ends with the WebSocket (what follows are frames, never a next
+            """pywsgi's handler, for WebSocket requests served by streaming.gevent_ws (or simple-websocket): the
+            HTTP connection ends with the WebSocket (what follows are frames, never a next
             request), and an error escaping python-engineio there (malformed Engine.IO input) is one log line,
             not a traceback: the connection is upgraded, no HTTP error answer is possible."""
 
@@ -102,7 +102,8 @@ class GeventServer:
                                 type(exc).__name__, exc)
                 return None
 
-        # WebSocket support comes from simple-websocket (python-engineio's gevent driver picks it up).
+        # WebSockets: streaming.gevent_ws (streaming.broadcast installs it), or simple-websocket, which
+        # python-engineio's gevent driver picks up, when per-message compression is on.
         self._server = pywsgi.WSGIServer(
             (host, port), app, log=None, error_log=logging.getLogger("gevent.pywsgi"), handler_class=Handler,
             spawn=Pool(max_connections + HTTP_HEADROOM),

@@ -2,6 +2,8 @@
 IP, negative caching of unknown symbols, allowed origins."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 import socketio
@@ -105,6 +107,10 @@ def test_price_requests_are_limited_per_address(start_service) -> None:
 def test_unknown_symbols_are_asked_about_once(start_service, fake_binance) -> None:
     fake_binance.set_rest_failure(503)
     service = start_service(SYMBOLS_RETRY_INTERVAL="3600")  # the symbol list stays unloaded
+    # the service loads the list in the background: restore REST only once that attempt has been answered
+    wait_for(lambda: any(path == "/fapi/v1/exchangeInfo" for path, _ in fake_binance.rest_requests()), timeout=10,
+             message="the service asked for the symbol list")
+    time.sleep(0.3)
     fake_binance.set_rest_failure(None)
     assert service.get("/price/NOPECOINUSDT").status_code == 404
     assert service.get("/price/NOPECOINUSDT").status_code == 404
