@@ -3,9 +3,9 @@
 python-engineio schedules each client's next PING by starting a background task that sleeps ``ping_interval``
 and then sends it: with 10,000 clients that is 10,000 green threads parked in a sleep, each holding its stack
 (about 10 KB per client measured under eventlet). ``ping_on_timers`` makes this server start that task as a
-deferred green thread instead (eventlet's ``spawn_after``, gevent's ``spawn_later``): it holds no stack until
-it runs, then sends the PING exactly as python-engineio does, and ends. Missing PONGs are still found by
-python-engineio's service task, which checks every client's ping timeout.
+timer of the event loop instead, which then starts a bare green thread: nothing but the timer exists until
+it fires; the green thread sends the PING exactly as python-engineio does, and ends. Missing PONGs are still
+found by python-engineio's service task, which checks every client's ping timeout.
 """
 from __future__ import annotations
 
@@ -43,15 +43,25 @@ class _DeferredPing:
 
 
 def spawn_later_for(async_mode: str) -> SpawnLater | None:
-    """The deferred-spawn function of an async mode, or None (threading: keep python-engineio's own way)."""
+    """``call(delay, fn, arg)``: a hub timer that starts a bare green thread running ``fn(arg)`` once ``delay``
+    has passed, holding nothing but the timer meanwhile. None for other modes (threading: python-engineio's way)."""
     if async_mode == "eventlet":
         import eventlet
+        from eventlet import hubs
 
-        return eventlet.spawn_after
+        def later(delay: float, fn: Callable[[Any], None], arg: Any) -> object:
+            return hubs.get_hub().schedule_call_global(delay, eventlet.spawn_n, fn, arg)
+
+        return later
     if async_mode == "gevent":
         import gevent
 
-        return gevent.spawn_later
+        def later(delay: float, fn: Callable[[Any], None], arg: Any) -> object:
+            timer = gevent.get_hub().loop.timer(delay)
+            timer.start(gevent.spawn_raw, fn, arg)  # a started watcher is kept alive by the loop until it fires
+            return timer
+
+        return later
     return None
 
 
