@@ -68,10 +68,10 @@ class GeventWebSocket:
         self._conn.receive_data(handshake_request(environ))
         for event in self._conn.events():
             if isinstance(event, Request):
-                self.outlet.write(self._conn.send(AcceptConnection()))
+                self._write(self._conn.send(AcceptConnection()))
                 self._open = True
             else:  # not a WebSocket upgrade wsproto accepts
-                self.outlet.write(self._conn.send(RejectConnection(status_code=400)))
+                self._write(self._conn.send(RejectConnection(status_code=400)))
                 raise ConnectionError(f"refused a malformed WebSocket upgrade ({type(event).__name__})")
         if not self._open:
             raise ConnectionError("refused an incomplete WebSocket upgrade request")
@@ -95,7 +95,7 @@ class GeventWebSocket:
     def send(self, message: str | bytes) -> None:
         if not self._open:
             raise OSError("the WebSocket is closed")
-        self.outlet.write(self._conn.send(Message(data=message)))  # type: ignore[union-attr]
+        self._write(self._conn.send(Message(data=message)))
 
     def close(self) -> None:
         """Send a close frame (unless the client's came first) and end our side of the TCP stream; ``wait``
@@ -105,7 +105,7 @@ class GeventWebSocket:
         if self._open:
             self._open = False
             try:
-                self.outlet.write(self._conn.send(CloseConnection(code=CloseReason.NORMAL_CLOSURE)))  # type: ignore[union-attr]
+                self._write(self._conn.send(CloseConnection(code=CloseReason.NORMAL_CLOSURE)))
             except (OSError, LocalProtocolError):
                 pass
         if self.outlet is not None:
@@ -115,17 +115,22 @@ class GeventWebSocket:
         except OSError:
             pass
 
+    def _write(self, data: bytes) -> None:
+        if self.outlet is None:
+            raise OSError("the WebSocket has not been accepted")
+        self.outlet.write(data)
+
     def _handle_events(self) -> None:
         try:
             for event in self._conn.events():
                 if isinstance(event, (TextMessage, BytesMessage)):
                     self._add(event.data, event.message_finished)
                 elif isinstance(event, Ping):
-                    self.outlet.write(self._conn.send(event.response()))  # type: ignore[union-attr]
+                    self._write(self._conn.send(event.response()))
                 elif isinstance(event, CloseConnection):
                     if self._open:
                         self._open = False
-                        self.outlet.write(self._conn.send(event.response()))  # type: ignore[union-attr]
+                        self._write(self._conn.send(event.response()))
         except (RemoteProtocolError, LocalProtocolError) as exc:
             log.info("closing a WebSocket after a protocol error: %s", exc)
             self._open = False
@@ -134,10 +139,10 @@ class GeventWebSocket:
         self._partial_size += len(data)
         if self._partial_size > self._max_message:
             self._open = False
-            self.outlet.write(self._conn.send(  # type: ignore[union-attr]
-                CloseConnection(code=CloseReason.MESSAGE_TOO_BIG, reason="message too big")))
+            self._write(self._conn.send(CloseConnection(code=CloseReason.MESSAGE_TOO_BIG, reason="message too big")))
             return
         self._partial.append(data)
         if finished:
             parts, self._partial, self._partial_size = self._partial, [], 0
-            self._messages.append(parts[0] if len(parts) == 1 else parts[0][:0].join(parts))  # type: ignore[arg-type]
+            whole = parts[0] if len(parts) == 1 else parts[0][:0].join(parts)  # type: ignore[arg-type]
+            self._messages.append(whole)
