@@ -7,7 +7,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 __all__ = ["Deliveries", "Row", "console_tables", "markdown_section", "merge_reports", "replace_section",
            "write_section"]
@@ -168,29 +168,28 @@ def _notes(rows: Sequence[Row]) -> list[str]:
     return [f"{row.scenario} / {row.target}: {note}" for row in rows for note in row.notes]
 
 
-def console_tables(rows: Sequence[Row], reference: str) -> str:
-    """The results and the side-by-side comparison with the reference, as fixed-width text."""
-    parts = [_text_table(COLUMNS, [_cells(row) for row in rows])]
+def _report(head: list[str], rows: Sequence[Row], reference: str, table: Callable[..., str], notes_title: str,
+            bullet: str) -> str:
+    """The results table, the comparison with the reference and the notes, rendered by ``table``."""
+    parts = head + [table(COLUMNS, [_cells(row) for row in rows])]
     ratios = _ratio_rows(rows, reference)
     if ratios:
-        parts.append(_text_table(RATIO_COLUMNS, ratios))
+        parts.append(table(RATIO_COLUMNS, ratios))
     notes = _notes(rows)
     if notes:
-        parts.append("notes:\n" + "\n".join(f"  - {note}" for note in notes))
+        parts.append(notes_title + "\n".join(f"{bullet}{note}" for note in notes))
     return "\n\n".join(parts)
+
+
+def console_tables(rows: Sequence[Row], reference: str) -> str:
+    """The results and the side-by-side comparison with the reference, as fixed-width text."""
+    return _report([], rows, reference, _text_table, "notes:\n", "  - ")
 
 
 def markdown_section(title: str, context: Sequence[str], rows: Sequence[Row], reference: str) -> str:
     """The generated part of docs/PERFORMANCE.md for one scenario."""
-    parts = [f"### {title}", "\n".join(f"- {line}" for line in context),
-             _markdown_table(COLUMNS, [_cells(row) for row in rows])]
-    ratios = _ratio_rows(rows, reference)
-    if ratios:
-        parts.append(_markdown_table(RATIO_COLUMNS, ratios))
-    notes = _notes(rows)
-    if notes:
-        parts.append("Notes from the run:\n\n" + "\n".join(f"- {note}" for note in notes))
-    return "\n\n".join(parts)
+    head = [f"### {title}", "\n".join(f"- {line}" for line in context)]
+    return _report(head, rows, reference, _markdown_table, "Notes from the run:\n\n", "- ")
 
 
 def replace_section(document: str, key: str, section: str) -> str:

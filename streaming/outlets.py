@@ -11,9 +11,9 @@ once straight into a client's socket, without blocking, when nothing else is on 
   frame): it takes the outlet's lock, sends what is pending, then ``data``, blocking the calling green thread as
   a socket send would.
 
-``attach`` hooks an Outlet into the WebSocket object of eventlet's server or of simple-websocket (gevent), so
-that their own sends go through ``write``. Per-message compression frames messages itself: the service never
-attaches outlets when WS_COMPRESSION is on.
+``attach`` hooks an Outlet into the WebSocket object of eventlet's server, so that its own sends go through
+``write``; under gevent streaming.gevent_ws writes through one of its own. Per-message compression frames
+messages itself: the service never attaches outlets when WS_COMPRESSION is on.
 """
 from __future__ import annotations
 
@@ -74,31 +74,13 @@ class Outlet:
             self.closed = True
 
 
-class _SocketWithOutlet:
-    """simple-websocket's socket, with ``send`` going through the outlet (everything else passed through)."""
-
-    def __init__(self, sock: Any, outlet: Outlet) -> None:
-        self._sock = sock
-        self._outlet = outlet
-
-    def send(self, data: bytes) -> int:
-        return self._outlet.write(data)
-
-    def sendall(self, data: bytes) -> None:
-        self._outlet.write(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
 def attach(ws: Any, spawn: Callable[[Callable[[], None]], object]) -> Outlet | None:
     """Route the sends of a WebSocket object handed to python-engineio's handler through a new Outlet.
 
-    eventlet: ``eventlet.websocket.RFC6455WebSocket`` (every frame goes through its ``_send``).
-    gevent: python-engineio's ``SimpleWebSocketWSGI`` around ``simple_websocket.Server`` (every frame goes
-    through its socket's ``send``, which may also write only part of a frame: ``write`` sends it all).
-    None for any other kind: that client is served through python-engineio's queue alone. A WebSocket object
-    that made its own Outlet (streaming.gevent_ws) has it returned."""
+    eventlet: ``eventlet.websocket.RFC6455WebSocket`` (every frame goes through its ``_send``). gevent:
+    streaming.gevent_ws made its own Outlet, which is returned. None for any other kind (simple-websocket,
+    used only with compression on, when no outlet is wanted): that client is served through python-engineio's
+    queue alone."""
     own = getattr(ws, "outlet", None)
     if isinstance(own, Outlet):
         return own
@@ -107,12 +89,6 @@ def attach(ws: Any, spawn: Callable[[Callable[[], None]], object]) -> Outlet | N
         outlet = Outlet(green, green.fd, spawn, getattr(ws, "_sendlock", None))  # _send was its only user
         ws._send = outlet.write
         return without_delay(outlet, green.fd)
-    server = getattr(ws, "ws", None)
-    sock = getattr(server, "sock", None)
-    if sock is not None and hasattr(sock, "_sock"):
-        outlet = Outlet(sock, sock._sock, spawn)
-        server.sock = _SocketWithOutlet(sock, outlet)
-        return without_delay(outlet, sock._sock)
     return None
 
 
