@@ -15,7 +15,9 @@ from tests.helpers import wait_for
 __all__ = ["ROOT", "TEST_REDIS_DB", "ServiceProcess", "free_port", "service_env"]
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_REDIS_DB = 15
+# The Redis database the end-to-end tests use (flushed around each test); WS_TEST_REDIS_DB moves it, so that
+# two test runs on one machine keep apart.
+TEST_REDIS_DB = int(os.environ.get("WS_TEST_REDIS_DB", "15"))
 
 
 def free_port() -> int:
