@@ -31,13 +31,14 @@ from cache.routes import json_error
 from config import ConfigError, Settings
 from metrics.routes import blueprint as metrics_blueprint
 from streaming.auth import AuthError
+from streaming.descriptors import DescriptorError, plan_descriptors, raise_open_files_limit
 from streaming.events import register_events
 from streaming.gc_policy import GcPolicy
 from streaming.openapi import blueprint as openapi_blueprint
 from streaming.pings import ping_on_timers
 from streaming.routes import blueprint as streaming_blueprint
 from streaming.logs import configure_logging
-from streaming.server import SERVED_MODES, make_server, on_signals
+from streaming.server import HTTP_HEADROOM, SERVED_MODES, make_server, on_signals
 from streaming.service import StreamingService
 from streaming.shutdown import GracefulShutdown
 from streaming.version import VERSION
@@ -129,7 +130,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def main() -> int:
     """Serve until SIGTERM/SIGINT, then shut down gracefully. Exit status 2: bad configuration; 1: cannot
-    serve (e.g. the port is in use) or the shutdown overran SHUTDOWN_TIMEOUT."""
+    serve (the port is in use, the open-files limit leaves no room for clients) or the shutdown overran
+    SHUTDOWN_TIMEOUT."""
     try:
         settings = Settings.load(os.environ)
         if settings.async_mode not in SERVED_MODES:
@@ -142,11 +144,23 @@ def main() -> int:
     except (ConfigError, OSError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    limit = raise_open_files_limit()
+    try:
+        plan = plan_descriptors(limit.soft, limit.before, settings.max_connections, settings.max_connections_per_ip,
+                                settings.max_tcp_connections_per_ip, HTTP_HEADROOM)
+    except DescriptorError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    (log.warning if plan.lowered else log.info)("%s", plan.message)
+    settings = settings.with_overrides(max_connections=plan.max_connections,
+                                       max_tcp_connections_per_ip=plan.tcp_per_address)
     app = create_app(settings)
     service: StreamingService = app.extensions["streaming"]
     socketio: SocketIO = app.extensions["socketio"]
+    service.metrics.open_files_limit.set(limit.soft)
     try:
-        server = make_server(app, settings.async_mode, settings.host, settings.port, settings.max_connections)
+        server = make_server(app, settings.async_mode, settings.host, settings.port, settings.max_connections,
+                             service.guard)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s; is another process using the port? Set PORT to another one",
                   settings.host, settings.port, exc.strerror or exc)

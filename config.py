@@ -87,6 +87,11 @@ class Settings:
     max_message_bytes: int = 262144
     max_connections: int = 20000
     max_connections_per_ip: int = 2000
+    # Open TCP connections one address may hold (Socket.IO clients and HTTP requests); 0: MAX_CONNECTIONS_PER_IP
+    # plus the HTTP headroom, but at most half of the open-files limit, so one address cannot take every descriptor.
+    max_tcp_connections_per_ip: int = 0
+    # Seconds a connection may take to send a request's line and headers (and stay idle between requests).
+    http_header_timeout: float = 5.0
     max_symbols_per_request: int = 200
     max_symbols_per_client: int = 1000
     client_events_per_second: float = 10.0
@@ -292,6 +297,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_message_bytes": _int_range(1024, 10_000_000),
     "max_connections": _int_range(1, 1_000_000),
     "max_connections_per_ip": _int_range(1, 1_000_000),
+    "max_tcp_connections_per_ip": _int_range(0, 1_000_000),
+    "http_header_timeout": _seconds(0.5, 3600),
     "max_symbols_per_request": _int_range(1, 10_000),
     "max_symbols_per_client": _int_range(1, 10_000),
     "client_events_per_second": _number(float, 0.1, 10_000, "a number of events per second"),

@@ -31,7 +31,7 @@ __all__ = ["CpuSample", "Loadgen", "ReferenceTarget", "ServiceTarget", "Target",
 READY_TIMEOUT = 30.0  # seconds a server may take to answer /ready (upstream live, symbols loaded)
 STOP_TIMEOUT = 10.0  # seconds a process may take to exit after SIGTERM before it gets SIGKILL
 # Far above what the bench opens: the limits themselves are not what is measured.
-SERVICE_LIMITS = dict(MAX_CONNECTIONS="100000", MAX_CONNECTIONS_PER_IP="100000")
+SERVICE_LIMITS = dict(MAX_CONNECTIONS="100000", MAX_CONNECTIONS_PER_IP="100000", MAX_TCP_CONNECTIONS_PER_IP="100000")
 
 
 # ---------------------------------------------------------------- /proc readings

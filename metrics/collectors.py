@@ -160,6 +160,32 @@ class ServiceMetrics:
             buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
         )
+        self.tcp_connections = Gauge(
+            f"{ns}_tcp_connections", "TCP connections open to the HTTP server now (clients and HTTP requests).",
+            registry=r,
+        )
+        self.tcp_refusals = Counter(
+            f"{ns}_tcp_refusals_total",
+            "TCP connections closed at once, by reason: per_address (the address held MAX_TCP_CONNECTIONS_PER_IP).",
+            ["reason"],
+            registry=r,
+        )
+        self.header_timeouts = Counter(
+            f"{ns}_http_header_timeouts_total",
+            "HTTP connections closed for not sending complete request headers within HTTP_HEADER_TIMEOUT.",
+            registry=r,
+        )
+        self.accept_errors = Counter(
+            f"{ns}_accept_errors_total",
+            "Failed accept() calls for want of descriptors (EMFILE: the process's open-files limit, ENFILE: the "
+            "system's), by error; accepting pauses briefly after each.",
+            ["error"],
+            registry=r,
+        )
+        self.open_files_limit = Gauge(
+            f"{ns}_open_files_limit", "The process's open-files limit (RLIMIT_NOFILE, soft) after start-up.",
+            registry=r,
+        )
         self.gc_frozen_objects = Gauge(
             f"{ns}_gc_frozen_objects",
             "Objects frozen out of automatic garbage collection (GC_FREEZE_INTERVAL); 0 with the policy off.",

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import logging
 import signal
-from typing import TYPE_CHECKING, Callable, Protocol
+import time
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 if TYPE_CHECKING:  # flask must not be imported before monkey_patch runs
     from flask import Flask
+
+    from streaming.guard import ConnectionGuard
 
 __all__ = ["SERVED_MODES", "HttpServer", "make_server", "monkey_patch", "on_signals"]
 
@@ -49,8 +52,38 @@ def monkey_patch(async_mode: str) -> None:
         monkey.patch_all()
 
 
+class GuardedListener:
+    """The listening socket as eventlet's accept loop sees it: ``accept()`` survives running out of descriptors
+    (eventlet's loop dies on EMFILE and never accepts again) by pausing, and closes at once the connections of an
+    address over its cap. Everything else is the real socket's."""
+
+    def __init__(self, listener: Any, guard: ConnectionGuard) -> None:
+        self._listener = listener
+        self._guard = guard
+
+    def accept(self) -> tuple[Any, Any]:
+        while True:
+            try:
+                sock, address = self._listener.accept()
+            except OSError as exc:
+                pause = self._guard.accept_failed(exc)
+                if pause is None:
+                    raise
+                time.sleep(pause)  # green: only the accept loop waits
+                continue
+            if self._guard.accepted(sock, _host(address)):
+                return sock, address
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._listener, name)
+
+
+def _host(address: Any) -> str:
+    return str(address[0]) if isinstance(address, tuple) and address else str(address)
+
+
 class EventletServer:
-    def __init__(self, app: Flask, host: str, port: int, max_connections: int) -> None:
+    def __init__(self, app: Flask, host: str, port: int, max_connections: int, guard: ConnectionGuard) -> None:
         import eventlet
 
         family, _, _, _, address = eventlet.green.socket.getaddrinfo(host, port)[0]
@@ -58,6 +91,7 @@ class EventletServer:
         # the clients instead of failing to start.
         self._listener = eventlet.listen(address, family, reuse_port=False)
         self._app = app
+        self._guard = guard
         # eventlet serves at most max_size connections at once (default 1024) and leaves further ones waiting
         # silently: size it for every client the service admits, plus HTTP requests.
         self._max_size = max_connections + HTTP_HEADROOM
@@ -66,21 +100,61 @@ class EventletServer:
         import eventlet
         import eventlet.wsgi
 
+        from streaming.guard import HeaderTimeout
+
+        guard = self._guard
+
         class Protocol(eventlet.wsgi.HttpProtocol):
+            """eventlet's protocol with small buffers, and a deadline for each request's line and headers (also
+            the longest a kept-alive connection may stay idle between requests)."""
+
             rbufsize = REQUEST_BUFFER
             wbufsize = REQUEST_BUFFER
 
-        eventlet.spawn(eventlet.wsgi.server, self._listener, self._app, log_output=False, max_size=self._max_size,
-                       protocol=Protocol)
+            def handle_one_request(self) -> None:
+                self._deadline = eventlet.Timeout(guard.header_timeout, guard.header_deadline())
+                try:
+                    super().handle_one_request()
+                except HeaderTimeout:
+                    guard.timed_out()
+                    raise  # a socket.timeout: eventlet closes the connection quietly
+                finally:
+                    self._deadline.cancel()
+
+            def parse_request(self) -> bool:
+                try:
+                    return super().parse_request()
+                finally:
+                    self._deadline.cancel()  # the headers are in; the request may take as long as it needs
+
+        class Pool(eventlet.GreenPool):
+            """Counts each connection's address until its handler has finished."""
+
+            def spawn(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+                conn_state = args[0]  # eventlet.wsgi passes [address, socket, state]
+                return super().spawn(_served, guard, _host(conn_state[0]), function, *args, **kwargs)
+
+        eventlet.spawn(eventlet.wsgi.server, GuardedListener(self._listener, guard), self._app, log_output=False,
+                       custom_pool=Pool(self._max_size), protocol=Protocol)
 
     def stop_accepting(self) -> None:
         self._listener.close()
 
 
+def _served(guard: ConnectionGuard, address: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    try:
+        return function(*args, **kwargs)
+    finally:
+        guard.closed(address)
+
+
 class GeventServer:
-    def __init__(self, app: Flask, host: str, port: int, max_connections: int) -> None:
+    def __init__(self, app: Flask, host: str, port: int, max_connections: int, guard: ConnectionGuard) -> None:
+        import gevent
         from gevent import pywsgi
         from gevent.pool import Pool
+
+        from streaming.guard import HeaderTimeout
 
         class Handler(pywsgi.WSGIHandler):
             """pywsgi's handler, for WebSocket requests served by streaming.gevent_ws (or simple-websocket): the
@@ -90,6 +164,31 @@ class GeventServer:
 
             def __init__(self, sock, address, server):  # type: ignore[no-untyped-def]
                 super().__init__(sock, address, server, rfile=sock.makefile("rb", REQUEST_BUFFER))
+
+            def handle_one_request(self):  # type: ignore[no-untyped-def]
+                # a deadline for the request line and headers (and for idling between kept-alive requests)
+                self._deadline = gevent.Timeout.start_new(guard.header_timeout, guard.header_deadline())
+                try:
+                    return super().handle_one_request()
+                finally:
+                    self._deadline.cancel()
+
+            def read_requestline(self):  # type: ignore[no-untyped-def]
+                try:
+                    return super().read_requestline()
+                except HeaderTimeout:
+                    guard.timed_out()
+                    raise  # a socket error: pywsgi closes the connection quietly
+
+            def read_request(self, raw_requestline):  # type: ignore[no-untyped-def]
+                try:
+                    return super().read_request(raw_requestline)
+                except HeaderTimeout:
+                    guard.timed_out()
+                    self.close_connection = True
+                    return False  # pywsgi answers 400 and closes, without the traceback an exception would print
+                finally:
+                    self._deadline.cancel()
 
             def run_application(self) -> None:
                 if self.environ.get("HTTP_UPGRADE", "").lower() != "websocket":
@@ -102,9 +201,36 @@ class GeventServer:
                                 type(exc).__name__, exc)
                 return None
 
+        class Server(pywsgi.WSGIServer):
+            """pywsgi's server, whose accept survives running out of descriptors quietly (one log line per
+            episode instead of a traceback per attempt) and closes at once the connections of an address over
+            its cap."""
+
+            def do_read(self):  # type: ignore[no-untyped-def]
+                try:
+                    accepted = super().do_read()
+                except OSError as exc:
+                    pause = guard.accept_failed(exc)
+                    if pause is None:
+                        raise
+                    self.stop_accepting()
+                    gevent.spawn_later(pause, self._resume)
+                    return None
+                if accepted is None:
+                    return None
+                sock, address = accepted
+                return accepted if guard.accepted(sock, _host(address)) else None
+
+            def _resume(self) -> None:
+                if self.started:
+                    self.start_accepting()
+
+            def handle(self, sock, address):  # type: ignore[no-untyped-def]
+                _served(guard, _host(address), super().handle, sock, address)
+
         # WebSockets: streaming.gevent_ws (streaming.broadcast installs it), or simple-websocket, which
         # python-engineio's gevent driver picks up, when per-message compression is on.
-        self._server = pywsgi.WSGIServer(
+        self._server = Server(
             (host, port), app, log=None, error_log=logging.getLogger("gevent.pywsgi"), handler_class=Handler,
             spawn=Pool(max_connections + HTTP_HEADROOM),
         )
@@ -117,12 +243,14 @@ class GeventServer:
         self._server.close()
 
 
-def make_server(app: Flask, async_mode: str, host: str, port: int, max_connections: int) -> HttpServer:
+def make_server(
+    app: Flask, async_mode: str, host: str, port: int, max_connections: int, guard: ConnectionGuard
+) -> HttpServer:
     """A bound server for the async mode; raises OSError (e.g. the port is in use) or ValueError (mode)."""
     if async_mode == "eventlet":
-        return EventletServer(app, host, port, max_connections)
+        return EventletServer(app, host, port, max_connections, guard)
     if async_mode == "gevent":
-        return GeventServer(app, host, port, max_connections)
+        return GeventServer(app, host, port, max_connections, guard)
     raise ValueError(f"ASYNC_MODE={async_mode} cannot serve; use one of {', '.join(SERVED_MODES)}")
 
 

@@ -24,11 +24,13 @@ from streaming.broadcast import RoomBroadcaster
 from streaming.catalog import SymbolCatalog
 from streaming.errors import ProtocolError, StreamingError, TooManySymbolsError, UnknownSymbolError
 from streaming.fanout import PRICE_UPDATE, Fanout
+from streaming.guard import ConnectionGuard
 from streaming.limits import KeyedLimiter
 from streaming.monitor import STREAM_STATUS, StreamMonitor
 from streaming.models import Ticker, iso_timestamp
 from streaming.pool import UpstreamPool
 from streaming.rest import BinanceRest
+from streaming.server import HTTP_HEADROOM
 from streaming.singleflight import SingleFlight
 from streaming.subscriptions import SubscriptionRegistry
 from streaming.symbols import SymbolRequest, room_for
@@ -132,6 +134,11 @@ class StreamingService:
         self.backlog = BacklogGuard(
             socketio.server.eio, lambda eio_sid: socketio.server.environ.get(eio_sid),
             settings.client_backlog_limit, settings.slow_client_timeout, self.metrics, self.tasks,
+        )
+        # TCP-level admission for the HTTP server (streaming.server): per-address caps, header deadlines
+        self.guard = ConnectionGuard(
+            settings.max_tcp_connections_per_ip or settings.max_connections_per_ip + HTTP_HEADROOM,
+            settings.http_header_timeout, self.metrics,
         )
         self._direct_deliveries = self.metrics.deliveries.labels("direct")
         self._queued_deliveries = self.metrics.deliveries.labels("queued")

@@ -23,11 +23,12 @@ def clean_redis(redis_server: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def start_service(fake_binance: FakeBinance, clean_redis: redis.Redis, tmp_path: Path) -> Iterator:
-    """Factory: start_service(**env_overrides) -> ServiceProcess (stopped at teardown)."""
+    """Factory: start_service(prefix=(command...), **env_overrides) -> ServiceProcess (stopped at teardown)."""
     started: list[ServiceProcess] = []
 
-    def start(wait_ready: bool = True, **overrides: str) -> ServiceProcess:
-        process = ServiceProcess(service_env(fake_binance, **overrides), tmp_path / f"service{len(started)}.log")
+    def start(wait_ready: bool = True, prefix: tuple[str, ...] = (), **overrides: str) -> ServiceProcess:
+        process = ServiceProcess(service_env(fake_binance, **overrides), tmp_path / f"service{len(started)}.log",
+                                 prefix)
         started.append(process)
         return process.start(wait_ready)
 

@@ -29,7 +29,8 @@ def free_port() -> int:
 class ServiceProcess:
     """``python app.py`` on a free port; stopped by its own PID."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, prefix: tuple[str, ...] = ()) -> None:
+        self.prefix = prefix  # e.g. ("prlimit", "--nofile=1200") to run the service under a wrapper
         self.port = int(env["PORT"])
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = env
@@ -39,7 +40,7 @@ class ServiceProcess:
     def start(self, wait_ready: bool = True) -> "ServiceProcess":
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "app.py"], cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
+            [*self.prefix, sys.executable, "app.py"], cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
         )
         if wait_ready:
             wait_for(self._answers, timeout=20, message=f"service did not answer /health; log: {self.log_path}")

@@ -1,0 +1,101 @@
+"""ConnectionGuard: the I/O side of ``streaming.intake`` for the HTTP server, the same under eventlet and gevent.
+
+The servers in ``streaming.server`` call it around ``accept()`` and when a request's headers took too long; it
+keeps the counts, closes what must be closed, logs once per kind of trouble and counts everything in metrics.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import time
+from typing import Callable
+
+from metrics.collectors import ServiceMetrics
+from streaming.intake import EXHAUSTION_ERRORS, AddressTable, Exhaustion
+
+__all__ = ["ConnectionGuard", "HeaderTimeout", "ACCEPT_PAUSE"]
+
+log = logging.getLogger(__name__)
+
+# After accept() failed for want of descriptors, the server stops accepting this long before it tries again
+# (pending connections wait in the listen queue meanwhile).
+ACCEPT_PAUSE = 0.25
+
+
+class HeaderTimeout(socket.timeout):
+    """Raised in a connection's green thread when its request line and headers did not arrive in time. A
+    ``socket.timeout``, so both servers end the connection as after any timed-out read."""
+
+
+class ConnectionGuard:
+    """Per-address TCP caps, request-header deadlines and descriptor exhaustion for one HTTP server."""
+
+    def __init__(self, tcp_per_address: int, header_timeout: float, metrics: ServiceMetrics,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.addresses = AddressTable(tcp_per_address)
+        self.header_timeout = header_timeout
+        self.exhaustion = Exhaustion(ACCEPT_PAUSE, clock)
+        self._metrics = metrics
+        self._refused = metrics.tcp_refusals.labels("per_address")
+        self._reported_cap = False
+        self._reported_timeout = False
+        for number in sorted(EXHAUSTION_ERRORS):  # every series exists from the start, at 0
+            metrics.accept_errors.labels(_errno_name(number))
+        metrics.tcp_connections.set_function(self.addresses.total)
+
+    # -- accept -----------------------------------------------------------------------------------------------
+    def accepted(self, sock: socket.socket, address: str) -> bool:
+        """A connection was accepted: True to serve it (it is counted until ``closed``), False when it was
+        closed at once because its address holds too many already."""
+        recovered = self.exhaustion.recovered()
+        if recovered is not None:
+            log.info("accepting connections again after %.1fs without free file descriptors", recovered)
+        if self.addresses.admit(address):
+            return True
+        self._refused.inc()
+        if not self._reported_cap:  # once; the counter has the rest
+            self._reported_cap = True
+            log.warning("closing TCP connections from %s beyond %d per address (MAX_TCP_CONNECTIONS_PER_IP); "
+                        "further ones are only counted in tcp_refusals_total", address, self.addresses.limit)
+        try:
+            sock.close()
+        except OSError:
+            pass
+        return False
+
+    def closed(self, address: str) -> None:
+        self.addresses.release(address)
+
+    def accept_failed(self, exc: OSError) -> float | None:
+        """accept() raised: the seconds to pause accepting when it ran out of descriptors, else None (the caller
+        re-raises)."""
+        if exc.errno not in EXHAUSTION_ERRORS:
+            return None
+        name = _errno_name(exc.errno)
+        self._metrics.accept_errors.labels(name).inc()
+        step = self.exhaustion.failed()
+        if step.report:
+            log.warning("cannot accept connections: %s (%s); pausing accepts for %.2fs at a time until descriptors "
+                        "are free; each failure is counted in accept_errors_total", name, os.strerror(exc.errno),
+                        step.pause)
+        return step.pause
+
+    # -- request headers --------------------------------------------------------------------------------------
+    def header_deadline(self) -> HeaderTimeout:
+        """The exception a server's timer raises in the connection's green thread at the header deadline."""
+        return HeaderTimeout(f"no complete request headers within {self.header_timeout:g}s")
+
+    def timed_out(self) -> None:
+        """A connection's request headers did not arrive within HTTP_HEADER_TIMEOUT; the server closes it."""
+        self._metrics.header_timeouts.inc()
+        if not self._reported_timeout:
+            self._reported_timeout = True
+            log.warning("closing HTTP connections that sent no complete request headers within %gs "
+                        "(HTTP_HEADER_TIMEOUT); further ones are only counted in http_header_timeouts_total",
+                        self.header_timeout)
+
+
+def _errno_name(number: int | None) -> str:
+    return errno.errorcode.get(number or 0, str(number))
