@@ -300,7 +300,7 @@ class FakeBinance:
                          retry_after: int | None = None) -> None:
         """Answer every /fapi request with `status` (and `Retry-After` when given); None restores normal answers.
 
-        A 429 with `retry_after` counts like one of the weight limit's: calling again before it passed earns a ban
+        A 429 or 418 with `retry_after` opens a Retry-After window: calling again before it passed earns a ban
         (tests/fakes/README.md, "REST bans"), which outlasts this call and `set_rest_failure(None)`."""
         if status is None:
             self._rest_failure = None
