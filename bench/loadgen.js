@@ -39,13 +39,15 @@ const stats = {
   window: { from: Infinity, to: -Infinity },
   received: 0, // price_updates with an eventTime in the window, duplicates included
   duplicates: 0, // same symbol and eventTime twice on one client
+  outOfOrder: 0, // an eventTime older than the newest one the client already had for that symbol (not a duplicate)
   outside: 0, // price_updates outside the window (warm-up, the cached price sent on subscribe, ...)
   latency: new Map(), // whole milliseconds (Date.now() - eventTime) -> count
   union: new Map(), // symbol -> Set of eventTimes any client of this slice saw in the window
   disconnects: new Map(), // reason -> count, for clients that were connected
 };
 
-/** `clients` records: a socket, the symbols it asks for and, per symbol, the eventTimes it got in the window. */
+/** `clients` records: a socket, the symbols it asks for, per symbol the eventTimes it got in the window and the
+ * newest eventTime it got at all (in the window or not). */
 const clients = [];
 
 function send(message) {
@@ -65,9 +67,12 @@ function symbolsFor(index) {
   return chosen;
 }
 
-/** Count one delivery: latency, duplicates and the distinct eventTimes per symbol. Kept cheap: it runs per update. */
+/** Count one delivery: latency, duplicates, out-of-order deliveries and the distinct eventTimes per symbol. Kept
+ * cheap: it runs per update. */
 function onUpdate(client, update) {
   const eventTime = update.eventTime;
+  const newest = client.newest.get(update.symbol);
+  if (newest === undefined || eventTime > newest) client.newest.set(update.symbol, eventTime);
   if (!(eventTime >= stats.window.from && eventTime < stats.window.to)) {
     stats.outside += 1;
     return;
@@ -83,6 +88,7 @@ function onUpdate(client, update) {
     stats.duplicates += 1;
     return;
   }
+  if (eventTime < newest) stats.outOfOrder += 1; // older than one already received: counted, then kept as seen
   seen.add(eventTime);
   let union = stats.union.get(update.symbol);
   if (union === undefined) {
@@ -101,7 +107,8 @@ function connectOne(index) {
       reconnection: false,
       timeout: config.connectTimeout,
     });
-    const client = { socket, symbols: symbolsFor(index), seen: new Map(), connected: false, subscribed: false };
+    const client = { socket, symbols: symbolsFor(index), seen: new Map(), newest: new Map(), connected: false,
+                     subscribed: false };
     socket.on("price_update", (update) => onUpdate(client, update));
     socket.on("disconnect", (reason) => {
       if (client.connected) bump(stats.disconnects, reason);
@@ -198,6 +205,7 @@ function report() {
     type: "report",
     received: stats.received,
     duplicates: stats.duplicates,
+    outOfOrder: stats.outOfOrder,
     outside: stats.outside,
     latency: Object.fromEntries(stats.latency),
     symbols: symbolReport(),

@@ -8,10 +8,11 @@ from the environment too.) Per scenario it runs the fake exchange at the scenari
 target in turn (the service under eventlet, under gevent, and bench/reference-relay.js): starts the server,
 reads its RSS with no client, connects N real socket.io-client v4 clients spread over several Node processes
 (websocket transport only), reads the RSS again (memory per idle client), subscribes each client to K of the S
-symbols and, after a warm-up, counts every price_update of a window: latency from eventTime to receipt, lost and
-duplicated updates, and the server's CPU time per delivery. Prints a table and regenerates the scenario's
-section of docs/PERFORMANCE.md (not with --quick). Loopback only; every process it starts is stopped by its PID;
-every wait has a deadline. Prints numbers; judges nothing.
+symbols and, after a warm-up, counts every price_update of a window: latency from eventTime to receipt, lost,
+duplicated and out-of-order updates, and the server's CPU time per delivery. The service runs with the production
+defaults but for what it needs against the fake (each row's notes name those settings). Prints a table and
+regenerates the scenario's section of docs/PERFORMANCE.md (not with --quick). Loopback only; every process it
+starts is stopped by its PID; every wait has a deadline. Prints numbers; judges nothing.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from typing import Any, Iterator, Sequence
 
 from bench.perf_processes import (CpuSample, Loadgen, ReferenceTarget, ServiceTarget, Target, TickObserver,
                                   node_binary, open_files, raise_open_files_limit, rss_bytes)
-from bench.perf_report import Row, console_tables, markdown_section, merge_reports, write_section
+from bench.perf_report import Row, console_tables, markdown_section, merge_reports, settings_note, write_section
 from tests.e2e.process import ROOT
 from tests.fakes.binance import FakeBinance
 from tests.fakes.connection import now_ms
@@ -209,6 +210,9 @@ def measure_target(target: Target, scenario: Scenario, symbols: list[str], obser
     """Start one server, run the scenario's phases against it, stop it; a failure becomes a note in the row."""
     row = Row(scenario.key, target.name, scenario.clients)
     say(f"[{scenario.key}] {target.name}")
+    if target.name != REFERENCE:
+        row.notes.append(settings_note(target.settings()))
+        say(f"  {row.notes[-1]}")
     try:
         target.start()
     except (AssertionError, RuntimeError, OSError) as exc:

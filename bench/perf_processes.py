@@ -14,24 +14,27 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Mapping, Protocol
 
 import requests
 import websocket
+from dotenv import dotenv_values
 
+from config import Settings
 from tests.e2e.process import ROOT, ServiceProcess, free_port, service_env
 from tests.fakes.binance import FakeBinance
 from tests.helpers import wait_for
 
-__all__ = ["CpuSample", "Loadgen", "ReferenceTarget", "ServiceTarget", "Target", "TickObserver", "cpu_seconds",
-           "node_binary", "open_files", "raise_open_files_limit", "rss_bytes"]
+__all__ = ["CpuSample", "Loadgen", "ReferenceTarget", "ServiceTarget", "Target", "TickObserver", "changed_settings",
+           "cpu_seconds", "node_binary", "open_files", "raise_open_files_limit", "rss_bytes"]
 
 READY_TIMEOUT = 30.0  # seconds a server may take to answer /ready (upstream live, symbols loaded)
 STOP_TIMEOUT = 10.0  # seconds a process may take to exit after SIGTERM before it gets SIGKILL
-# Far above what the bench opens: the limits themselves are not what is measured.
+# Far above what the bench opens (every client comes from 127.0.0.1): the limits themselves are not measured.
 SERVICE_LIMITS = dict(MAX_CONNECTIONS="100000", MAX_CONNECTIONS_PER_IP="100000", MAX_TCP_CONNECTIONS_PER_IP="100000")
+DOTENV = ROOT / ".env"  # app.py reads it under the environment
 
 
 # ---------------------------------------------------------------- /proc readings
@@ -143,6 +146,10 @@ class Target(Protocol):
 
     def stop(self) -> int | None: ...
 
+    def settings(self) -> dict[str, str]:
+        """The service settings (KEY: value) it runs with that differ from the defaults; {} for the reference."""
+        ...
+
     def remarks(self) -> list[str]:
         """What the server itself counted that explains the clients' numbers (read before stop)."""
         ...
@@ -157,15 +164,31 @@ SERVICE_COUNTERS = {
 }
 
 
+def changed_settings(env: Mapping[str, str], dotenv_path: Path | None = None) -> dict[str, str]:
+    """The settings (KEY: value as given) in which a service started with `env` differs from config.Settings'
+    defaults, `.env` (DOTENV unless `dotenv_path`) included as app.py reads it; secrets show as "(set)"."""
+    dotenv_path = DOTENV if dotenv_path is None else dotenv_path
+    effective, defaults = Settings.load(env, str(dotenv_path)), Settings()
+    given = {**{k: v for k, v in dotenv_values(dotenv_path).items() if v is not None}, **env}
+    return {f.name.upper(): given.get(f.name.upper(), "") if f.repr else "(set)" for f in fields(Settings)
+            if getattr(effective, f.name) != getattr(defaults, f.name)}
+
+
 class ServiceTarget:
-    """``python app.py`` under one async mode, with the production code path and limits raised for the bench."""
+    """``python app.py`` under one async mode with the production defaults, but for what it needs to run against
+    the fake on this machine: the fake's URLs, a loopback port, Redis, DEFAULT_SYMBOLS, no log file, limits raised
+    for the bench's connections (see ``settings()``)."""
 
     def __init__(self, mode: str, fake: FakeBinance, symbols: list[str], workdir: Path,
                  redis: dict[str, str]) -> None:
         self.name = f"service-{mode}"
-        env = service_env(fake, ASYNC_MODE=mode, DEFAULT_SYMBOLS=",".join(symbols), LOG_LEVEL="WARNING",
+        env = service_env(fake, test_settings=False, ASYNC_MODE=mode, DEFAULT_SYMBOLS=",".join(symbols),
                           **SERVICE_LIMITS, **redis)
+        self._changed = changed_settings(env)
         self._process = ServiceProcess(env, workdir / f"{self.name}.log")
+
+    def settings(self) -> dict[str, str]:
+        return dict(self._changed)
 
     @property
     def url(self) -> str:
@@ -235,6 +258,9 @@ class ReferenceTarget:
 
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    def settings(self) -> dict[str, str]:
+        return {}
 
     def remarks(self) -> list[str]:
         return []

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 __all__ = ["Deliveries", "Row", "console_tables", "markdown_section", "merge_reports", "replace_section",
-           "write_section"]
+           "settings_note", "write_section"]
 
 
 @dataclass(frozen=True)
@@ -20,13 +20,15 @@ class Deliveries:
     ``expected`` is, per symbol, the distinct eventTimes of the window times the clients subscribed to it: a tick
     that reached one client should have reached them all. The eventTimes are those any client saw, plus those an
     observer of the fake's own stream saw, so a tick the server passed on to nobody counts as lost too.
-    ``unique`` counts each (client, symbol, eventTime) once.
+    ``unique`` counts each (client, symbol, eventTime) once. ``out_of_order`` counts the deliveries whose
+    eventTime is older than the newest one their client already had for that symbol (duplicates apart).
     """
 
     expected: int
     received: int
     unique: int
     duplicates: int
+    out_of_order: int
     latency_ms: Counter[int]
     ticks_unseen: int  # (symbol, eventTime) pairs of the window that no client received at all
     deliveries_unseen: int  # the deliveries those ticks owed: part of ``lost``
@@ -91,6 +93,7 @@ def merge_reports(reports: Iterable[dict[str, Any]], observed: dict[str, set[int
         received=sum(r["received"] for r in reports),
         unique=unique,
         duplicates=sum(r["duplicates"] for r in reports),
+        out_of_order=sum(r["outOfOrder"] for r in reports),
         latency_ms=latency,
         ticks_unseen=sum(n for symbol, n in unseen.items() if subscribers[symbol]),
         deliveries_unseen=sum(n * subscribers[symbol] for symbol, n in unseen.items()),
@@ -99,7 +102,8 @@ def merge_reports(reports: Iterable[dict[str, Any]], observed: dict[str, set[int
 
 # ---------------------------------------------------------------- formatting
 
-COLUMNS = ("scenario", "target", "clients", "expected/s", "received/s", "lost", "dup", "p50 ms", "p90 ms",
+COLUMNS = ("scenario", "target", "clients", "expected/s", "received/s", "lost", "dup", "out of order", "p50 ms",
+           "p90 ms",
            "p99 ms", "max ms", "CPU µs/delivery", "server cores", "RSS MB", "KB/idle client")
 RATIO_COLUMNS = ("scenario", "target", "CPU/delivery ÷ reference", "p50 ms (this / ref)", "p99 ms (this / ref)",
                  "max ms (this / ref)", "RSS MB (this / ref)", "KB/idle client (this / ref)")
@@ -116,15 +120,27 @@ def _per_second(count: int | None, row: Row) -> str:
 def _cells(row: Row) -> list[str]:
     d = row.deliveries
     latency = [_num(d.percentile(q)) if d else "-" for q in (0.5, 0.9, 0.99, 1.0)]
+    counts = [_num(n) for n in (d.lost, d.duplicates, d.out_of_order)] if d else ["-"] * 3
     return [
         row.scenario, row.target, f"{row.connected}/{row.requested}",
-        _per_second(d.expected if d else None, row), _per_second(d.received if d else None, row),
-        _num(d.lost) if d else "-", _num(d.duplicates) if d else "-", *latency,
+        _per_second(d.expected if d else None, row), _per_second(d.received if d else None, row), *counts, *latency,
         _num(row.cpu_us_per_delivery, 1),
         _num(row.cpu_seconds / row.window_s if row.cpu_seconds is not None and row.window_s else None, 2),
         _num(None if row.rss_bytes is None else row.rss_bytes / 2**20, 1),
         _num(None if row.idle_bytes_per_client is None else row.idle_bytes_per_client / 1024, 1),
     ]
+
+
+def settings_note(changed: dict[str, str]) -> str:
+    """A row note naming the service settings that differ from the defaults; loopback ports show as <port>
+    (they change every run)."""
+    shown = [f"{key}={'<port>' if key == 'PORT' else _LOOPBACK_PORT.sub(_PORT_SHOWN, value)}"
+             for key, value in sorted(changed.items())]
+    return f"settings other than the defaults: {', '.join(shown) or 'none'}"
+
+
+_LOOPBACK_PORT = re.compile(r"(127\.0\.0\.1:)\d+")
+_PORT_SHOWN = r"\1<port>"
 
 
 def _pair(this: float | None, ref: float | None, digits: int = 0) -> str:

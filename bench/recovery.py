@@ -110,10 +110,12 @@ def scenario_garbage(run: Run) -> tuple[float | None, float | None, str]:
 
 
 def scenario_rest(status: int, symbol: str) -> Callable[[Run], tuple[float | None, float | None, str]]:
+    """Clients told: from the fault until a /price user had its 503 with Retry-After ("-" if it did not get one)."""
     def scenario(run: Run) -> tuple[float | None, float | None, str]:
-        run.fake.set_rest_failure(status, retry_after=3)
         start = time.monotonic()
+        run.fake.set_rest_failure(status, retry_after=3)
         first = run.service.get(f"/price/{symbol}")  # not streamed, not cached: it needs Binance REST
+        told = time.monotonic() - start if first.status_code == 503 and "Retry-After" in first.headers else None
         run.fake.set_rest_failure(None)
         try:
             wait_for(lambda: run.service.get(f"/price/{symbol}").status_code == 200, timeout=run.deadline,
@@ -121,7 +123,7 @@ def scenario_rest(status: int, symbol: str) -> Callable[[Run], tuple[float | Non
             back: float | None = time.monotonic() - start
         except AssertionError:
             back = None
-        return 0.0, back, f"/price {first.status_code}, Retry-After {first.headers.get('Retry-After')}; REST paused"
+        return told, back, f"/price {first.status_code}, Retry-After {first.headers.get('Retry-After')}; REST paused"
     return scenario
 
 

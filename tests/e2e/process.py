@@ -12,7 +12,7 @@ import requests
 from tests.fakes.binance import FakeBinance
 from tests.helpers import wait_for
 
-__all__ = ["ROOT", "TEST_REDIS_DB", "ServiceProcess", "free_port", "service_env"]
+__all__ = ["ROOT", "TEST_REDIS_DB", "TEST_SETTINGS", "ServiceProcess", "free_port", "service_env"]
 
 ROOT = Path(__file__).resolve().parents[2]
 # The Redis database the end-to-end tests use (flushed around each test); WS_TEST_REDIS_DB moves it, so that
@@ -75,7 +75,16 @@ class ServiceProcess:
         return self.proc.returncode
 
 
-def service_env(fake: FakeBinance, **overrides: str) -> dict[str, str]:
+# What the end-to-end tests change from the production defaults: faster reconnects and releases, and the /price
+# limits out of the way (tests poll /price and emit quickly; the limits have tests of their own, test_limits.py).
+TEST_SETTINGS = dict(RECONNECT_DELAY="0.5", UNSUBSCRIBE_GRACE="1", LOG_LEVEL="INFO",
+                     PRICE_REQUESTS_PER_SECOND="10000", PRICE_REQUEST_BURST="10000")
+
+
+def service_env(fake: FakeBinance, *, test_settings: bool = True, **overrides: str) -> dict[str, str]:
+    """The service's environment against `fake`: this process's environment without REDIS_* and BINANCE_*, what
+    any run against the fake needs (URLs, a free loopback port, the tests' Redis database, no log file), then
+    TEST_SETTINGS unless `test_settings` is False (the bench runs the production defaults), then `overrides`."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("REDIS_", "BINANCE_"))}
     env.update(
         PORT=str(free_port()),
@@ -86,16 +95,12 @@ def service_env(fake: FakeBinance, **overrides: str) -> dict[str, str]:
         REDIS_HOST="127.0.0.1",
         REDIS_PORT="6379",
         REDIS_DB=str(TEST_REDIS_DB),
-        RECONNECT_DELAY="0.5",
-        UNSUBSCRIBE_GRACE="1",
-        LOG_LEVEL="INFO",
         LOG_FILE="off",  # the test's own log (stdout) is enough; tests of the log file set it
         # eventlet unless the test run asks for another mode (make test runs the e2e suite under both)
         ASYNC_MODE=os.environ.get("ASYNC_MODE", "eventlet"),
         PYTHONUNBUFFERED="1",
-        # tests poll /price and emit quickly; the limits have tests of their own (test_limits.py)
-        PRICE_REQUESTS_PER_SECOND="10000",
-        PRICE_REQUEST_BURST="10000",
     )
+    if test_settings:
+        env.update(TEST_SETTINGS)
     env.update(overrides)
     return env

@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from tests.e2e.clients import RecordingClient
+from tests.fakes.rest import BAN, BANNED
 from tests.helpers import wait_for
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "XRPUSDT", "DOGEUSDT"]
@@ -137,6 +138,41 @@ def test_rest_429_then_418_pause_calls_and_answer_503_with_retry_after(service, 
     fake_binance.set_rest_failure(None)
     wait_for(lambda: service.get("/price/DOTUSDT").status_code == 200, timeout=6)
     assert len(fake_binance.rest_requests()) == banned_calls + 1
+    assert not earned_bans(fake_binance)
+
+
+def earned_bans(fake_binance) -> list:
+    """The fake's 418s for calling inside a Retry-After (tests/fakes/README.md, "REST bans")."""
+    return [call for call in fake_binance.rest_calls() if call.cause in (BAN, BANNED)]
+
+
+# Valid perpetuals, neither DEFAULT_SYMBOLS nor subscribed: /price needs Binance REST for them.
+COLD = ["LINKUSDT", "DOTUSDT", "LTCUSDT", "AVAXUSDT", "ATOMUSDT", "UNIUSDT"]
+
+
+def test_concurrent_cold_prices_under_429_send_nothing_inside_retry_after(service, fake_binance) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    retry_after = 4
+    wait_for(lambda: service.get("/price/BTCUSDT").json().get("source") == "cache")
+    fake_binance.set_rest_failure(429, retry_after=retry_after)
+    before = len(fake_binance.rest_calls())
+    with ThreadPoolExecutor(12) as pool:
+        first = list(pool.map(lambda symbol: service.get(f"/price/{symbol}"), COLD * 3))
+        asked = [c for c in fake_binance.rest_calls()[before:] if c.path.startswith("/fapi/")]
+        second = list(pool.map(lambda symbol: service.get(f"/price/{symbol}"), COLD * 3))
+    for response in first + second:
+        assert response.status_code == 503 and response.json()["code"] == "UPSTREAM_RATE_LIMITED", response.text
+        assert 1 <= int(response.headers["Retry-After"]) <= retry_after
+    assert 1 <= len(asked) <= len(COLD), "at most the calls already in flight when the first 429 came back"
+    window_ends = asked[0].at + retry_after
+    fake_binance.set_rest_failure(None)
+    wait_for(lambda: all(service.get(f"/price/{symbol}").status_code == 200 for symbol in COLD),
+             timeout=retry_after + 5)
+    calls = [c for c in fake_binance.rest_calls()[before:] if c.path.startswith("/fapi/")]
+    inside = [c for c in calls[len(asked):] if c.at < window_ends]
+    assert not inside, f"/fapi calls inside the Retry-After: {inside}"
+    assert not earned_bans(fake_binance)
 
 
 def test_concurrent_misses_for_one_symbol_make_one_call(service, fake_binance) -> None:

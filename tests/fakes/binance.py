@@ -18,6 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from functools import partial
+from types import MappingProxyType
 from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from aiohttp import web
@@ -37,8 +38,15 @@ from tests.fakes.protocol import (
     refused_handshake_body,
 )
 from tests.fakes.rest import (
+    ANSWERED,
+    BAN_SECONDS,
+    FORCED,
+    WEIGHT,
     WEIGHT_HEADER,
     WEIGHT_LIMIT_PER_MINUTE,
+    Escalation,
+    RestAnswer,
+    RestCall,
     RestRequest,
     WeightMeter,
     answer,
@@ -82,9 +90,10 @@ class FakeBinance:
     def __init__(self, *, tick_interval: float = 2.0, ping_interval: float = 180.0, pong_timeout: float = 600.0,
                  max_streams: int = 1024, max_incoming_per_second: int = 10,
                  connection_lifetime: float = 86400.0, port: int = 0, seed: int = DEFAULT_SEED,
-                 rest_weight_limit: int = WEIGHT_LIMIT_PER_MINUTE) -> None:
+                 rest_weight_limit: int = WEIGHT_LIMIT_PER_MINUTE, rest_ban_seconds: float = BAN_SECONDS) -> None:
         for name, value in (("tick_interval", tick_interval), ("ping_interval", ping_interval),
-                            ("pong_timeout", pong_timeout), ("connection_lifetime", connection_lifetime)):
+                            ("pong_timeout", pong_timeout), ("connection_lifetime", connection_lifetime),
+                            ("rest_ban_seconds", rest_ban_seconds)):
             if not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         for name, count in (("max_streams", max_streams), ("max_incoming_per_second", max_incoming_per_second),
@@ -105,7 +114,7 @@ class FakeBinance:
         self._lock = threading.Lock()
         self._infos: list[ConnInfo] = []
         self._control: list[tuple[int, object]] = []
-        self._rest_log: list[tuple[str, dict[str, str]]] = []
+        self._rest_log: list[RestCall] = []
         self._last_tickers: dict[str, dict[str, Any]] = {}
         self._attempts: list[float] = []  # wall-clock times of every WebSocket handshake attempt
         self._refused: list[float] = []  # ... and of those refused by refuse_connections
@@ -117,6 +126,7 @@ class FakeBinance:
         # Event-loop thread only.
         self._live: dict[int, Connection] = {}
         self._weights = WeightMeter()
+        self._escalation = Escalation(rest_ban_seconds)
         self._stopping = False
         self._tick_count = 0
         self._thread: threading.Thread | None = None
@@ -205,7 +215,12 @@ class FakeBinance:
     def rest_requests(self) -> list[tuple[str, dict[str, str]]]:
         """(path, query) of every HTTP request other than WebSocket handshakes and /_fake control calls."""
         with self._lock:
-            return [(path, dict(query)) for path, query in self._rest_log]
+            return [(call.path, dict(call.query)) for call in self._rest_log]
+
+    def rest_calls(self) -> list[RestCall]:
+        """The same requests with when they were answered, the status, Retry-After and what decided it."""
+        with self._lock:
+            return list(self._rest_log)
 
     def ticker(self, symbol: str) -> dict[str, Any] | None:
         """The last `24hrTicker` payload the fake sent for `symbol` (from any stream), or None."""
@@ -283,7 +298,10 @@ class FakeBinance:
 
     def set_rest_failure(self, status: int | None, body: dict[str, Any] | None = None,
                          retry_after: int | None = None) -> None:
-        """Answer every /fapi request with `status` (and `Retry-After` when given); None restores normal answers."""
+        """Answer every /fapi request with `status` (and `Retry-After` when given); None restores normal answers.
+
+        A 429 or 418 with `retry_after` opens a Retry-After window: calling again before it passed earns a ban
+        (tests/fakes/README.md, "REST bans"), which outlasts this call and `set_rest_failure(None)`."""
         if status is None:
             self._rest_failure = None
             return
@@ -520,26 +538,37 @@ class FakeBinance:
 
     def _rest(self, request: web.Request) -> web.Response:
         query = dict(request.query)
-        with self._lock:
-            self._rest_log.append((request.path, query))
-        rest_request = RestRequest(request.method, request.path, query)
-        if not request.path.startswith("/fapi/"):
-            result = answer(rest_request, self._market.snapshot(), self._exchange_info, now_ms())
-            return _json(result.status, result.body)
         now = time.time()
-        used = self._weights.add(request_weight(rest_request), now)
-        headers = {WEIGHT_HEADER: str(used)}
+        cause, result = self._rest_answer(RestRequest(request.method, request.path, query), now)
+        header = result.headers.get("Retry-After")
+        retry_after = int(header) if header is not None else None
+        self._escalation.answered(result.status, retry_after, now)
+        with self._lock:
+            self._rest_log.append(RestCall(now, request.method, request.path, MappingProxyType(query),
+                                           result.status, retry_after, cause))
+        return _json(result.status, result.body, result.headers)
+
+    def _rest_answer(self, request: RestRequest, now: float) -> tuple[str, RestAnswer]:
+        """What decided the answer (rest.ANSWERED, FORCED, WEIGHT, BAN, BANNED) and the answer: a ban first,
+        then a forced failure, then the weight limit, then the normal answer."""
+        if not request.path.startswith("/fapi/"):
+            return ANSWERED, answer(request, self._market.snapshot(), self._exchange_info, int(now * 1000))
+        used = self._weights.add(request_weight(request), now)
+        weight = {WEIGHT_HEADER: str(used)}
+        punished = self._escalation.judge(now, self._weight_limit)
+        if punished is not None:
+            cause, result = punished
+            return cause, replace(result, headers={**weight, **result.headers})
         failure = self._rest_failure
         if failure is not None:
             status, body, retry_after = failure
-            if retry_after is not None:
-                headers["Retry-After"] = str(retry_after)
-            return _json(status, body, headers)
+            return FORCED, RestAnswer(status, body, weight if retry_after is None
+                                      else {**weight, "Retry-After": str(retry_after)})
         if used > self._weight_limit:
-            headers["Retry-After"] = str(60 - int(now % 60))
-            return _json(429, too_many_requests_body(self._weight_limit), headers)
-        result = answer(rest_request, self._market.snapshot(), self._exchange_info, int(now * 1000))
-        return _json(result.status, result.body, {**headers, **result.headers})
+            return WEIGHT, RestAnswer(429, too_many_requests_body(self._weight_limit),
+                                      {**weight, "Retry-After": str(60 - int(now % 60))})
+        result = answer(request, self._market.snapshot(), self._exchange_info, int(now * 1000))
+        return ANSWERED, replace(result, headers={**weight, **result.headers})
 
     async def _control_endpoint(self, request: web.Request) -> web.Response:
         """HTTP control for non-Python users: drop, close, state, tick-interval, silent, rest-failure, refuse,

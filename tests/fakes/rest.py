@@ -1,10 +1,12 @@
-"""Binance USD-M futures REST answers of the fake (facts §5): routing, weights, error bodies.
+"""Binance USD-M futures REST answers of the fake (facts §5): routing, weights, error bodies, and the 418 ban
+earned by a client that keeps calling inside the Retry-After of a 429.
 
-Pure: takes a request (method, path, query) plus market data and a time in ms, returns an answer; no sockets.
+Pure: takes a request (method, path, query) plus market data and a time, returns an answer; no sockets.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -15,6 +17,12 @@ from tests.fakes.market import MarketSnapshot, rest_ticker_24hr, rest_ticker_pri
 # Facts §5: 2400 request weight per minute per IP; per-endpoint weights below.
 WEIGHT_LIMIT_PER_MINUTE = 2400
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
+# Facts §5: "HTTP 429 means back off now; continuing earns 418 and an IP ban from 2 minutes to 3 days".
+BAN_SECONDS = 120.0  # the first ban: Binance's documented shortest
+MAX_BAN_SECONDS = 3 * 86400.0  # ... and its longest; every further ban doubles, up to this
+# A request that reaches the fake this soon after a 429 was already on the wire when the 429 left: its sender
+# could not have known. Binance bans for not backing off, not for requests in flight.
+IN_FLIGHT_GRACE = 0.25
 _SYMBOL_PATTERN = "^[A-Z0-9-_.]{1,20}$"
 _SYMBOL = re.compile(_SYMBOL_PATTERN)
 
@@ -31,6 +39,27 @@ class RestRequest:
     method: str
     path: str
     query: Mapping[str, str]
+
+
+# What decided an answer (RestCall.cause).
+ANSWERED = "answer"  # the normal answer (200, or 400/404/405 for a bad request)
+FORCED = "forced"  # FakeBinance.set_rest_failure
+WEIGHT = "weight"  # the request weight of the minute went over the limit: 429
+BAN = "ban"  # a request inside the Retry-After of a 429: 418, and the ban starts
+BANNED = "banned"  # a request during a ban: 418
+
+
+@dataclass(frozen=True)
+class RestCall:
+    """One HTTP request the fake answered (other than WebSocket handshakes and /_fake control calls)."""
+
+    at: float  # wall-clock time.time() seconds when the fake answered it
+    method: str
+    path: str
+    query: Mapping[str, str]
+    status: int
+    retry_after: int | None  # the Retry-After header sent, in seconds
+    cause: str  # ANSWERED, FORCED, WEIGHT, BAN or BANNED
 
 
 def error_body(code: int, msg: str) -> dict[str, Any]:
@@ -89,6 +118,48 @@ class WeightMeter:
             self._minute, self._used = minute, 0
         self._used += weight
         return self._used
+
+
+class Escalation:
+    """Binance's answer to a client that does not back off (facts §5). A 429 (or a 418) with Retry-After opens
+    a window; a request inside it (later than `grace` after the answer that opened it) earns 418 and a ban,
+    during which every request gets 418 with the ban's remaining Retry-After. The first ban lasts
+    `ban_seconds`, every further one twice the previous, at most MAX_BAN_SECONDS. A ban closes the window it
+    punished."""
+
+    def __init__(self, ban_seconds: float = BAN_SECONDS, grace: float = IN_FLIGHT_GRACE) -> None:
+        if not (math.isfinite(ban_seconds) and ban_seconds > 0):
+            raise ValueError(f"ban length must be a positive number of seconds, got {ban_seconds!r}")
+        self._ban_seconds = ban_seconds
+        self._grace = grace
+        self._window_opened = 0.0  # when the answer that opened the current Retry-After window was sent
+        self._window_until = 0.0
+        self._banned_until = 0.0
+        self.bans = 0
+
+    def judge(self, now: float, limit: int = WEIGHT_LIMIT_PER_MINUTE) -> tuple[str, RestAnswer] | None:
+        """(BAN or BANNED, the 418 answer) when a request at `now` (seconds) is punished; else None."""
+        if now < self._banned_until:
+            return BANNED, self._banned(self._banned_until - now, limit)
+        if self._window_opened + self._grace <= now < self._window_until:
+            self.bans += 1
+            length = min(self._ban_seconds * 2 ** min(self.bans - 1, 64), MAX_BAN_SECONDS)
+            self._banned_until, self._window_until = now + length, 0.0
+            return BAN, self._banned(length, limit)
+        return None
+
+    def answered(self, status: int, retry_after: int | None, now: float) -> None:
+        """Note an answer sent at `now`: a 429 or 418 with Retry-After opens (or extends) the window; the ban's
+        own 418s change nothing (the ban governs until it ends)."""
+        if status not in (418, 429) or retry_after is None or now < self._banned_until:
+            return
+        if now >= self._window_until:
+            self._window_opened = now
+        self._window_until = max(self._window_until, now + retry_after)
+
+    @staticmethod
+    def _banned(seconds: float, limit: int) -> RestAnswer:
+        return RestAnswer(418, failure_body(418, limit), {"Retry-After": str(max(1, math.ceil(seconds)))})
 
 
 def _ping(request: RestRequest, snapshot: MarketSnapshot, info: Mapping[str, Any], now_ms: int) -> RestAnswer:

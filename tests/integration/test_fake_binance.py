@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import websocket
 
 from tests.fakes.binance import FakeBinance
 from tests.fakes.protocol import is_valid_stream
+from tests.fakes.rest import ANSWERED, BAN, BANNED, FORCED, IN_FLIGHT_GRACE, MAX_BAN_SECONDS, WEIGHT, Escalation
 from tests.helpers import scaled, wait_for
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -525,14 +527,76 @@ def test_weight_over_the_limit_answers_429(make_fake) -> None:
             break
     assert [a.status_code for a in answers] == [200, 200, 200, 429]
     assert answers[3].json()["code"] == -1003 and 1 <= int(answers[3].headers["Retry-After"]) <= 60
+    limited_at = fake.rest_calls()[-1].at
+    in_flight = requests.get(f"{fake.rest_url}/fapi/v1/ping", timeout=5)  # sent as the 429 left: no ban yet
+    assert in_flight.status_code == 429 and fake.rest_calls()[-1].at < limited_at + IN_FLIGHT_GRACE
+    past_grace(fake)
+    banned = requests.get(f"{fake.rest_url}/fapi/v1/ping", timeout=5)
+    assert banned.status_code == 418 and banned.headers["Retry-After"] == "120", "the default ban: 2 minutes"
+    assert [call.cause for call in fake.rest_calls()][-3:] == [WEIGHT, WEIGHT, BAN]
+
+
+def past_grace(fake: FakeBinance) -> None:
+    """Wait until the fake's last answer is older than the in-flight grace of rest.Escalation."""
+    last = fake.rest_calls()[-1].at
+    wait_for(lambda: time.time() > last + IN_FLIGHT_GRACE * 1.1, timeout=2 * IN_FLIGHT_GRACE)
+
+
+@pytest.mark.parametrize("status", [429, 418])
+def test_calling_again_inside_retry_after_earns_418_and_a_ban(make_fake, status: int) -> None:
+    fake = make_fake(tick_interval=60, rest_ban_seconds=1)
+    url = f"{fake.rest_url}/fapi/v1/ticker/price?symbol=BTCUSDT"
+    fake.set_rest_failure(status, retry_after=30)
+    assert requests.get(url, timeout=5).status_code == status
+    past_grace(fake)
+    banned = requests.get(url, timeout=5)
+    assert (banned.status_code, banned.headers["Retry-After"], banned.json()["code"]) == (418, "1", -1003)
+    assert "X-MBX-USED-WEIGHT-1M" in banned.headers
+    fake.set_rest_failure(None)
+    assert requests.get(url, timeout=5).status_code == 418, "the ban outlasts the failure that earned it"
+    wait_for(lambda: requests.get(url, timeout=5).status_code == 200, timeout=3)
+    calls = fake.rest_calls()
+    assert [c.cause for c in calls[:3]] == [FORCED, BAN, BANNED] and calls[-1].cause == ANSWERED
+    assert [(c.status, c.retry_after) for c in calls[:2]] == [(status, 30), (418, 1)]
+    assert all(c.method == "GET" and c.path == "/fapi/v1/ticker/price" for c in calls)
+    assert [c.at for c in calls] == sorted(c.at for c in calls) and calls[0].query == {"symbol": "BTCUSDT"}
+
+
+def test_calling_after_retry_after_is_no_offence(make_fake) -> None:
+    fake = make_fake(tick_interval=60, rest_ban_seconds=60)
+    url = f"{fake.rest_url}/fapi/v1/ping"
+    fake.set_rest_failure(429, retry_after=1)
+    assert requests.get(url, timeout=5).status_code == 429
+    limited_at = fake.rest_calls()[-1].at
+    wait_for(lambda: time.time() > limited_at + 1.05, timeout=2)
+    assert requests.get(url, timeout=5).status_code == 429, "the forced 429 again, not a ban"
+    assert [c.cause for c in fake.rest_calls()] == [FORCED, FORCED]
+
+
+def test_bans_double_for_repeat_offenders_up_to_three_days() -> None:
+    escalation, now, lengths = Escalation(ban_seconds=120, grace=0.5), 1000.0, []
+    assert escalation.judge(now) is None
+    escalation.answered(200, None, now)
+    escalation.answered(503, 5, now)
+    assert escalation.judge(now + 1) is None, "only a 429 or 418 opens a Retry-After window"
+    escalation.answered(429, None, now)
+    assert escalation.judge(now + 1) is None, "a 429 without Retry-After says nothing to honour"
+    for _ in range(14):
+        escalation.answered(429, 10, now)
+        assert escalation.judge(now + 0.4) is None, "in flight when the 429 left"
+        cause, answer = escalation.judge(now + 1)  # type: ignore[misc]
+        assert (cause, answer.status) == (BAN, 418)
+        lengths.append(int(answer.headers["Retry-After"]))
+        cause, answer = escalation.judge(now + 1 + lengths[-1] / 2)  # type: ignore[misc]
+        assert cause == BANNED and int(answer.headers["Retry-After"]) == math.ceil(lengths[-1] / 2)
+        now += 1 + lengths[-1]
+        assert escalation.judge(now) is None, "the ban is over, and it closed the window it punished"
+        now += 20
+    assert lengths[:4] == [120, 240, 480, 960] and lengths[-1] == MAX_BAN_SECONDS == 3 * 86400
 
 
 def test_forced_rest_failures(fake_binance) -> None:
     url = f"{fake_binance.rest_url}/fapi/v1/ticker/24hr?symbol=BTCUSDT"
-    fake_binance.set_rest_failure(429, retry_after=7)
-    limited = requests.get(url, timeout=5)
-    assert (limited.status_code, limited.headers["Retry-After"], limited.json()["code"]) == (429, "7", -1003)
-    assert "X-MBX-USED-WEIGHT-1M" in limited.headers
     fake_binance.set_rest_failure(503)
     failing = requests.get(url, timeout=5)
     assert (failing.status_code, failing.json()["code"]) == (503, -1001) and "Retry-After" not in failing.headers
@@ -540,6 +604,10 @@ def test_forced_rest_failures(fake_binance) -> None:
     assert requests.get(url, timeout=5).json() == {"code": -1003, "msg": "banned"}
     fake_binance.set_rest_failure(None)
     assert requests.get(url, timeout=5).status_code == 200
+    fake_binance.set_rest_failure(429, retry_after=7)  # last: calling again within 7 s would earn a ban
+    limited = requests.get(url, timeout=5)
+    assert (limited.status_code, limited.headers["Retry-After"], limited.json()["code"]) == (429, "7", -1003)
+    assert "X-MBX-USED-WEIGHT-1M" in limited.headers
 
 
 # ---------------------------------------------------------------- fault hooks

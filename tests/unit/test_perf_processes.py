@@ -1,0 +1,48 @@
+"""bench/perf_processes.py: the service under the bench runs the production defaults but for what it must change."""
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+import bench.perf_processes as perf_processes
+from bench.perf_processes import ServiceTarget, changed_settings
+from config import Settings
+
+# docs/PERFORMANCE.md, "The servers": what the bench changes, and why.
+BENCH_CHANGES = {"BINANCE_WS_URL", "BINANCE_REST_URL", "HOST", "PORT", "REDIS_DB", "DEFAULT_SYMBOLS", "LOG_FILE",
+                 "MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_IP"}
+
+
+class Exchange:
+    """Stands in for a started FakeBinance: the bench reads only its URLs."""
+
+    ws_url = "ws://127.0.0.1:39999"
+    rest_url = "http://127.0.0.1:39999"
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No setting in the environment, no .env: returns where a .env may be written."""
+    for field in fields(Settings):
+        monkeypatch.delenv(field.name.upper(), raising=False)
+    dotenv = tmp_path / ".env"
+    monkeypatch.setattr(perf_processes, "DOTENV", dotenv)
+    return dotenv
+
+
+@pytest.mark.parametrize("mode, extra", [("eventlet", set()), ("gevent", {"ASYNC_MODE"})])
+def test_the_bench_changes_only_what_it_must(clean_environment: Path, tmp_path: Path, mode: str,
+                                             extra: set[str]) -> None:
+    target = ServiceTarget(mode, Exchange(), ["BTCUSDT", "ETHUSDT"], tmp_path,  # type: ignore[arg-type]
+                           dict(REDIS_PORT="6379", REDIS_DB="14"))
+    changed = target.settings()
+    assert set(changed) == BENCH_CHANGES | extra, "update docs/PERFORMANCE.md's table with the bench"
+    assert changed["DEFAULT_SYMBOLS"] == "BTCUSDT,ETHUSDT" and changed["BINANCE_REST_URL"] == Exchange.rest_url
+
+
+def test_changed_settings_include_dotenv_and_hide_secrets(clean_environment: Path) -> None:
+    clean_environment.write_text("LOG_LEVEL=DEBUG\nJWT_SECRET=s3cret\n")
+    env = {"HOST": "127.0.0.1", "RECONNECT_DELAY": "5", "UNRELATED": "x"}
+    assert changed_settings(env) == {"HOST": "127.0.0.1", "LOG_LEVEL": "DEBUG", "JWT_SECRET": "(set)"}
