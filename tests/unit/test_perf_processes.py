@@ -12,7 +12,7 @@ from config import Settings
 
 # docs/PERFORMANCE.md, "The servers": what the bench changes, and why.
 BENCH_CHANGES = {"BINANCE_WS_URL", "BINANCE_REST_URL", "HOST", "PORT", "REDIS_DB", "DEFAULT_SYMBOLS", "LOG_FILE",
-                 "MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_IP"}
+                 "MAX_CONNECTIONS", "MAX_CONNECTIONS_PER_IP", "MAX_TCP_CONNECTIONS_PER_IP"}
 
 
 class Exchange:
