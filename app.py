@@ -28,7 +28,7 @@ from werkzeug.exceptions import HTTPException
 
 from cache.routes import blueprint as price_blueprint
 from cache.routes import json_error
-from config import ConfigError, Settings
+from config import ConfigError, Settings, read_environment, retired_keys
 from metrics.routes import blueprint as metrics_blueprint
 from streaming.auth import AuthError
 from streaming.events import register_events
@@ -131,7 +131,8 @@ def main() -> int:
     """Serve until SIGTERM/SIGINT, then shut down gracefully. Exit status 2: bad configuration; 1: cannot
     serve (e.g. the port is in use) or the shutdown overran SHUTDOWN_TIMEOUT."""
     try:
-        settings = Settings.load(os.environ)
+        environ = read_environment(os.environ)
+        settings = Settings.from_env(environ)
         if settings.async_mode not in SERVED_MODES:
             raise ConfigError(f"ASYNC_MODE={settings.async_mode} is for in-process tests only; "
                               f"the server runs with {' or '.join(SERVED_MODES)}")
@@ -142,6 +143,8 @@ def main() -> int:
     except (ConfigError, OSError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    for notice in retired_keys(environ):
+        log.warning("configuration: %s", notice)
     app = create_app(settings)
     service: StreamingService = app.extensions["streaming"]
     socketio: SocketIO = app.extensions["socketio"]

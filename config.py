@@ -13,7 +13,7 @@ from dotenv import dotenv_values
 
 from streaming.symbols import InvalidSymbolError, normalise_symbol
 
-__all__ = ["ConfigError", "PROJECT_ROOT", "Settings"]
+__all__ = ["ConfigError", "PROJECT_ROOT", "RETIRED_KEYS", "Settings", "read_environment", "retired_keys"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
@@ -21,6 +21,13 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the key and the expected form."""
 
+
+# Keys no longer read, and what took their place. Set in the environment or .env they are ignored with a warning
+# at start-up: an old .env never stops the service from starting.
+RETIRED_KEYS = {
+    "CLIENT_ABUSE_STRIKES": "a client is now disconnected after CLIENT_ABUSE_TIMEOUT seconds over the event "
+                            "rate limit (0: never), not after a number of refusals",
+}
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _WS_URL = re.compile(r"^wss?://[^/?#\s]+$")
@@ -91,7 +98,8 @@ class Settings:
     max_symbols_per_client: int = 1000
     client_events_per_second: float = 10.0
     client_event_burst: int = 30
-    client_abuse_strikes: int = 100
+    # A client over the event rate limit for longer than this many seconds is disconnected (0: never).
+    client_abuse_timeout: float = 10.0
     price_requests_per_second: float = 20.0
     price_request_burst: int = 40
     # A client whose outgoing backlog exceeds this many messages has it conflated (newest price per symbol);
@@ -133,11 +141,7 @@ class Settings:
     @classmethod
     def load(cls, environ: Mapping[str, str], dotenv_path: str | None = ".env") -> "Settings":
         """Settings from ``.env`` (if present) under the given environment: real variables win."""
-        merged: dict[str, str] = {}
-        if dotenv_path:
-            merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
-        merged.update(environ)
-        return cls.from_env(merged)
+        return cls.from_env(read_environment(environ, dotenv_path))
 
     def validate(self) -> None:
         """Check cross-field rules; raise ConfigError naming the key."""
@@ -159,6 +163,21 @@ class Settings:
         settings = replace(self, **changes)
         settings.validate()
         return settings
+
+
+def read_environment(environ: Mapping[str, str], dotenv_path: str | None = ".env") -> dict[str, str]:
+    """``.env`` (if present) under the given environment: real variables win."""
+    merged: dict[str, str] = {}
+    if dotenv_path:
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    merged.update(environ)
+    return merged
+
+
+def retired_keys(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each retired key set in ``environ``, saying what replaced it."""
+    return [f"{key} is no longer used and is ignored: {why}; remove it from .env and the environment"
+            for key, why in RETIRED_KEYS.items() if environ.get(key, "").strip()]
 
 
 def _bool(raw: str) -> bool:
@@ -296,7 +315,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_symbols_per_client": _int_range(1, 10_000),
     "client_events_per_second": _number(float, 0.1, 10_000, "a number of events per second"),
     "client_event_burst": _int_range(1, 100_000),
-    "client_abuse_strikes": _int_range(0, 1_000_000),
+    "client_abuse_timeout": _number(float, 0, 3600, "a number of seconds (0: never)"),
     "price_requests_per_second": _number(float, 0.1, 10_000, "a number of requests per second"),
     "price_request_burst": _int_range(1, 100_000),
     "client_backlog_limit": _int_range(10, 1_000_000),

@@ -129,9 +129,11 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         service.client_disconnected(request.sid)
 
     def admitted(event: str) -> dict[str, Any] | None:
-        """None if the client may send this event now; else the (already emitted) RATE_LIMITED error.
+        """None if the client may send this event now; else the RATE_LIMITED error, for its acknowledgement.
 
-        A client refused CLIENT_ABUSE_STRIKES times in a row is disconnected."""
+        While a client is refused, the error is also emitted for the first refused event and then at most once
+        a second (streaming/limits.py); a client over the limit for longer than CLIENT_ABUSE_TIMEOUT is
+        disconnected."""
         verdict = service.event_limiter.admit(request.sid)
         if verdict.outcome == ADMIT:
             return None
@@ -140,10 +142,14 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         payload = _error("RATE_LIMITED", f"too many events; at most {limit:g} per second (burst "
                          f"{service.settings.client_event_burst})", event=event,
                          retry_after=round(verdict.retry_after, 3))
-        emit("error", payload)
+        if verdict.notify:
+            emit("error", payload)
         if verdict.outcome == ABUSE:
-            log.warning("disconnecting client %s: rate limit exceeded persistently", request.sid)
-            emit("error", _error("DISCONNECTED", "disconnected: too many events over the rate limit", event=event))
+            timeout = service.settings.client_abuse_timeout
+            log.warning("disconnecting client %s: over the event rate limit for more than %g s", request.sid,
+                        timeout)
+            emit("error", _error("DISCONNECTED", f"disconnected: over the event rate limit for more than "
+                                 f"{timeout:g} seconds", event=event))
             close_transport(socketio, socketio.server.manager.eio_sid_from_sid(request.sid, "/"))
         return payload
 

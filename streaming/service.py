@@ -124,7 +124,7 @@ class StreamingService:
         self._unknown: dict[str, float] = {}  # symbol -> until when Binance's "Invalid symbol." is remembered
         self.event_limiter = KeyedLimiter(
             settings.client_events_per_second, settings.client_event_burst, time.monotonic,
-            abuse_after=settings.client_abuse_strikes,
+            abuse_after=settings.client_abuse_timeout,
         )
         self.auth = Authenticator(settings.auth_tokens, settings.jwt_secret or None)
         self.price_limiter = KeyedLimiter(settings.price_requests_per_second, settings.price_request_burst,

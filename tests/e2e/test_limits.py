@@ -9,7 +9,7 @@ import requests
 import socketio
 
 from tests.e2e.clients import RecordingClient
-from tests.helpers import wait_for
+from tests.helpers import scaled, wait_for
 
 
 def refused_connection(url: str, transports: list[str] | None = None, **kwargs: object) -> dict:
@@ -28,15 +28,28 @@ def refused_connection(url: str, transports: list[str] | None = None, **kwargs: 
     return errors[0]
 
 
+def emit_all(client: RecordingClient, events: list[tuple[str, object]]) -> list[dict]:
+    """Emit every event at once, each with an acknowledgement callback; return the acknowledgements in order."""
+    acks: dict[int, dict] = {}
+    for i, (event, data) in enumerate(events):
+        client.sio.emit(event, data, callback=lambda answer=None, i=i: acks.__setitem__(i, answer))
+    wait_for(lambda: len(acks) == len(events), timeout=20, message=f"acknowledgements of {len(events)} events")
+    return [acks[i] for i in range(len(events))]
+
+
 def test_event_flood_is_rate_limited_and_others_are_unaffected(start_service) -> None:
-    service = start_service(CLIENT_EVENTS_PER_SECOND="5", CLIENT_EVENT_BURST="5", CLIENT_ABUSE_STRIKES="0")
+    service = start_service(CLIENT_EVENTS_PER_SECOND="5", CLIENT_EVENT_BURST="5", CLIENT_ABUSE_TIMEOUT="0",
+                            CLIENT_ABUSE_STRIKES="100")  # a retired key: ignored, with a warning
+    assert "CLIENT_ABUSE_STRIKES is no longer used" in service.log()
     flooder, bystander = RecordingClient(service.url), RecordingClient(service.url)
     try:
         bystander.emit("subscribe", {"symbols": ["BTCUSDT"]})
-        for _ in range(40):
-            flooder.emit("subscribe", {"symbols": ["ETHUSDT"]})
-        limited = flooder.wait("error", lambda e: e["code"] == "RATE_LIMITED", count=20)
-        assert all(e["retry_after"] >= 0 and "per second" in e["message"] for e in limited)
+        acks = emit_all(flooder, [("subscribe", {"symbols": ["ETHUSDT"]})] * 40)
+        refused = [ack for ack in acks if ack.get("code") == "RATE_LIMITED"]
+        assert len(refused) >= 30, acks  # every event is answered through its acknowledgement
+        assert all(ack["retry_after"] >= 0 and "per second" in ack["message"] for ack in refused)
+        notices = flooder.received("error", lambda e: e["code"] == "RATE_LIMITED")
+        assert 1 <= len(notices) <= 3, f"{len(notices)} error events for {len(refused)} refusals"
         assert flooder.sio.connected
         before = len(bystander.received("price_update"))
         bystander.wait("price_update", count=before + 3)
@@ -46,17 +59,49 @@ def test_event_flood_is_rate_limited_and_others_are_unaffected(start_service) ->
         bystander.close()
 
 
-def test_persistent_abuse_is_disconnected_with_a_reason(start_service) -> None:
-    service = start_service(CLIENT_EVENTS_PER_SECOND="1", CLIENT_EVENT_BURST="2", CLIENT_ABUSE_STRIKES="10")
+def test_a_burst_of_subscribes_and_unsubscribes_is_survived(start_service) -> None:
+    """A naive dashboard subscribing one symbol per emit: 300 events at once, with the default limits."""
+    service = start_service()
+    client = RecordingClient(service.url)
+    symbols = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT", "XRPUSDT"]
+    try:
+        events = [(event, {"symbols": [symbols[i % len(symbols)]]})
+                  for i in range(150) for event in ("subscribe", "unsubscribe")]
+        acks = emit_all(client, events)
+        refused = [ack for ack in acks if ack.get("code") == "RATE_LIMITED"]
+        assert len(refused) >= 200 and all(ack["retry_after"] > 0 for ack in refused), acks[-3:]
+        (notice, *_) = client.wait("error", lambda e: e["code"] == "RATE_LIMITED")
+        assert notice["retry_after"] > 0
+        assert client.sio.connected and not client.received("error", lambda e: e["code"] == "DISCONNECTED")
+        time.sleep(refused[-1]["retry_after"])  # a compliant client waits as told before it goes on
+        assert client.call("subscribe", {"symbols": ["BTCUSDT"]})["symbols"] == ["BTCUSDT"]
+        client.clear()
+        client.wait("price_update", lambda d: d["symbol"] == "BTCUSDT", count=2)
+        assert client.sio.connected and not client.received("error")
+    finally:
+        client.close()
+
+
+def test_a_client_flooding_past_the_abuse_timeout_is_disconnected_with_a_reason(start_service) -> None:
+    timeout = 2.0
+    service = start_service(CLIENT_EVENTS_PER_SECOND="5", CLIENT_EVENT_BURST="5", CLIENT_ABUSE_TIMEOUT=str(timeout))
     client = RecordingClient(service.url)
     try:
-        for _ in range(30):
-            if not client.sio.connected:
+        started = time.time()
+        for _ in range(2000):  # 100 events a second, 20 times the limit, for at most 20 s
+            if not client.sio.connected or time.time() - started > 20:
                 break
             client.emit("whatever", {})
-        client.wait("error", lambda e: e["code"] == "DISCONNECTED")
+            time.sleep(0.01)
+        (reason,) = client.wait("error", lambda e: e["code"] == "DISCONNECTED")
+        assert f"more than {timeout:g} seconds" in reason["message"]
         wait_for(lambda: not client.sio.connected, timeout=5)
         wait_for(lambda: service.get("/stats").json()["data"]["connected_clients"] == 0)
+        first_refused = client.first_arrival("error", lambda e: e["code"] == "RATE_LIMITED")
+        cut_off = client.first_arrival("error", lambda e: e["code"] == "DISCONNECTED")
+        assert first_refused is not None and cut_off is not None
+        assert cut_off - started > timeout, "not before the timeout"
+        assert cut_off - first_refused < timeout + scaled(0.75), "not much after it either"
     finally:
         client.close()
 

@@ -70,3 +70,22 @@ def test_log_file_paths() -> None:
 def test_operations_settings() -> None:
     settings = Settings.from_env({"ASYNC_MODE": "GEVENT", "LOG_FORMAT": "JSON", "SHUTDOWN_TIMEOUT": "4.5"})
     assert (settings.async_mode, settings.log_format, settings.shutdown_timeout) == ("gevent", "json", 4.5)
+
+
+def test_a_retired_key_is_ignored_with_a_warning_naming_its_replacement(tmp_path) -> None:
+    from config import read_environment, retired_keys
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("CLIENT_ABUSE_STRIKES=0\n")
+    environ = read_environment({}, str(env_file))
+    assert Settings.from_env(environ) == Settings()  # starts, with the defaults
+    (notice,) = retired_keys(environ)
+    assert "CLIENT_ABUSE_STRIKES" in notice and "CLIENT_ABUSE_TIMEOUT" in notice and "ignored" in notice
+    assert retired_keys({}) == [] and retired_keys({"CLIENT_ABUSE_STRIKES": " "}) == []
+
+
+def test_client_abuse_timeout() -> None:
+    assert Settings().client_abuse_timeout == 10.0
+    assert Settings.from_env({"CLIENT_ABUSE_TIMEOUT": "0"}).client_abuse_timeout == 0.0
+    with pytest.raises(ConfigError, match="CLIENT_ABUSE_TIMEOUT.*seconds"):
+        Settings.from_env({"CLIENT_ABUSE_TIMEOUT": "-1"})
