@@ -31,8 +31,11 @@ def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"code": code, "message": message, **extra}
 
 
-def _answer(event: str, outcome: SubscribeOutcome, answer: dict[str, Any]) -> dict[str, Any]:
-    """Emit one ``error`` per rejection code; return the acknowledgement (the answer, plus those errors)."""
+def _answer(event: str, confirmation: str, outcome: SubscribeOutcome, answer: dict[str, Any]) -> dict[str, Any]:
+    """Emit the confirmation (``subscribed``/``unsubscribed``) unless every item was rejected, then one ``error``
+    per rejection code; return the acknowledgement (the answer, plus those errors)."""
+    if outcome.symbols or not outcome.rejected:
+        emit(confirmation, answer)
     errors = []
     for code, items in outcome.rejected.items():
         reasons = "; ".join(reason for _, reason in items[:3])
@@ -173,9 +176,7 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
             return parsed
         outcome = service.check(request.sid, parsed)
         answer = {"symbols": outcome.symbols, "message": f"Subscribed to {len(outcome.symbols)} symbols"}
-        if outcome.symbols or not outcome.rejected:
-            emit("subscribed", answer)
-        ack = _answer("subscribe", outcome, answer)
+        ack = _answer("subscribe", "subscribed", outcome, answer)
         service.join(request.sid, outcome.symbols)  # then the latest prices, then live updates
         return ack
 
@@ -186,8 +187,7 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
             return parsed
         outcome = service.unsubscribe(request.sid, parsed)
         answer = {"symbols": outcome.symbols, "message": f"Unsubscribed from {len(outcome.symbols)} symbols"}
-        emit("unsubscribed", answer)
-        return _answer("unsubscribe", outcome, answer)
+        return _answer("unsubscribe", "unsubscribed", outcome, answer)
 
     @socketio.on("*")
     def on_unknown(event: Any, *_args: Any) -> dict[str, Any]:
