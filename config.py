@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 
 from dotenv import dotenv_values
 
+from streaming.auth import MIN_JWT_SECRET_BYTES
 from streaming.symbols import InvalidSymbolError, normalise_symbol
 
 __all__ = ["ConfigError", "PROJECT_ROOT", "RETIRED_KEYS", "Settings", "read_environment", "retired_keys"]
@@ -117,6 +118,11 @@ class Settings:
     # Optional authentication (off when both are empty): static tokens and/or an HS256 JWT secret.
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     jwt_secret: str = field(default="", repr=False)
+    # JWTs: when set, the aud / iss claim is required and must match; seconds of clock difference with the
+    # tokens' issuer tolerated on exp, nbf and iat.
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway: float = 10.0
     # With authentication on, also require a token for /stats and /metrics.
     protect_ops_endpoints: bool = False
 
@@ -149,6 +155,12 @@ class Settings:
             raise ConfigError(
                 f"PRICE_MAX_AGE={self.price_max_age} exceeds CACHE_TTL={self.cache_ttl}: "
                 "a tick cannot be served longer than it is kept; raise CACHE_TTL or lower PRICE_MAX_AGE"
+            )
+        if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ConfigError(
+                f"JWT_SECRET is {len(self.jwt_secret.encode())} bytes long; HS256 needs at least "
+                f"{MIN_JWT_SECRET_BYTES} (RFC 7518 section 3.2: a shorter secret can be guessed offline from any "
+                "token it signed); generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
 
     def log_path(self) -> Path | None:
@@ -326,5 +338,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "gc_full_interval": _number(float, 0, 604800, "a number of seconds (0: never)"),
     "auth_tokens": lambda raw: tuple(token.strip() for token in raw.split(",") if token.strip()),
     "jwt_secret": _non_empty,
+    "jwt_audience": _non_empty,
+    "jwt_issuer": _non_empty,
+    "jwt_leeway": _seconds(0, 300),
     "protect_ops_endpoints": _bool,
 }

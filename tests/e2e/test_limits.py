@@ -178,13 +178,17 @@ def test_allowed_origins_apply_to_socketio_and_http(start_service) -> None:
     client.disconnect()
 
 
+JWT_SECRET = "jwt-secret-for-tests-jwt-secret-for-tests"
+
+
 def test_authentication_with_static_tokens_and_jwts(start_service) -> None:
     import time as clock
 
     from streaming.auth import make_jwt
 
-    service = start_service(AUTH_TOKENS="dash-token,bot-token", JWT_SECRET="jwt-secret-for-tests",
-                            PROTECT_OPS_ENDPOINTS="true")
+    service = start_service(AUTH_TOKENS="dash-token,bot-token", JWT_SECRET=JWT_SECRET, PROTECT_OPS_ENDPOINTS="true",
+                            JWT_AUDIENCE="prices", JWT_ISSUER="https://login.example.com")
+    issued = {"aud": "prices", "iss": "https://login.example.com"}
 
     def connect(**kwargs: object) -> socketio.Client:
         client = socketio.Client(reconnection=False)
@@ -192,7 +196,7 @@ def test_authentication_with_static_tokens_and_jwts(start_service) -> None:
         return client
 
     for kwargs in ({"auth": {"token": "bot-token"}},
-                   {"auth": {"token": make_jwt({"sub": "d", "exp": clock.time() + 60}, "jwt-secret-for-tests")}}):
+                   {"auth": {"token": make_jwt({"sub": "d", "exp": clock.time() + 60, **issued}, JWT_SECRET)}}):
         client = connect(**kwargs)
         assert client.connected
         client.disconnect()
@@ -200,17 +204,30 @@ def test_authentication_with_static_tokens_and_jwts(start_service) -> None:
     query.connect(service.url + "?token=dash-token", transports=["polling"], wait_timeout=5)
     assert query.connected
     query.disconnect()
-    for kwargs, reason in (({}, "authentication required"), ({"auth": {"token": "nope"}}, "invalid token"),
-                           ({"auth": {"token": make_jwt({"exp": clock.time() - 1}, "jwt-secret-for-tests")}},
-                            "expired")):
+    now = clock.time()
+    refusals = [
+        ({}, "authentication required"), ({"auth": {"token": "nope"}}, "invalid token"),
+        ({"auth": {"token": make_jwt({"exp": now - 60, **issued}, JWT_SECRET)}}, "token expired: get a new one"),
+        ({"auth": {"token": make_jwt({"exp": now + 600, "nbf": now + 300, **issued}, JWT_SECRET)}},
+         "token not valid yet"),
+        ({"auth": {"token": make_jwt({"exp": now + 60, **issued, "aud": "billing"}, JWT_SECRET)}},
+         "not meant for this service"),
+        ({"auth": {"token": make_jwt({"exp": now + 60, **issued, "iss": "https://evil.example"}, JWT_SECRET)}},
+         "not from the expected issuer"),
+        ({"auth": {"token": make_jwt({"exp": now + 60}, JWT_SECRET)}}, "an 'aud' claim is required"),
+        ({"auth": {"token": make_jwt({**issued}, JWT_SECRET)}}, "an 'exp' claim is required"),
+    ]
+    for kwargs, reason in refusals:
         error = refused_connection(service.url, **kwargs)
         assert reason in error["message"] and error["data"]["code"] == "UNAUTHORIZED", error
+        token = kwargs.get("auth", {}).get("token")  # type: ignore[attr-defined]
+        assert not token or token not in error["message"], "the token is never echoed"
     assert service.get("/stats").status_code == 401
     assert service.get("/metrics", headers={"Authorization": "Bearer dash-token"}).status_code == 200
     assert service.get("/stats?token=bot-token").status_code == 200
     assert service.get("/health").status_code == 200 and service.get("/price/BTCUSDT").status_code in (200, 503)
     log = service.log()
-    assert "dash-token" not in log and "bot-token" not in log and "jwt-secret" not in log
+    assert "dash-token" not in log and "bot-token" not in log and JWT_SECRET not in log
 
 
 def test_connections_are_limited_per_address_and_in_total(start_service) -> None:

@@ -89,3 +89,17 @@ def test_client_abuse_timeout() -> None:
     assert Settings.from_env({"CLIENT_ABUSE_TIMEOUT": "0"}).client_abuse_timeout == 0.0
     with pytest.raises(ConfigError, match="CLIENT_ABUSE_TIMEOUT.*seconds"):
         Settings.from_env({"CLIENT_ABUSE_TIMEOUT": "-1"})
+
+
+def test_jwt_settings() -> None:
+    settings = Settings.from_env({"JWT_SECRET": "x" * 32, "JWT_AUDIENCE": "prices", "JWT_ISSUER": "https://login",
+                                  "JWT_LEEWAY": "0"})
+    assert (settings.jwt_audience, settings.jwt_issuer, settings.jwt_leeway) == ("prices", "https://login", 0.0)
+    assert Settings().jwt_leeway == 10.0
+    with pytest.raises(ConfigError, match="JWT_LEEWAY"):
+        Settings.from_env({"JWT_LEEWAY": "3600"})
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"JWT_SECRET": "0123456789abcdefghijklmnopqrstu"})  # 31 bytes
+    message = str(info.value)
+    assert "JWT_SECRET is 31 bytes" in message and "at least 32" in message and "token_urlsafe" in message
+    assert "0123456789" not in message, "the secret is never shown"
