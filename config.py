@@ -156,6 +156,14 @@ class Settings:
                 f"PRICE_MAX_AGE={self.price_max_age} exceeds CACHE_TTL={self.cache_ttl}: "
                 "a tick cannot be served longer than it is kept; raise CACHE_TTL or lower PRICE_MAX_AGE"
             )
+        auth_keys = [key for key, on in (("AUTH_TOKENS", self.auth_tokens), ("JWT_SECRET", self.jwt_secret)) if on]
+        if auth_keys and "*" in self.cors_allowed_origins:
+            raise ConfigError(
+                f"CORS_ALLOWED_ORIGINS=* cannot be used with authentication on ({' and '.join(auth_keys)} set): "
+                "with *, a page on any site may connect from its visitors' browsers with their credentials and "
+                "read the answers; list the origins of the pages that may connect, e.g. "
+                "CORS_ALLOWED_ORIGINS=https://dash.example.com (clients that are not browsers are not affected)"
+            )
         if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
             raise ConfigError(
                 f"JWT_SECRET is {len(self.jwt_secret.encode())} bytes long; HS256 needs at least "

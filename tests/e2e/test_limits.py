@@ -2,6 +2,8 @@
 IP, negative caching of unknown symbols, allowed origins."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -9,6 +11,7 @@ import requests
 import socketio
 
 from tests.e2e.clients import RecordingClient
+from tests.e2e.process import ROOT, service_env
 from tests.helpers import scaled, wait_for
 
 
@@ -176,6 +179,26 @@ def test_allowed_origins_apply_to_socketio_and_http(start_service) -> None:
     client.connect(service.url, transports=["polling"], headers={"Origin": "https://dash.example.com"})
     assert client.connected
     client.disconnect()
+    own = RecordingClient(service.url)  # websocket-client sends the service's own origin: not cross-origin
+    own.close()
+    refused = socketio.Client(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        refused.connect(service.url, transports=["websocket"], headers={"Origin": "https://evil.example"})
+    assert "not an accepted origin" in service.log()
+
+
+def test_authentication_refuses_to_start_with_any_origin(fake_binance) -> None:
+    secret = "a-secret-that-is-long-enough-for-hs256"
+    for auth in ({"AUTH_TOKENS": "dash-token"}, {"JWT_SECRET": secret}):
+        env = service_env(fake_binance, **auth)
+        env.pop("CORS_ALLOWED_ORIGINS", None)  # the default: *
+        result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=30)
+        assert result.returncode == 2, result
+        (key,) = auth
+        assert "CORS_ALLOWED_ORIGINS=*" in result.stderr and key in result.stderr, result.stderr
+        assert "list the origins" in result.stderr and "Traceback" not in result.stderr
+        assert "dash-token" not in result.stderr and secret not in result.stderr
 
 
 JWT_SECRET = "jwt-secret-for-tests-jwt-secret-for-tests"
@@ -187,7 +210,8 @@ def test_authentication_with_static_tokens_and_jwts(start_service) -> None:
     from streaming.auth import make_jwt
 
     service = start_service(AUTH_TOKENS="dash-token,bot-token", JWT_SECRET=JWT_SECRET, PROTECT_OPS_ENDPOINTS="true",
-                            JWT_AUDIENCE="prices", JWT_ISSUER="https://login.example.com")
+                            JWT_AUDIENCE="prices", JWT_ISSUER="https://login.example.com",
+                            CORS_ALLOWED_ORIGINS="https://dash.example.com")
     issued = {"aud": "prices", "iss": "https://login.example.com"}
 
     def connect(**kwargs: object) -> socketio.Client:
