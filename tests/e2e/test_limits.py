@@ -281,16 +281,33 @@ def test_total_connections_are_limited(start_service) -> None:
 
 
 def test_subscribe_flapping_does_not_flap_binance(start_service, fake_binance) -> None:
-    service = start_service(UNSUBSCRIBE_GRACE="2", CLIENT_EVENT_BURST="100")
+    grace = 2.0
+    service = start_service(UNSUBSCRIBE_GRACE=str(grace), CLIENT_EVENT_BURST="100")
     client = RecordingClient(service.url)
+    streams = {"xrpusdt@ticker", "dotusdt@ticker"}
+
+    def requests_for(stream: str, method: str) -> list[dict]:
+        return [m for _, m in fake_binance.control_messages()
+                if isinstance(m, dict) and m.get("method") == method and stream in m.get("params", [])]
+
     try:
-        for _ in range(30):
+        for _ in range(29):
             client.emit("subscribe", {"symbols": ["XRPUSDT", "DOTUSDT"]})
             client.emit("unsubscribe", {"symbols": ["XRPUSDT", "DOTUSDT"]})
-        client.wait("unsubscribed", count=30)
-        wait_for(lambda: not {"xrpusdt@ticker", "dotusdt@ticker"} & fake_binance.subscribed_streams(), timeout=6)
-        methods = [m["method"] for _, m in fake_binance.control_messages() if isinstance(m, dict)]
-        assert methods.count("SUBSCRIBE") <= 1 and methods.count("UNSUBSCRIBE") <= 1, methods
+        client.emit("subscribe", {"symbols": ["XRPUSDT", "DOTUSDT"]})
+        before_last = time.time()
+        client.call("unsubscribe", {"symbols": ["XRPUSDT", "DOTUSDT"]})  # the last client leaves in between
+        left = time.time()
+        # the time the UNSUBSCRIBE first shows at the exchange, measured here by polling
+        unsubscribed_at = wait_for(lambda: all(requests_for(s, "UNSUBSCRIBE") for s in streams) and time.time(),
+                                   timeout=grace + 6, interval=0.01, message="the UNSUBSCRIBE after the grace period")
+        assert unsubscribed_at - before_last >= grace, "UNSUBSCRIBE before the grace period was over"
+        assert unsubscribed_at - left >= grace - scaled(0.1), "UNSUBSCRIBE before the grace period was over"
+        assert unsubscribed_at - left <= grace + scaled(2.0), "and not long after it"
+        wait_for(lambda: not streams & fake_binance.subscribed_streams(), timeout=6)
+        for stream in streams:
+            assert len(requests_for(stream, "SUBSCRIBE")) == 1, fake_binance.control_messages()
+            assert len(requests_for(stream, "UNSUBSCRIBE")) == 1, fake_binance.control_messages()
         assert all(c.close_code is None for c in fake_binance.connections())
     finally:
         client.close()
