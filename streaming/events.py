@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -144,7 +145,7 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         limit = service.settings.client_events_per_second
         payload = _error("RATE_LIMITED", f"too many events; at most {limit:g} per second (burst "
                          f"{service.settings.client_event_burst})", event=event,
-                         retry_after=round(verdict.retry_after, 3))
+                         retry_after=math.ceil(verdict.retry_after * 1000) / 1000)  # never 0
         if verdict.notify:
             emit("error", payload)
         if verdict.outcome == ABUSE:
