@@ -11,10 +11,10 @@ from typing import Any, Callable, Mapping
 
 from dotenv import dotenv_values
 
-from streaming.auth import MIN_JWT_SECRET_BYTES
 from streaming.symbols import InvalidSymbolError, normalise_symbol
 
-__all__ = ["ConfigError", "PROJECT_ROOT", "RETIRED_KEYS", "Settings", "read_environment", "retired_keys"]
+__all__ = ["ConfigError", "MIN_JWT_SECRET_BYTES", "PROJECT_ROOT", "RETIRED_KEYS", "Settings", "read_environment",
+           "retired_keys"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
@@ -22,6 +22,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the key and the expected form."""
 
+
+# RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output (256 bits); a shorter secret
+# can be brute-forced offline from any token it signed.
+MIN_JWT_SECRET_BYTES = 32
 
 # Keys no longer read, and what took their place. Set in the environment or .env they are ignored with a warning
 # at start-up: an old .env never stops the service from starting.

@@ -10,14 +10,12 @@ from typing import Any, Iterable
 
 import jwt
 
+from config import MIN_JWT_SECRET_BYTES
 from streaming.errors import StreamingError
 
-__all__ = ["Authenticator", "AuthError", "make_jwt", "JWT_ALGORITHM", "MIN_JWT_SECRET_BYTES"]
+__all__ = ["Authenticator", "AuthError", "make_jwt", "JWT_ALGORITHM"]
 
 JWT_ALGORITHM = "HS256"  # the only one accepted: no "none", no asymmetric algorithm keyed with the secret
-# RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output (256 bits); a shorter secret
-# can be brute-forced offline from any token it signed.
-MIN_JWT_SECRET_BYTES = 32
 
 
 class AuthError(StreamingError):
