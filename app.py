@@ -20,6 +20,8 @@ if __name__ == "__main__":  # must run before anything imports socket, ssl or th
 import logging
 import os
 import sys
+from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 from flask.typing import ResponseReturnValue
@@ -28,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 
 from cache.routes import blueprint as price_blueprint
 from cache.routes import json_error
-from config import ConfigError, Settings
+from config import ConfigError, Settings, read_environment, retired_keys
 from metrics.routes import blueprint as metrics_blueprint
 from streaming.auth import AuthError
 from streaming.descriptors import DescriptorError, plan_descriptors, raise_open_files_limit
@@ -44,11 +46,31 @@ from streaming.shutdown import GracefulShutdown
 from streaming.version import VERSION
 from streaming.wsgi import without_websocket_compression
 
-__all__ = ["create_app", "main"]
+__all__ = ["create_app", "main", "origin_check"]
 
 log = logging.getLogger("websocket_streaming")
 
 OPS_ENDPOINTS = ("/stats", "/metrics")
+
+
+def origin_check(allowed: tuple[str, ...]) -> Callable[[str | None, dict[str, Any]], bool]:
+    """Engine.IO's check of a listed set of origins: those, and the service's own origin (the host the request
+    was sent to), which is what non-browser WebSocket clients send (python-socketio's websocket-client sends the
+    URL it connects to) and what a page served from this host would send; that is no cross-origin request."""
+    listed = frozenset(allowed)
+
+    def check(origin: str | None, environ: dict[str, Any]) -> bool:
+        if not origin:
+            return False
+        if origin.rstrip("/") in listed:
+            return True
+        host = environ.get("HTTP_HOST", "").lower()
+        try:
+            return bool(host) and urlsplit(origin).netloc.lower() == host
+        except ValueError:  # not a URL at all (e.g. "http://[::1")
+            return False
+
+    return check
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -61,8 +83,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     socketio = SocketIO(
         app,
         async_mode=settings.async_mode,
-        cors_allowed_origins=list(settings.cors_allowed_origins)
-        if settings.cors_allowed_origins != ("*",)
+        cors_allowed_origins=origin_check(settings.cors_allowed_origins)
+        if "*" not in settings.cors_allowed_origins
         else "*",
         max_http_buffer_size=settings.max_message_bytes,
         ping_interval=settings.client_ping_interval,
@@ -133,7 +155,8 @@ def main() -> int:
     serve (the port is in use, the open-files limit leaves no room for clients) or the shutdown overran
     SHUTDOWN_TIMEOUT."""
     try:
-        settings = Settings.load(os.environ)
+        environ = read_environment(os.environ)
+        settings = Settings.from_env(environ)
         if settings.async_mode not in SERVED_MODES:
             raise ConfigError(f"ASYNC_MODE={settings.async_mode} is for in-process tests only; "
                               f"the server runs with {' or '.join(SERVED_MODES)}")
@@ -144,6 +167,8 @@ def main() -> int:
     except (ConfigError, OSError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    for notice in retired_keys(environ):
+        log.warning("configuration: %s", notice)
     limit = raise_open_files_limit()
     try:
         plan = plan_descriptors(limit.soft, limit.before, settings.max_connections, settings.max_connections_per_ip,

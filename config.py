@@ -13,7 +13,8 @@ from dotenv import dotenv_values
 
 from streaming.symbols import InvalidSymbolError, normalise_symbol
 
-__all__ = ["ConfigError", "PROJECT_ROOT", "Settings"]
+__all__ = ["ConfigError", "MIN_JWT_SECRET_BYTES", "PROJECT_ROOT", "RETIRED_KEYS", "Settings", "read_environment",
+           "retired_keys"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
@@ -21,6 +22,17 @@ PROJECT_ROOT = Path(__file__).resolve().parent
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the key and the expected form."""
 
+
+# RFC 7518 section 3.2: an HS256 key must be at least as long as the hash output (256 bits); a shorter secret
+# can be brute-forced offline from any token it signed.
+MIN_JWT_SECRET_BYTES = 32
+
+# Keys no longer read, and what took their place. Set in the environment or .env they are ignored with a warning
+# at start-up: an old .env never stops the service from starting.
+RETIRED_KEYS = {
+    "CLIENT_ABUSE_STRIKES": "a client is now disconnected after CLIENT_ABUSE_TIMEOUT seconds over the event "
+                            "rate limit (0: never), not after a number of refusals",
+}
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _WS_URL = re.compile(r"^wss?://[^/?#\s]+$")
@@ -96,7 +108,8 @@ class Settings:
     max_symbols_per_client: int = 1000
     client_events_per_second: float = 10.0
     client_event_burst: int = 30
-    client_abuse_strikes: int = 100
+    # A client over the event rate limit for longer than this many seconds is disconnected (0: never).
+    client_abuse_timeout: float = 10.0
     price_requests_per_second: float = 20.0
     price_request_burst: int = 40
     # A client whose outgoing backlog exceeds this many messages has it conflated (newest price per symbol);
@@ -114,6 +127,11 @@ class Settings:
     # Optional authentication (off when both are empty): static tokens and/or an HS256 JWT secret.
     auth_tokens: tuple[str, ...] = field(default=(), repr=False)
     jwt_secret: str = field(default="", repr=False)
+    # JWTs: when set, the aud / iss claim is required and must match; seconds of clock difference with the
+    # tokens' issuer tolerated on exp, nbf and iat.
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+    jwt_leeway: float = 10.0
     # With authentication on, also require a token for /stats and /metrics.
     protect_ops_endpoints: bool = False
 
@@ -138,11 +156,7 @@ class Settings:
     @classmethod
     def load(cls, environ: Mapping[str, str], dotenv_path: str | None = ".env") -> "Settings":
         """Settings from ``.env`` (if present) under the given environment: real variables win."""
-        merged: dict[str, str] = {}
-        if dotenv_path:
-            merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
-        merged.update(environ)
-        return cls.from_env(merged)
+        return cls.from_env(read_environment(environ, dotenv_path))
 
     def validate(self) -> None:
         """Check cross-field rules; raise ConfigError naming the key."""
@@ -150,6 +164,20 @@ class Settings:
             raise ConfigError(
                 f"PRICE_MAX_AGE={self.price_max_age} exceeds CACHE_TTL={self.cache_ttl}: "
                 "a tick cannot be served longer than it is kept; raise CACHE_TTL or lower PRICE_MAX_AGE"
+            )
+        auth_keys = [key for key, on in (("AUTH_TOKENS", self.auth_tokens), ("JWT_SECRET", self.jwt_secret)) if on]
+        if auth_keys and "*" in self.cors_allowed_origins:
+            raise ConfigError(
+                f"CORS_ALLOWED_ORIGINS=* cannot be used with authentication on ({' and '.join(auth_keys)} set): "
+                "with *, a page on any site may connect from its visitors' browsers with their credentials and "
+                "read the answers; list the origins of the pages that may connect, e.g. "
+                "CORS_ALLOWED_ORIGINS=https://dash.example.com (clients that are not browsers are not affected)"
+            )
+        if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ConfigError(
+                f"JWT_SECRET is {len(self.jwt_secret.encode())} bytes long; HS256 needs at least "
+                f"{MIN_JWT_SECRET_BYTES} (RFC 7518 section 3.2: a shorter secret can be guessed offline from any "
+                "token it signed); generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
 
     def log_path(self) -> Path | None:
@@ -164,6 +192,21 @@ class Settings:
         settings = replace(self, **changes)
         settings.validate()
         return settings
+
+
+def read_environment(environ: Mapping[str, str], dotenv_path: str | None = ".env") -> dict[str, str]:
+    """``.env`` (if present) under the given environment: real variables win."""
+    merged: dict[str, str] = {}
+    if dotenv_path:
+        merged.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    merged.update(environ)
+    return merged
+
+
+def retired_keys(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each retired key set in ``environ``, saying what replaced it."""
+    return [f"{key} is no longer used and is ignored: {why}; remove it from .env and the environment"
+            for key, why in RETIRED_KEYS.items() if environ.get(key, "").strip()]
 
 
 def _bool(raw: str) -> bool:
@@ -303,7 +346,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_symbols_per_client": _int_range(1, 10_000),
     "client_events_per_second": _number(float, 0.1, 10_000, "a number of events per second"),
     "client_event_burst": _int_range(1, 100_000),
-    "client_abuse_strikes": _int_range(0, 1_000_000),
+    "client_abuse_timeout": _number(float, 0, 3600, "a number of seconds (0: never)"),
     "price_requests_per_second": _number(float, 0.1, 10_000, "a number of requests per second"),
     "price_request_burst": _int_range(1, 100_000),
     "client_backlog_limit": _int_range(10, 1_000_000),
@@ -314,5 +357,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "gc_full_interval": _number(float, 0, 604800, "a number of seconds (0: never)"),
     "auth_tokens": lambda raw: tuple(token.strip() for token in raw.split(",") if token.strip()),
     "jwt_secret": _non_empty,
+    "jwt_audience": _non_empty,
+    "jwt_issuer": _non_empty,
+    "jwt_leeway": _seconds(0, 300),
     "protect_ops_endpoints": _bool,
 }

@@ -1,54 +1,54 @@
-"""Optional client authentication: static tokens and HS256 JWTs with an expiry. Pure: clock injected, no I/O.
+"""Optional client authentication: static tokens and HS256 JWTs (verified by PyJWT) with an expiry. No I/O.
 
 Off unless AUTH_TOKENS or JWT_SECRET is set (the data is public). Tokens are compared in constant time and
 never appear in error messages or logs.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
-import json
-import time
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
+import jwt
+
+from config import MIN_JWT_SECRET_BYTES
 from streaming.errors import StreamingError
 
-__all__ = ["Authenticator", "AuthError", "make_jwt"]
+__all__ = ["Authenticator", "AuthError", "make_jwt", "JWT_ALGORITHM"]
+
+JWT_ALGORITHM = "HS256"  # the only one accepted: no "none", no asymmetric algorithm keyed with the secret
 
 
 class AuthError(StreamingError):
     code = "UNAUTHORIZED"
 
 
-def _b64decode(part: str) -> bytes:
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-
-
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def make_jwt(claims: dict[str, Any], secret: str) -> str:
     """An HS256 JWT (for tests and tools; the service only verifies)."""
-    header = _b64encode(json.dumps({"alg": "HS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    payload = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
-    signature = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
-    return f"{header}.{payload}.{_b64encode(signature)}"
+    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
 
 
 class Authenticator:
-    """Checks a presented token against the configured static tokens and/or JWT secret."""
+    """Checks a presented token against the configured static tokens and/or JWT secret.
+
+    A JWT must carry ``exp``; ``nbf`` and ``iat`` are checked when present; ``aud`` and ``iss`` are required and
+    checked when an audience or issuer is configured (``aud`` is not checked otherwise). ``leeway`` seconds of
+    clock difference with the token's issuer are tolerated on ``exp``, ``nbf`` and ``iat``.
+    """
 
     MAX_TOKEN_LENGTH = 4096
 
     def __init__(
-        self, tokens: Iterable[str] = (), jwt_secret: str | None = None, clock: Callable[[], float] = time.time
+        self, tokens: Iterable[str] = (), jwt_secret: str | None = None, audience: str | None = None,
+        issuer: str | None = None, leeway: float = 0.0,
     ) -> None:
+        if jwt_secret and len(jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(f"a JWT secret needs at least {MIN_JWT_SECRET_BYTES} bytes (RFC 7518 section 3.2)")
         self._tokens = [token.encode() for token in tokens if token]
-        self._secret = jwt_secret.encode() if jwt_secret else None
-        self._clock = clock
+        self._secret = jwt_secret or None
+        self._audience = audience or None
+        self._issuer = issuer or None
+        self._leeway = leeway
+        self._required = ["exp", *(["aud"] if self._audience else []), *(["iss"] if self._issuer else [])]
 
     @property
     def enabled(self) -> bool:
@@ -73,24 +73,24 @@ class Authenticator:
 
     def _check_jwt(self, token: str) -> None:
         assert self._secret is not None
-        header_part, payload_part, signature_part = token.split(".")
         try:
-            header = json.loads(_b64decode(header_part))
-            claims = json.loads(_b64decode(payload_part))
-            signature = _b64decode(signature_part)
-        except (ValueError, binascii.Error):
+            jwt.decode(
+                token, self._secret, algorithms=[JWT_ALGORITHM], audience=self._audience, issuer=self._issuer,
+                leeway=self._leeway,
+                options={"require": self._required, "verify_aud": self._audience is not None,
+                         "enforce_minimum_key_length": True},
+            )
+        except jwt.ExpiredSignatureError:
+            raise AuthError("token expired: get a new one") from None
+        except jwt.ImmatureSignatureError:
+            raise AuthError("token not valid yet") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise AuthError(f"invalid token: an {exc.claim!r} claim is required") from None
+        except jwt.InvalidAlgorithmError:
+            raise AuthError(f"invalid token: only {JWT_ALGORITHM} JWTs are accepted") from None
+        except jwt.InvalidAudienceError:
+            raise AuthError("invalid token: not meant for this service (aud)") from None
+        except jwt.InvalidIssuerError:
+            raise AuthError("invalid token: not from the expected issuer (iss)") from None
+        except jwt.PyJWTError:  # bad signature, malformed token, claims of the wrong type, ...
             raise AuthError("invalid token") from None
-        if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
-            raise AuthError("invalid token: only HS256 JWTs are accepted")
-        expected = hmac.new(self._secret, f"{header_part}.{payload_part}".encode(), hashlib.sha256).digest()
-        if not hmac.compare_digest(signature, expected):
-            raise AuthError("invalid token")
-        exp = claims.get("exp")
-        if not isinstance(exp, (int, float)) or isinstance(exp, bool):
-            raise AuthError("invalid token: an 'exp' claim is required")
-        now = self._clock()
-        if now >= exp:
-            raise AuthError("token expired: get a new one")
-        nbf = claims.get("nbf")
-        if isinstance(nbf, (int, float)) and not isinstance(nbf, bool) and now < nbf:
-            raise AuthError("token not valid yet")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -31,8 +32,11 @@ def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"code": code, "message": message, **extra}
 
 
-def _answer(event: str, outcome: SubscribeOutcome, answer: dict[str, Any]) -> dict[str, Any]:
-    """Emit one ``error`` per rejection code; return the acknowledgement (the answer, plus those errors)."""
+def _answer(event: str, confirmation: str, outcome: SubscribeOutcome, answer: dict[str, Any]) -> dict[str, Any]:
+    """Emit the confirmation (``subscribed``/``unsubscribed``) unless every item was rejected, then one ``error``
+    per rejection code; return the acknowledgement (the answer, plus those errors)."""
+    if outcome.symbols or not outcome.rejected:
+        emit(confirmation, answer)
     errors = []
     for code, items in outcome.rejected.items():
         reasons = "; ".join(reason for _, reason in items[:3])
@@ -129,9 +133,11 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         service.client_disconnected(request.sid)
 
     def admitted(event: str) -> dict[str, Any] | None:
-        """None if the client may send this event now; else the (already emitted) RATE_LIMITED error.
+        """None if the client may send this event now; else the RATE_LIMITED error, for its acknowledgement.
 
-        A client refused CLIENT_ABUSE_STRIKES times in a row is disconnected."""
+        While a client is refused, the error is also emitted for the first refused event and then at most once
+        a second (streaming/limits.py); a client over the limit for longer than CLIENT_ABUSE_TIMEOUT is
+        disconnected."""
         verdict = service.event_limiter.admit(request.sid)
         if verdict.outcome == ADMIT:
             return None
@@ -139,11 +145,15 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         limit = service.settings.client_events_per_second
         payload = _error("RATE_LIMITED", f"too many events; at most {limit:g} per second (burst "
                          f"{service.settings.client_event_burst})", event=event,
-                         retry_after=round(verdict.retry_after, 3))
-        emit("error", payload)
+                         retry_after=math.ceil(verdict.retry_after * 1000) / 1000)  # never 0
+        if verdict.notify:
+            emit("error", payload)
         if verdict.outcome == ABUSE:
-            log.warning("disconnecting client %s: rate limit exceeded persistently", request.sid)
-            emit("error", _error("DISCONNECTED", "disconnected: too many events over the rate limit", event=event))
+            timeout = service.settings.client_abuse_timeout
+            log.warning("disconnecting client %s: over the event rate limit for more than %g s", request.sid,
+                        timeout)
+            emit("error", _error("DISCONNECTED", f"disconnected: over the event rate limit for more than "
+                                 f"{timeout:g} seconds", event=event))
             close_transport(socketio, socketio.server.manager.eio_sid_from_sid(request.sid, "/"))
         return payload
 
@@ -167,9 +177,7 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
             return parsed
         outcome = service.check(request.sid, parsed)
         answer = {"symbols": outcome.symbols, "message": f"Subscribed to {len(outcome.symbols)} symbols"}
-        if outcome.symbols or not outcome.rejected:
-            emit("subscribed", answer)
-        ack = _answer("subscribe", outcome, answer)
+        ack = _answer("subscribe", "subscribed", outcome, answer)
         service.join(request.sid, outcome.symbols)  # then the latest prices, then live updates
         return ack
 
@@ -180,8 +188,7 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
             return parsed
         outcome = service.unsubscribe(request.sid, parsed)
         answer = {"symbols": outcome.symbols, "message": f"Unsubscribed from {len(outcome.symbols)} symbols"}
-        emit("unsubscribed", answer)
-        return _answer("unsubscribe", outcome, answer)
+        return _answer("unsubscribe", "unsubscribed", outcome, answer)
 
     @socketio.on("*")
     def on_unknown(event: Any, *_args: Any) -> dict[str, Any]:

@@ -126,9 +126,10 @@ class StreamingService:
         self._unknown: dict[str, float] = {}  # symbol -> until when Binance's "Invalid symbol." is remembered
         self.event_limiter = KeyedLimiter(
             settings.client_events_per_second, settings.client_event_burst, time.monotonic,
-            abuse_after=settings.client_abuse_strikes,
+            abuse_after=settings.client_abuse_timeout,
         )
-        self.auth = Authenticator(settings.auth_tokens, settings.jwt_secret or None)
+        self.auth = Authenticator(settings.auth_tokens, settings.jwt_secret or None, settings.jwt_audience or None,
+                                  settings.jwt_issuer or None, settings.jwt_leeway)
         self.price_limiter = KeyedLimiter(settings.price_requests_per_second, settings.price_request_burst,
                                           time.monotonic)
         self.backlog = BacklogGuard(

@@ -49,6 +49,12 @@ class RecordingClient:
         with self._lock:
             return [data for event, data in self.events if event == name and predicate(data)]
 
+    def first_arrival(self, name: str, predicate: Callable[[Any], bool] = lambda _: True) -> float | None:
+        """The wall-clock receipt time of the first matching event, None if none arrived."""
+        with self._lock:
+            return next((at for (event, data), at in zip(self.events, self.arrivals)
+                         if event == name and predicate(data)), None)
+
     def wait(self, name: str, predicate: Callable[[Any], bool] = lambda _: True, timeout: float = 10.0,
              count: int = 1) -> list[Any]:
         return wait_for(

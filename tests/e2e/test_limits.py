@@ -2,6 +2,8 @@
 IP, negative caching of unknown symbols, allowed origins."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -9,7 +11,8 @@ import requests
 import socketio
 
 from tests.e2e.clients import RecordingClient
-from tests.helpers import wait_for
+from tests.e2e.process import ROOT, service_env
+from tests.helpers import scaled, wait_for
 
 
 def refused_connection(url: str, transports: list[str] | None = None, **kwargs: object) -> dict:
@@ -28,15 +31,28 @@ def refused_connection(url: str, transports: list[str] | None = None, **kwargs: 
     return errors[0]
 
 
+def emit_all(client: RecordingClient, events: list[tuple[str, object]]) -> list[dict]:
+    """Emit every event at once, each with an acknowledgement callback; return the acknowledgements in order."""
+    acks: dict[int, dict] = {}
+    for i, (event, data) in enumerate(events):
+        client.sio.emit(event, data, callback=lambda answer=None, i=i: acks.__setitem__(i, answer))
+    wait_for(lambda: len(acks) == len(events), timeout=20, message=f"acknowledgements of {len(events)} events")
+    return [acks[i] for i in range(len(events))]
+
+
 def test_event_flood_is_rate_limited_and_others_are_unaffected(start_service) -> None:
-    service = start_service(CLIENT_EVENTS_PER_SECOND="5", CLIENT_EVENT_BURST="5", CLIENT_ABUSE_STRIKES="0")
+    service = start_service(CLIENT_EVENTS_PER_SECOND="5", CLIENT_EVENT_BURST="5", CLIENT_ABUSE_TIMEOUT="0",
+                            CLIENT_ABUSE_STRIKES="100")  # a retired key: ignored, with a warning
+    assert "CLIENT_ABUSE_STRIKES is no longer used" in service.log()
     flooder, bystander = RecordingClient(service.url), RecordingClient(service.url)
     try:
         bystander.emit("subscribe", {"symbols": ["BTCUSDT"]})
-        for _ in range(40):
-            flooder.emit("subscribe", {"symbols": ["ETHUSDT"]})
-        limited = flooder.wait("error", lambda e: e["code"] == "RATE_LIMITED", count=20)
-        assert all(e["retry_after"] >= 0 and "per second" in e["message"] for e in limited)
+        acks = emit_all(flooder, [("subscribe", {"symbols": ["ETHUSDT"]})] * 40)
+        refused = [ack for ack in acks if ack.get("code") == "RATE_LIMITED"]
+        assert len(refused) >= 30, acks  # every event is answered through its acknowledgement
+        assert all(ack["retry_after"] >= 0 and "per second" in ack["message"] for ack in refused)
+        notices = flooder.received("error", lambda e: e["code"] == "RATE_LIMITED")
+        assert 1 <= len(notices) <= 3, f"{len(notices)} error events for {len(refused)} refusals"
         assert flooder.sio.connected
         before = len(bystander.received("price_update"))
         bystander.wait("price_update", count=before + 3)
@@ -46,17 +62,49 @@ def test_event_flood_is_rate_limited_and_others_are_unaffected(start_service) ->
         bystander.close()
 
 
-def test_persistent_abuse_is_disconnected_with_a_reason(start_service) -> None:
-    service = start_service(CLIENT_EVENTS_PER_SECOND="1", CLIENT_EVENT_BURST="2", CLIENT_ABUSE_STRIKES="10")
+def test_a_burst_of_subscribes_and_unsubscribes_is_survived(start_service) -> None:
+    """A naive dashboard subscribing one symbol per emit: 300 events at once, with the default limits."""
+    service = start_service()
+    client = RecordingClient(service.url)
+    symbols = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT", "XRPUSDT"]
+    try:
+        events = [(event, {"symbols": [symbols[i % len(symbols)]]})
+                  for i in range(150) for event in ("subscribe", "unsubscribe")]
+        acks = emit_all(client, events)
+        refused = [ack for ack in acks if ack.get("code") == "RATE_LIMITED"]
+        assert len(refused) >= 200 and all(ack["retry_after"] > 0 for ack in refused), acks[-3:]
+        (notice, *_) = client.wait("error", lambda e: e["code"] == "RATE_LIMITED")
+        assert notice["retry_after"] > 0
+        assert client.sio.connected and not client.received("error", lambda e: e["code"] == "DISCONNECTED")
+        time.sleep(refused[-1]["retry_after"])  # a compliant client waits as told before it goes on
+        assert client.call("subscribe", {"symbols": ["BTCUSDT"]})["symbols"] == ["BTCUSDT"]
+        client.clear()
+        client.wait("price_update", lambda d: d["symbol"] == "BTCUSDT", count=2)
+        assert client.sio.connected and not client.received("error")
+    finally:
+        client.close()
+
+
+def test_a_client_flooding_past_the_abuse_timeout_is_disconnected_with_a_reason(start_service) -> None:
+    timeout = 2.0
+    service = start_service(CLIENT_EVENTS_PER_SECOND="5", CLIENT_EVENT_BURST="5", CLIENT_ABUSE_TIMEOUT=str(timeout))
     client = RecordingClient(service.url)
     try:
-        for _ in range(30):
-            if not client.sio.connected:
+        started = time.time()
+        for _ in range(2000):  # 100 events a second, 20 times the limit, for at most 20 s
+            if not client.sio.connected or time.time() - started > 20:
                 break
             client.emit("whatever", {})
-        client.wait("error", lambda e: e["code"] == "DISCONNECTED")
+            time.sleep(0.01)
+        (reason,) = client.wait("error", lambda e: e["code"] == "DISCONNECTED")
+        assert f"more than {timeout:g} seconds" in reason["message"]
         wait_for(lambda: not client.sio.connected, timeout=5)
         wait_for(lambda: service.get("/stats").json()["data"]["connected_clients"] == 0)
+        first_refused = client.first_arrival("error", lambda e: e["code"] == "RATE_LIMITED")
+        cut_off = client.first_arrival("error", lambda e: e["code"] == "DISCONNECTED")
+        assert first_refused is not None and cut_off is not None
+        assert cut_off - started > timeout, "not before the timeout"
+        assert cut_off - first_refused < timeout + scaled(0.75), "not much after it either"
     finally:
         client.close()
 
@@ -131,6 +179,29 @@ def test_allowed_origins_apply_to_socketio_and_http(start_service) -> None:
     client.connect(service.url, transports=["polling"], headers={"Origin": "https://dash.example.com"})
     assert client.connected
     client.disconnect()
+    own = RecordingClient(service.url)  # websocket-client sends the service's own origin: not cross-origin
+    own.close()
+    refused = socketio.Client(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        refused.connect(service.url, transports=["websocket"], headers={"Origin": "https://evil.example"})
+    assert "not an accepted origin" in service.log()
+
+
+def test_authentication_refuses_to_start_with_any_origin(fake_binance) -> None:
+    secret = "a-secret-that-is-long-enough-for-hs256"
+    for auth in ({"AUTH_TOKENS": "dash-token"}, {"JWT_SECRET": secret}):
+        env = service_env(fake_binance, **auth)
+        env.pop("CORS_ALLOWED_ORIGINS", None)  # the default: *
+        result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=30)
+        assert result.returncode == 2, result
+        (key,) = auth
+        assert "CORS_ALLOWED_ORIGINS=*" in result.stderr and key in result.stderr, result.stderr
+        assert "list the origins" in result.stderr and "Traceback" not in result.stderr
+        assert "dash-token" not in result.stderr and secret not in result.stderr
+
+
+JWT_SECRET = "jwt-secret-for-tests-jwt-secret-for-tests"
 
 
 def test_authentication_with_static_tokens_and_jwts(start_service) -> None:
@@ -138,8 +209,10 @@ def test_authentication_with_static_tokens_and_jwts(start_service) -> None:
 
     from streaming.auth import make_jwt
 
-    service = start_service(AUTH_TOKENS="dash-token,bot-token", JWT_SECRET="jwt-secret-for-tests",
-                            PROTECT_OPS_ENDPOINTS="true")
+    service = start_service(AUTH_TOKENS="dash-token,bot-token", JWT_SECRET=JWT_SECRET, PROTECT_OPS_ENDPOINTS="true",
+                            JWT_AUDIENCE="prices", JWT_ISSUER="https://login.example.com",
+                            CORS_ALLOWED_ORIGINS="https://dash.example.com")
+    issued = {"aud": "prices", "iss": "https://login.example.com"}
 
     def connect(**kwargs: object) -> socketio.Client:
         client = socketio.Client(reconnection=False)
@@ -147,7 +220,7 @@ def test_authentication_with_static_tokens_and_jwts(start_service) -> None:
         return client
 
     for kwargs in ({"auth": {"token": "bot-token"}},
-                   {"auth": {"token": make_jwt({"sub": "d", "exp": clock.time() + 60}, "jwt-secret-for-tests")}}):
+                   {"auth": {"token": make_jwt({"sub": "d", "exp": clock.time() + 60, **issued}, JWT_SECRET)}}):
         client = connect(**kwargs)
         assert client.connected
         client.disconnect()
@@ -155,17 +228,30 @@ def test_authentication_with_static_tokens_and_jwts(start_service) -> None:
     query.connect(service.url + "?token=dash-token", transports=["polling"], wait_timeout=5)
     assert query.connected
     query.disconnect()
-    for kwargs, reason in (({}, "authentication required"), ({"auth": {"token": "nope"}}, "invalid token"),
-                           ({"auth": {"token": make_jwt({"exp": clock.time() - 1}, "jwt-secret-for-tests")}},
-                            "expired")):
+    now = clock.time()
+    refusals = [
+        ({}, "authentication required"), ({"auth": {"token": "nope"}}, "invalid token"),
+        ({"auth": {"token": make_jwt({"exp": now - 60, **issued}, JWT_SECRET)}}, "token expired: get a new one"),
+        ({"auth": {"token": make_jwt({"exp": now + 600, "nbf": now + 300, **issued}, JWT_SECRET)}},
+         "token not valid yet"),
+        ({"auth": {"token": make_jwt({"exp": now + 60, **issued, "aud": "billing"}, JWT_SECRET)}},
+         "not meant for this service"),
+        ({"auth": {"token": make_jwt({"exp": now + 60, **issued, "iss": "https://evil.example"}, JWT_SECRET)}},
+         "not from the expected issuer"),
+        ({"auth": {"token": make_jwt({"exp": now + 60}, JWT_SECRET)}}, "an 'aud' claim is required"),
+        ({"auth": {"token": make_jwt({**issued}, JWT_SECRET)}}, "an 'exp' claim is required"),
+    ]
+    for kwargs, reason in refusals:
         error = refused_connection(service.url, **kwargs)
         assert reason in error["message"] and error["data"]["code"] == "UNAUTHORIZED", error
+        token = kwargs.get("auth", {}).get("token")  # type: ignore[attr-defined]
+        assert not token or token not in error["message"], "the token is never echoed"
     assert service.get("/stats").status_code == 401
     assert service.get("/metrics", headers={"Authorization": "Bearer dash-token"}).status_code == 200
     assert service.get("/stats?token=bot-token").status_code == 200
     assert service.get("/health").status_code == 200 and service.get("/price/BTCUSDT").status_code in (200, 503)
     log = service.log()
-    assert "dash-token" not in log and "bot-token" not in log and "jwt-secret" not in log
+    assert "dash-token" not in log and "bot-token" not in log and JWT_SECRET not in log
 
 
 def test_connections_are_limited_per_address_and_in_total(start_service) -> None:
@@ -195,16 +281,33 @@ def test_total_connections_are_limited(start_service) -> None:
 
 
 def test_subscribe_flapping_does_not_flap_binance(start_service, fake_binance) -> None:
-    service = start_service(UNSUBSCRIBE_GRACE="2", CLIENT_EVENT_BURST="100")
+    grace = 2.0
+    service = start_service(UNSUBSCRIBE_GRACE=str(grace), CLIENT_EVENT_BURST="100")
     client = RecordingClient(service.url)
+    streams = {"xrpusdt@ticker", "dotusdt@ticker"}
+
+    def requests_for(stream: str, method: str) -> list[dict]:
+        return [m for _, m in fake_binance.control_messages()
+                if isinstance(m, dict) and m.get("method") == method and stream in m.get("params", [])]
+
     try:
-        for _ in range(30):
+        for _ in range(29):
             client.emit("subscribe", {"symbols": ["XRPUSDT", "DOTUSDT"]})
             client.emit("unsubscribe", {"symbols": ["XRPUSDT", "DOTUSDT"]})
-        client.wait("unsubscribed", count=30)
-        wait_for(lambda: not {"xrpusdt@ticker", "dotusdt@ticker"} & fake_binance.subscribed_streams(), timeout=6)
-        methods = [m["method"] for _, m in fake_binance.control_messages() if isinstance(m, dict)]
-        assert methods.count("SUBSCRIBE") <= 1 and methods.count("UNSUBSCRIBE") <= 1, methods
+        client.emit("subscribe", {"symbols": ["XRPUSDT", "DOTUSDT"]})
+        before_last = time.time()
+        client.call("unsubscribe", {"symbols": ["XRPUSDT", "DOTUSDT"]})  # the last client leaves in between
+        left = time.time()
+        # the time the UNSUBSCRIBE first shows at the exchange, measured here by polling
+        unsubscribed_at = wait_for(lambda: all(requests_for(s, "UNSUBSCRIBE") for s in streams) and time.time(),
+                                   timeout=grace + 6, interval=0.01, message="the UNSUBSCRIBE after the grace period")
+        assert unsubscribed_at - before_last >= grace, "UNSUBSCRIBE before the grace period was over"
+        assert unsubscribed_at - left >= grace - scaled(0.1), "UNSUBSCRIBE before the grace period was over"
+        assert unsubscribed_at - left <= grace + scaled(2.0), "and not long after it"
+        wait_for(lambda: not streams & fake_binance.subscribed_streams(), timeout=6)
+        for stream in streams:
+            assert len(requests_for(stream, "SUBSCRIBE")) == 1, fake_binance.control_messages()
+            assert len(requests_for(stream, "UNSUBSCRIBE")) == 1, fake_binance.control_messages()
         assert all(c.close_code is None for c in fake_binance.connections())
     finally:
         client.close()

@@ -114,10 +114,11 @@ def _status(service: ServiceProcess, path: str) -> int:
 def test_json_logs_to_stdout_and_a_rotating_file_without_secrets(
     start_service, fake_binance: FakeBinance, tmp_path: Path
 ) -> None:
-    token, jwt_secret = "tok-sekrit-4711", "jwt-sekrit-0815"
+    token, jwt_secret = "tok-sekrit-4711", "jwt-sekrit-0815-jwt-sekrit-0815-42"  # HS256: at least 32 bytes
     log_file = tmp_path / "logs" / "service.log"
     service = start_service(LOG_FORMAT="json", LOG_FILE=str(log_file), LOG_MAX_BYTES="4096",
-                            LOG_BACKUP_COUNT="2", AUTH_TOKENS=token, JWT_SECRET=jwt_secret)
+                            LOG_BACKUP_COUNT="2", AUTH_TOKENS=token, JWT_SECRET=jwt_secret,
+                            CORS_ALLOWED_ORIGINS="https://dash.example.com")
     client = RecordingClient(service.url, auth={"token": token})
     try:
         client.call("subscribe", {"symbols": ["BTCUSDT", "ETHUSDT", "XRPUSDT"]})

@@ -109,6 +109,28 @@ def test_bad_input_gets_an_error_and_the_client_stays(clients, payload: object, 
     assert client.sio.connected
 
 
+@pytest.mark.parametrize("event, confirmation", [("subscribe", "subscribed"), ("unsubscribe", "unsubscribed")])
+def test_a_request_with_only_invalid_items_gets_only_the_error(clients, event: str, confirmation: str) -> None:
+    client = clients()
+    client.emit(event, {"symbols": [1, "BTC-USDT"]})
+    (error,) = client.wait("error")
+    assert error["code"] == "INVALID_SYMBOL" and error["event"] == event
+    client.call("subscribe", {"symbols": ["BTCUSDT"]})  # answered after anything the first request caused
+    assert client.received(confirmation, lambda answer: answer["symbols"] == []) == []
+    ack = client.call(event, {"symbols": ["BTC-USDT"]})
+    verb = "Subscribed to" if event == "subscribe" else "Unsubscribed from"
+    assert ack == {"symbols": [], "message": f"{verb} 0 symbols", "errors": [
+        {"code": "INVALID_SYMBOL", "message": ack["errors"][0]["message"], "event": event, "symbols": ["BTC-USDT"]}]}
+
+
+def test_valid_symbols_in_a_bad_unsubscribe_are_still_unsubscribed(clients) -> None:
+    client = clients()
+    client.call("subscribe", {"symbols": ["BTCUSDT", "ETHUSDT"]})
+    ack = client.call("unsubscribe", {"symbols": ["ethusdt", 42]})
+    assert ack["symbols"] == ["ETHUSDT"] and [e["code"] for e in ack["errors"]] == ["INVALID_SYMBOL"]
+    assert [name for name, _ in client.events if name in ("unsubscribed", "error")] == ["unsubscribed", "error"]
+
+
 def test_valid_symbols_in_a_bad_request_are_still_subscribed(clients) -> None:
     client = clients()
     client.emit("subscribe", {"symbols": ["BTCUSDT", "FAKECOINUSDT", 42, "ethusdt"]})

@@ -70,3 +70,51 @@ def test_log_file_paths() -> None:
 def test_operations_settings() -> None:
     settings = Settings.from_env({"ASYNC_MODE": "GEVENT", "LOG_FORMAT": "JSON", "SHUTDOWN_TIMEOUT": "4.5"})
     assert (settings.async_mode, settings.log_format, settings.shutdown_timeout) == ("gevent", "json", 4.5)
+
+
+def test_a_retired_key_is_ignored_with_a_warning_naming_its_replacement(tmp_path) -> None:
+    from config import read_environment, retired_keys
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("CLIENT_ABUSE_STRIKES=0\n")
+    environ = read_environment({}, str(env_file))
+    assert Settings.from_env(environ) == Settings()  # starts, with the defaults
+    (notice,) = retired_keys(environ)
+    assert "CLIENT_ABUSE_STRIKES" in notice and "CLIENT_ABUSE_TIMEOUT" in notice and "ignored" in notice
+    assert retired_keys({}) == [] and retired_keys({"CLIENT_ABUSE_STRIKES": " "}) == []
+
+
+def test_client_abuse_timeout() -> None:
+    assert Settings().client_abuse_timeout == 10.0
+    assert Settings.from_env({"CLIENT_ABUSE_TIMEOUT": "0"}).client_abuse_timeout == 0.0
+    with pytest.raises(ConfigError, match="CLIENT_ABUSE_TIMEOUT.*seconds"):
+        Settings.from_env({"CLIENT_ABUSE_TIMEOUT": "-1"})
+
+
+def test_jwt_settings() -> None:
+    origins = {"CORS_ALLOWED_ORIGINS": "https://dash.example.com"}
+    settings = Settings.from_env({"JWT_SECRET": "x" * 32, "JWT_AUDIENCE": "prices", "JWT_ISSUER": "https://login",
+                                  "JWT_LEEWAY": "0", **origins})
+    assert (settings.jwt_audience, settings.jwt_issuer, settings.jwt_leeway) == ("prices", "https://login", 0.0)
+    assert Settings().jwt_leeway == 10.0
+    with pytest.raises(ConfigError, match="JWT_LEEWAY"):
+        Settings.from_env({"JWT_LEEWAY": "3600"})
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"JWT_SECRET": "0123456789abcdefghijklmnopqrstu", **origins})  # 31 bytes
+    message = str(info.value)
+    assert "JWT_SECRET is 31 bytes" in message and "at least 32" in message and "token_urlsafe" in message
+    assert "0123456789" not in message, "the secret is never shown"
+
+
+@pytest.mark.parametrize("auth, keys", [({"AUTH_TOKENS": "a,b"}, "AUTH_TOKENS set"),
+                                        ({"JWT_SECRET": "x" * 32}, "JWT_SECRET set"),
+                                        ({"AUTH_TOKENS": "a", "JWT_SECRET": "x" * 32}, "AUTH_TOKENS and JWT_SECRET")])
+def test_authentication_needs_listed_origins(auth: dict[str, str], keys: str) -> None:
+    for origins in ({}, {"CORS_ALLOWED_ORIGINS": "*"}, {"CORS_ALLOWED_ORIGINS": "https://a.example,*"}):
+        with pytest.raises(ConfigError) as info:
+            Settings.from_env({**auth, **origins})
+        message = str(info.value)
+        assert "CORS_ALLOWED_ORIGINS=*" in message and keys in message and "list the origins" in message
+    settings = Settings.from_env({**auth, "CORS_ALLOWED_ORIGINS": "https://dash.example.com"})
+    assert settings.cors_allowed_origins == ("https://dash.example.com",)
+    assert Settings.from_env({"CORS_ALLOWED_ORIGINS": "*"}).cors_allowed_origins == ("*",), "public: any origin"
