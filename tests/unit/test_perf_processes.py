@@ -43,6 +43,8 @@ def test_the_bench_changes_only_what_it_must(clean_environment: Path, tmp_path: 
 
 
 def test_changed_settings_include_dotenv_and_hide_secrets(clean_environment: Path) -> None:
-    clean_environment.write_text("LOG_LEVEL=DEBUG\nJWT_SECRET=s3cret\n")
+    clean_environment.write_text("LOG_LEVEL=DEBUG\nJWT_SECRET=a-secret-of-at-least-thirty-two-bytes\n"
+                                 "CORS_ALLOWED_ORIGINS=https://dash.example.com\n")
     env = {"HOST": "127.0.0.1", "RECONNECT_DELAY": "5", "UNRELATED": "x"}
-    assert changed_settings(env) == {"HOST": "127.0.0.1", "LOG_LEVEL": "DEBUG", "JWT_SECRET": "(set)"}
+    assert changed_settings(env) == {"HOST": "127.0.0.1", "LOG_LEVEL": "DEBUG", "JWT_SECRET": "(set)",
+                                     "CORS_ALLOWED_ORIGINS": "https://dash.example.com"}
