@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import pytest
@@ -151,8 +152,6 @@ COLD = ["LINKUSDT", "DOTUSDT", "LTCUSDT", "AVAXUSDT", "ATOMUSDT", "UNIUSDT"]
 
 
 def test_concurrent_cold_prices_under_429_send_nothing_inside_retry_after(service, fake_binance) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     retry_after = 4
     wait_for(lambda: service.get("/price/BTCUSDT").json().get("source") == "cache")
     fake_binance.set_rest_failure(429, retry_after=retry_after)
@@ -176,8 +175,6 @@ def test_concurrent_cold_prices_under_429_send_nothing_inside_retry_after(servic
 
 
 def test_concurrent_misses_for_one_symbol_make_one_call(service, fake_binance) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(20) as pool:
         answers = list(pool.map(lambda _: service.get("/price/AVAXUSDT").status_code, range(40)))
     assert answers == [200] * 40
