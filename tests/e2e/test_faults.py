@@ -166,8 +166,9 @@ def test_concurrent_cold_prices_under_429_send_nothing_inside_retry_after(servic
     assert 1 <= len(asked) <= len(COLD), "at most the calls already in flight when the first 429 came back"
     window_ends = asked[0].at + retry_after
     fake_binance.set_rest_failure(None)
-    wait_for(lambda: all(service.get(f"/price/{symbol}").status_code == 200 for symbol in COLD),
-             timeout=retry_after + 5)
+    # until every price is back, or the service earned a ban (which would last 2 minutes)
+    wait_for(lambda: earned_bans(fake_binance)
+             or all(service.get(f"/price/{symbol}").status_code == 200 for symbol in COLD), timeout=retry_after + 5)
     calls = [c for c in fake_binance.rest_calls()[before:] if c.path.startswith("/fapi/")]
     inside = [c for c in calls[len(asked):] if c.at < window_ends]
     assert not inside, f"/fapi calls inside the Retry-After: {inside}"
