@@ -304,11 +304,12 @@ class Loadgen:
     def _read(self, index: int, proc: subprocess.Popen[str]) -> None:
         """Forward each JSON line of one worker to the queue; an ``exited`` message when it ends."""
         assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                self._messages.put((index, json.loads(line)))
-            except json.JSONDecodeError:
-                pass  # not a message (a stray print); stderr goes to the log
+        with proc.stdout:
+            for line in proc.stdout:
+                try:
+                    self._messages.put((index, json.loads(line)))
+                except json.JSONDecodeError:
+                    pass  # not a message (a stray print); stderr goes to the log
         self._messages.put((index, {"type": "exited"}))
 
     @property

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import pytest
@@ -151,8 +152,6 @@ COLD = ["LINKUSDT", "DOTUSDT", "LTCUSDT", "AVAXUSDT", "ATOMUSDT", "UNIUSDT"]
 
 
 def test_concurrent_cold_prices_under_429_send_nothing_inside_retry_after(service, fake_binance) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     retry_after = 4
     wait_for(lambda: service.get("/price/BTCUSDT").json().get("source") == "cache")
     fake_binance.set_rest_failure(429, retry_after=retry_after)
@@ -167,8 +166,9 @@ def test_concurrent_cold_prices_under_429_send_nothing_inside_retry_after(servic
     assert 1 <= len(asked) <= len(COLD), "at most the calls already in flight when the first 429 came back"
     window_ends = asked[0].at + retry_after
     fake_binance.set_rest_failure(None)
-    wait_for(lambda: all(service.get(f"/price/{symbol}").status_code == 200 for symbol in COLD),
-             timeout=retry_after + 5)
+    # until every price is back, or the service earned a ban (which would last 2 minutes)
+    wait_for(lambda: earned_bans(fake_binance)
+             or all(service.get(f"/price/{symbol}").status_code == 200 for symbol in COLD), timeout=retry_after + 5)
     calls = [c for c in fake_binance.rest_calls()[before:] if c.path.startswith("/fapi/")]
     inside = [c for c in calls[len(asked):] if c.at < window_ends]
     assert not inside, f"/fapi calls inside the Retry-After: {inside}"
@@ -176,8 +176,6 @@ def test_concurrent_cold_prices_under_429_send_nothing_inside_retry_after(servic
 
 
 def test_concurrent_misses_for_one_symbol_make_one_call(service, fake_binance) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(20) as pool:
         answers = list(pool.map(lambda _: service.get("/price/AVAXUSDT").status_code, range(40)))
     assert answers == [200] * 40
