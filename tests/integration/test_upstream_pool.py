@@ -26,11 +26,14 @@ class Recorder:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.symbols: list[str] = []
+        self.event_times: dict[str, list[int]] = {}  # symbol -> event time of every tick, in arrival order
         self.events: list[tuple[int, str, str]] = []
 
     def on_tickers(self, batch: TickerBatch, received_at: float) -> None:
         with self.lock:
             self.symbols.extend(t.symbol for t in batch.tickers)
+            for ticker in batch.tickers:
+                self.event_times.setdefault(ticker.symbol, []).append(ticker.event_time)
 
     def on_event(self, connection: UpstreamConnection, event: str, detail: str = "") -> None:
         with self.lock:
@@ -46,6 +49,16 @@ class Recorder:
     def reasons(self, event: str) -> list[str]:
         with self.lock:
             return [detail for _, name, detail in self.events if name == event]
+
+    def newer_only(self, symbol: str) -> list[int]:
+        """The event times of the symbol's ticks as the fan-out passes them on: each one newer than the last."""
+        with self.lock:
+            arrivals = list(self.event_times.get(symbol, ()))
+        passed: list[int] = []
+        for at in arrivals:
+            if not passed or at > passed[-1]:
+                passed.append(at)
+        return passed
 
 
 @pytest.fixture
@@ -220,6 +233,13 @@ def test_connection_is_rotated_before_its_age_limit_without_a_gap(fake_binance, 
         assert new.opened_at < old.closed_at, "the successor opened before the old one closed"
         assert new.streams == {"btcusdt@ticker", "ethusdt@ticker"}
     assert len(fake_binance.open_connections()) in (1, 2)
+    handovers = [c.closed_at * 1000 for c in opened if c.close_code == 1000]
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        wait_for(lambda s=symbol: recorder.newer_only(s)[-1] > handovers[1], message="ticks after the handovers")
+        passed = recorder.newer_only(symbol)
+        sent = [at for at in fake_binance.ticker_event_times(symbol) if passed[0] <= at <= passed[-1]]
+        assert passed == sent, f"{symbol}: missing {sorted(set(sent) - set(passed))[:5]} around the handovers"
+        assert passed[0] < handovers[0] and handovers[1] < passed[-1], "both handovers were compared"
 
 
 def test_reconnects_stay_within_the_connection_budget(fake_binance, tasks, recorder, monkeypatch) -> None:
