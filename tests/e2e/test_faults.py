@@ -7,6 +7,7 @@ from typing import Iterator
 import pytest
 import redis
 
+from streaming.pacing import HEALTHY_AFTER, RETRY_JITTER
 from streaming.upstream import REPLY_TIMEOUT
 from tests.e2e.clients import RecordingClient
 from tests.helpers import scaled, wait_for
@@ -342,3 +343,35 @@ def test_unanswered_subscribe_reconnects_after_the_reply_timeout(watched, fake_b
         fake_binance.withhold_replies(False)
         late.close()
 
+
+def test_flapping_then_refused_recovers_within_about_the_reconnect_delay(start_service, fake_binance) -> None:
+    """Three quick drops (no connection stays up HEALTHY_AFTER), then refused handshakes: once the exchange
+    accepts again, prices are back within about RECONNECT_DELAY, not after a backoff grown by the drops."""
+    delay = 0.5
+    service = start_service(**{**FAST, "RECONNECT_DELAY": str(delay), "RECONNECT_MAX_DELAY": "2"})
+    client = RecordingClient(service.url)
+    try:
+        client.emit("subscribe", {"symbols": SYMBOLS})
+        all_updating_again([client], 0)
+        flapping_since = time.monotonic()
+        for _ in range(3):
+            since = int(time.time() * 1000)
+            fake_binance.drop_all()
+            all_updating_again([client], since)
+        fake_binance.refuse_connections(60)
+        fake_binance.drop_all()
+        wait_for(lambda: len(fake_binance.refused_attempts()) >= 3, timeout=10)
+        fake_binance.refuse_connections(0)  # right after a refused attempt: the worst moment to come back
+        accepted_ms = int(time.time() * 1000)
+        took = all_updating_again([client], accepted_ms)
+        assert time.monotonic() - flapping_since < HEALTHY_AFTER * 2
+        assert all(c.closed_at - c.opened_at < HEALTHY_AFTER for c in fake_binance.connections()[:4])
+        # each retry within RECONNECT_DELAY plus its jitter, however often the connection dropped before
+        dropped_at = fake_binance.connections()[3].closed_at
+        refused = fake_binance.refused_attempts()
+        retries = [b - a for a, b in zip([dropped_at, *refused], refused[:3])]
+        assert all(gap <= delay * (1 + RETRY_JITTER) + scaled(0.1) for gap in retries), retries
+        assert took <= delay * (1 + RETRY_JITTER) + TICK_INTERVAL + scaled(0.5), f"prices back {took:.2f}s after"
+        assert service.metric(RECONNECTS, reason="connect_failed") == len(fake_binance.refused_attempts())
+    finally:
+        client.close()

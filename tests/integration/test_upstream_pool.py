@@ -10,6 +10,7 @@ import pytest
 
 from streaming.binance import TickerBatch
 import streaming.pool as pool_module
+from streaming.pacing import RETRY_JITTER, STEADY_DELAYS
 from streaming.pool import UpstreamPool
 from streaming.upstream import Timing, UpstreamConnection
 from tests.fakes import protocol as fake_protocol
@@ -292,9 +293,11 @@ def test_refused_reconnects_back_off_with_jitter_up_to_the_cap(fake_binance, mak
     wait_for(lambda: fake_binance.open_connections(), timeout=10, message="reconnected after the refusals")
     attempts = fake_binance.connection_attempts()[1:]  # after the first, accepted connection
     gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+    steady = STEADY_DELAYS - 1  # the first delay is the one after the drop
     assert len(fake_binance.refused_attempts()) <= 4.0 / 0.2, "no tight loop"
-    assert all(0.15 <= gap <= 1.0 + 0.3 for gap in gaps), gaps
-    assert max(gaps) > 0.4, f"the delay grew: {gaps}"
+    assert all(0.15 <= gap <= 0.2 * (1 + RETRY_JITTER) + 0.1 for gap in gaps[:steady]), gaps
+    assert all(0.15 <= gap <= 1.0 + 0.3 for gap in gaps[steady:]), gaps
+    assert max(gaps[steady:]) > 0.4, f"the delay grew: {gaps}"
     assert recorder.reasons("reconnect").count("connect_failed") == len(fake_binance.refused_attempts())
 
 
