@@ -646,7 +646,7 @@ def test_connection_attempt_limit_is_per_ip(make_fake, connect) -> None:
     sock = socket.create_connection(("127.0.0.1", fake.port), timeout=scaled(5.0), source_address=("127.0.0.2", 0))
     ws = websocket.create_connection(f"{fake.ws_url}/market/ws", socket=sock, timeout=scaled(5.0))
     try:
-        assert len(fake.open_connections()) == 2, "another address has its own allowance"
+        wait_for(lambda: len(fake.open_connections()) == 2, message="another address has its own allowance")
     finally:
         ws.close()
 
