@@ -301,27 +301,7 @@ def test_refused_reconnects_back_off_with_jitter_up_to_the_cap(fake_binance, mak
     assert recorder.reasons("reconnect").count("connect_failed") == len(fake_binance.refused_attempts())
 
 
-def test_hundreds_of_streams_are_restored_in_small_paced_requests(fake_binance, make_pool, recorder) -> None:
-    symbols = [f"SYM{i:03d}USDT" for i in range(300)]  # well-formed: acknowledged, silent
-    pool = make_pool(fake_binance, stale_timeout=600.0)
-    pool.pin(["BTCUSDT"])
-    pool.start()
-    for symbol in symbols:
-        pool.want(symbol)
-    wanted = {s.lower() + "@ticker" for s in symbols} | {"btcusdt@ticker"}
-    wait_for(lambda: fake_binance.subscribed_streams() == wanted, timeout=20)
-    fake_binance.drop_all()
-    wait_for(lambda: len(fake_binance.open_connections()) == 1 and fake_binance.subscribed_streams() == wanted,
-             timeout=20, message="all 301 streams restored after the reconnect")
-    first, second = fake_binance.connections()
-    assert second.close_code is None, "never closed for too many requests"
-    assert len(second.query) < 2100, "the URL carries at most 100 streams"
-    requests = [m for conn, m in fake_binance.control_messages() if conn == second.id and isinstance(m, dict)]
-    assert requests and all(len(m["params"]) <= 50 for m in requests)
-    assert sum(len(m["params"]) for m in requests) == 301 - 100
-
-
-def test_a_thousand_streams_are_restored_at_the_paced_rate(fake_binance, make_pool, recorder) -> None:
+def test_a_thousand_streams_are_restored_in_small_requests_at_the_paced_rate(fake_binance, make_pool, recorder) -> None:
     rate = 4  # CONTROL_MESSAGES_PER_SECOND's default
     symbols = [f"SYM{i:04d}USDT" for i in range(1000)]  # well-formed: acknowledged, silent
     pool = make_pool(fake_binance, stale_timeout=600.0, messages_per_second=float(rate))
@@ -336,7 +316,9 @@ def test_a_thousand_streams_are_restored_at_the_paced_rate(fake_binance, make_po
              timeout=30, message="all 1001 streams restored after the reconnect")
     first, second = fake_binance.connections()
     assert first.close_code == 1006 and second.close_code is None, "never closed 1008 for too many requests"
+    assert len(second.query.removeprefix("streams=").split("/")) == 100, "the URL carries 100 streams"
     requests = [(at, m) for conn, at, m in fake_binance.timed_control_messages() if conn == second.id]
+    assert all(m["method"] == "SUBSCRIBE" and len(m["params"]) <= 50 for _, m in requests)
     assert sum(len(m["params"]) for _, m in requests) == len(wanted) - 100, "the rest after the URL's 100"
     times = [at for at, _ in requests]
     # the fake stamps a frame when its event loop reads it, a few ms late at worst: a one-second window less
