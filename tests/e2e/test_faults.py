@@ -353,7 +353,6 @@ def test_flapping_then_refused_recovers_within_about_the_reconnect_delay(start_s
     try:
         client.emit("subscribe", {"symbols": SYMBOLS})
         all_updating_again([client], 0)
-        flapping_since = time.monotonic()
         for _ in range(3):
             since = int(time.time() * 1000)
             fake_binance.drop_all()
@@ -364,7 +363,6 @@ def test_flapping_then_refused_recovers_within_about_the_reconnect_delay(start_s
         fake_binance.refuse_connections(0)  # right after a refused attempt: the worst moment to come back
         accepted_ms = int(time.time() * 1000)
         took = all_updating_again([client], accepted_ms)
-        assert time.monotonic() - flapping_since < HEALTHY_AFTER * 2
         assert all(c.closed_at - c.opened_at < HEALTHY_AFTER for c in fake_binance.connections()[:4])
         # each retry within RECONNECT_DELAY plus its jitter, however often the connection dropped before
         dropped_at = fake_binance.connections()[3].closed_at
