@@ -34,7 +34,7 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# Time to notice and recover from each upstream, REST and Redis fault (about 3 minutes; QUICK=1: 1 minute).
+# Time to notice and recover from each upstream, REST and Redis fault (about 2 minutes; QUICK=1: 1 minute).
 recovery: install-dev
 	$(PY) -m bench.recovery $(if $(QUICK),--quick)
 

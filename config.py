@@ -69,8 +69,9 @@ class Settings:
     prometheus_enabled: bool = True
     default_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT")
     reconnect_delay: float = 5.0
-    # Later reconnect attempts back off exponentially, with full jitter, up to this many seconds.
-    reconnect_max_delay: float = 60.0
+    # Reconnect attempts that keep failing back off exponentially, with full jitter, up to this many seconds
+    # (so Binance accepting again is noticed within it; see streaming.pacing.ReconnectPolicy).
+    reconnect_max_delay: float = 10.0
     binance_ws_url: str = "wss://fstream.binance.com"
     binance_rest_url: str = "https://fapi.binance.com"
     # Seconds a symbol keeps streaming after its last subscriber left (no flapping on client reconnect).

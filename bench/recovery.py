@@ -22,11 +22,13 @@ from tests.helpers import wait_for
 from tests.redis_server import RedisProcess
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "XRPUSDT", "DOGEUSDT"]
-QUICK = dict(RECONNECT_DELAY="0.5", STALE_TIMEOUT="3", PING_INTERVAL="2", PONG_TIMEOUT="2")
-PRODUCTION = dict(RECONNECT_DELAY="5", STALE_TIMEOUT="30", PING_INTERVAL="20", PONG_TIMEOUT="10")
-# The reconnect backoff starts again from RECONNECT_DELAY once a connection has stayed up this long
-# (streaming.upstream.HEALTHY_AFTER): scenarios are spaced by it so each is measured on its own.
-SETTLE = 11.0
+QUICK = dict(RECONNECT_DELAY="0.5", RECONNECT_MAX_DELAY="1", STALE_TIMEOUT="3", PING_INTERVAL="2", PONG_TIMEOUT="2")
+PRODUCTION = dict(RECONNECT_DELAY="5", RECONNECT_MAX_DELAY="10", STALE_TIMEOUT="30", PING_INTERVAL="20",
+                  PONG_TIMEOUT="10")
+REFUSAL = 10.0  # seconds of refused handshakes in the refusal scenarios
+# Pause between scenarios once the service is healthy again. The reconnect delays start afresh as soon as a
+# connection delivers (streaming.pacing.ReconnectPolicy), so each scenario is measured on its own.
+SETTLE = 2.0
 
 
 def now_ms() -> int:
@@ -81,9 +83,25 @@ def scenario_close(code: int, reason: str) -> Callable[[Run], tuple[float | None
 
 def scenario_refuse(run: Run) -> tuple[float | None, float | None, str]:
     start, start_ms = time.monotonic(), now_ms()
-    run.fake.refuse_connections(10)
+    run.fake.refuse_connections(REFUSAL)
     run.fake.drop_all()
-    return run.told("reconnecting", start), run.updating(start, start_ms), "drop, then 10 s of refused handshakes"
+    return (run.told("reconnecting", start), run.updating(start, start_ms),
+            f"drop, then {REFUSAL:g} s of refused handshakes; recovery counted from the drop")
+
+
+def scenario_flapping_then_refused(run: Run) -> tuple[float | None, float | None, str]:
+    for _ in range(3):  # each connection delivers prices, then drops long before it is up 10 s (HEALTHY_AFTER)
+        since, since_ms = time.monotonic(), now_ms()
+        run.fake.drop_all()
+        if run.updating(since, since_ms) is None:
+            return None, None, "prices did not come back after a quick drop"
+    run.client.clear()
+    start, accepting, accepting_ms = time.monotonic(), time.monotonic() + REFUSAL, now_ms() + int(REFUSAL * 1000)
+    run.fake.refuse_connections(REFUSAL)
+    run.fake.drop_all()
+    told = run.told("reconnecting", start)
+    back = run.updating(accepting, accepting_ms)
+    return told, back, f"3 quick drops, then {REFUSAL:g} s refused; recovery counted from the fake accepting again"
 
 
 def scenario_silent(run: Run) -> tuple[float | None, float | None, str]:
@@ -145,6 +163,7 @@ SCENARIOS = [
     ("closed 1008 too many requests", scenario_close(1008, "Too many requests")),
     ("closed 1001 going away", scenario_close(1001, "going away")),
     ("connections refused 10 s", scenario_refuse),
+    ("flapping, then refused", scenario_flapping_then_refused),
     ("silent upstream", scenario_silent),
     ("error frames and garbage", scenario_garbage),
     ("REST 429", scenario_rest(429, "LINKUSDT")),

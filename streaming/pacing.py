@@ -1,32 +1,79 @@
 """Pacing: reconnect delays, a token bucket, a sliding-window budget and the REST request gate.
 
-Pure: clocks are injected; nothing here sleeps or does I/O.
+Pure: clocks and random numbers are injected; nothing here sleeps or does I/O.
 """
 from __future__ import annotations
 
 import random
 from collections import deque
+from itertools import count
 from typing import Callable, Iterator
 
-__all__ = ["backoff", "TokenBucket", "SlidingWindowBudget", "RequestGate"]
+__all__ = [
+    "backoff", "ReconnectPolicy", "TokenBucket", "SlidingWindowBudget", "RequestGate",
+    "STEADY_DELAYS", "RETRY_JITTER", "HEALTHY_AFTER",
+]
+
+# Reconnect delays (README "Healing"). The first STEADY_DELAYS delays after the exchange last served data (the
+# drop and five failed attempts: about 30 s of outage with the default RECONNECT_DELAY) stay within RETRY_JITTER
+# of RECONNECT_DELAY, so an exchange that accepts again is back within about RECONNECT_DELAY; only a longer
+# outage backs off, up to RECONNECT_MAX_DELAY. One attempt per RECONNECT_DELAY per connection is far below
+# Binance's 300 connection attempts per 5 minutes per IP, and the pool's budget bounds all connections together.
+STEADY_DELAYS = 6
+RETRY_JITTER = 0.2
+# A connection that stayed up this long (5 ticker intervals) shows the exchange serving, even if quiet.
+HEALTHY_AFTER = 10.0
 
 
 def backoff(
     initial: float,
-    maximum: float = 60.0,
+    maximum: float = 10.0,
     factor: float = 2.0,
     rng: Callable[[], float] = random.random,
+    steady: int = STEADY_DELAYS,
+    jitter: float = RETRY_JITTER,
 ) -> Iterator[float]:
-    """Reconnect delays: ``initial`` first, then exponential growth with full jitter, capped at ``maximum``.
+    """Delays before successive connection attempts, each drawn uniformly from ``[initial, ceiling]`` (full
+    jitter above the floor ``initial``, the documented RECONNECT_DELAY), so reconnecting clients spread out.
 
-    The first delay is exactly ``initial`` (the documented RECONNECT_DELAY); later ones are drawn uniformly
-    from ``[initial, ceiling]`` where the ceiling doubles each time, so reconnecting clients spread out.
+    The ceiling is ``initial * (1 + jitter)`` for the first ``steady`` delays, then it grows by ``factor`` per
+    attempt up to ``maximum``; it never goes below ``initial``.
     """
-    yield initial
-    ceiling = initial
-    while True:
-        ceiling = min(maximum, ceiling * factor)
+    top = max(initial, maximum)
+    ceiling = min(top, initial * (1 + jitter))
+    for attempt in count():
+        if attempt >= steady:
+            ceiling = min(top, ceiling * factor)
         yield initial + (ceiling - initial) * rng()
+
+
+class ReconnectPolicy:
+    """How long a connection waits before its next attempt, from how the last one ended.
+
+    The backoff grows only while attempts fail. An attempt whose connection delivered data, or stayed up
+    ``healthy_after`` seconds, shows that the exchange serves again: the delays start afresh however soon that
+    connection dropped. So a flapping exchange is retried about every ``initial`` seconds (the pool's connection
+    budget bounds the rate), and once a refusing exchange accepts again the next attempt comes within
+    ``initial * (1 + RETRY_JITTER)``, or within ``maximum`` after an outage longer than the steady delays.
+    """
+
+    def __init__(self, initial: float, maximum: float, *, healthy_after: float = HEALTHY_AFTER,
+                 rng: Callable[[], float] = random.random) -> None:
+        self._initial = initial
+        self._maximum = maximum
+        self._healthy_after = healthy_after
+        self._rng = rng
+        self._delays = self._afresh()
+
+    def _afresh(self) -> Iterator[float]:
+        return backoff(self._initial, self._maximum, rng=self._rng)
+
+    def after(self, connected_for: float | None, delivered: bool) -> float:
+        """Seconds to wait after an attempt ended: ``connected_for`` is how long it was connected (None: it
+        never connected), ``delivered`` whether any data arrived on it."""
+        if delivered or (connected_for is not None and connected_for >= self._healthy_after):
+            self._delays = self._afresh()
+        return next(self._delays)
 
 
 class TokenBucket:

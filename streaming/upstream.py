@@ -2,7 +2,7 @@
 
 The reader connects on the /market route, answers server pings (echoing the payload), hands every frame to
 ``binance.parse_message``, passes ticker batches to the sink, settles control replies, reconnects after drops
-with backoff, and closes a connection that carries streams but has been silent too long (watchdog).
+(``pacing.ReconnectPolicy``), and closes a connection that carries streams but has been silent too long (watchdog).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Protocol
 
 import websocket
 
@@ -25,7 +25,7 @@ from streaming.binance import (
     symbol_of_stream,
 )
 from streaming.control import ControlChannel
-from streaming.pacing import backoff
+from streaming.pacing import ReconnectPolicy
 from streaming.tasks import TaskRunner
 
 __all__ = ["UpstreamConnection", "UpstreamStatus", "Timing", "UpstreamObserver"]
@@ -41,8 +41,6 @@ URL_STREAM_LIMIT = 100
 REPLY_TIMEOUT = 10.0
 # How long a clean close waits for the server's close frame.
 CLOSE_TIMEOUT = 1.0
-# A connection that stayed up this long resets the reconnect backoff (5 ticker intervals).
-HEALTHY_AFTER = 10.0
 
 
 class UpstreamObserver(Protocol):
@@ -66,7 +64,7 @@ class Timing:
     stale_timeout: float = 30.0
     ping_interval: float = 20.0
     pong_timeout: float = 10.0
-    max_reconnect_delay: float = 60.0
+    max_reconnect_delay: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -217,28 +215,25 @@ class UpstreamConnection:
 
     # -- the reader task --------------------------------------------------------------------------------------
     def _run(self) -> None:
-        delays = self._delays()
+        reconnects = ReconnectPolicy(self._timing.reconnect_delay, self._timing.max_reconnect_delay)
         try:
             while not self._stop.is_set():
+                messages_before = self.messages
                 reason = self._session()
                 if self._stop.is_set():
                     break
-                if self.connected_since is not None and self._clock() - self.connected_since >= HEALTHY_AFTER:
-                    delays = self._delays()
+                since = self.connected_since
+                delay = reconnects.after(None if since is None else self._clock() - since,
+                                         delivered=self.messages > messages_before)
                 self.connected_since = None
                 self.state = "reconnecting"
                 self.reconnects += 1
-                delay = next(delays)
                 log.warning("upstream %d: %s; reconnecting in %.1fs", self.index, reason, delay)
                 self._observer.on_event(self, "reconnect", reason.split(":")[0])
                 self._stop.wait(delay)
         finally:
             self.state = "stopped"
             self._done.set()
-
-    def _delays(self) -> Iterator[float]:
-        timing = self._timing
-        return backoff(timing.reconnect_delay, max(timing.max_reconnect_delay, timing.reconnect_delay))
 
     def _session(self) -> str:
         """One connection, from open to close; returns why it ended (first word is a bounded category)."""

@@ -1,4 +1,5 @@
-"""Test helpers shared by every test layer: waiting on a condition with a deadline instead of sleeping.
+"""Test helpers shared by every test layer: waiting on a condition with a deadline instead of sleeping, and
+counting events in sliding windows.
 
 Timeouts are scaled by the environment variable WS_TEST_TIMEOUT_FACTOR (default 1) for slow machines.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from bisect import bisect_left
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
@@ -41,3 +43,8 @@ def wait_for(predicate: Callable[[], T], timeout: float = 5.0, interval: float =
             detail = message or getattr(predicate, "__name__", "condition")
             raise AssertionError(f"timed out after {scaled(timeout):.2f} s waiting for {detail}; last value: {value!r}")
         time.sleep(interval)
+
+
+def most_in_any_window(times: list[float], window: float) -> int:
+    """The largest number of `times` (ascending seconds) that fall in one half-open interval [t, t + window)."""
+    return max((bisect_left(times, at + window) - i for i, at in enumerate(times)), default=0)

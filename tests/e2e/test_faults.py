@@ -8,12 +8,16 @@ from typing import Iterator
 import pytest
 import redis
 
+from streaming.pacing import HEALTHY_AFTER, RETRY_JITTER, STEADY_DELAYS
+from streaming.upstream import REPLY_TIMEOUT
 from tests.e2e.clients import RecordingClient
 from tests.fakes.rest import BAN, BANNED
-from tests.helpers import wait_for
+from tests.helpers import scaled, wait_for
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "XRPUSDT", "DOGEUSDT"]
 FAST = dict(RECONNECT_DELAY="0.5", STALE_TIMEOUT="2", PING_INTERVAL="1", PONG_TIMEOUT="2")
+TICK_INTERVAL = 0.2  # the fake_binance fixture's
+RECONNECTS = "websocket_streaming_upstream_reconnects_total"
 
 
 @pytest.fixture
@@ -54,6 +58,27 @@ def in_order_without_duplicates(client: RecordingClient) -> None:
     for symbol in SYMBOLS:
         times = [d["eventTime"] for d in client.received("price_update", lambda d, s=symbol: d["symbol"] == s)]
         assert times == sorted(times) and len(times) == len(set(times)), symbol
+
+
+def every_tick_once_in_order(client: RecordingClient, fake_binance, symbols: list[str]) -> tuple[int, int]:
+    """Assert that, per symbol, the client got exactly the ticks the fake sent, from the first streamed tick it
+    got to its last: none missing, none repeated, in order. Returns the (first, last) event times compared
+    (the latest first and earliest last over the symbols, so the range every symbol covers).
+
+    A first price fetched over REST on subscribe (while nothing is cached) is no tick of the stream: the
+    comparison starts after it."""
+    first, last = 0, 2**63
+    for symbol in symbols:
+        sent = fake_binance.ticker_event_times(symbol)
+        got = [d["eventTime"] for d in client.received("price_update", lambda d, s=symbol: d["symbol"] == s)]
+        streamed = set(sent)
+        got = got[max((i + 1 for i, at in enumerate(got) if at not in streamed), default=0):]
+        expected = [at for at in sent if got[0] <= at <= got[-1]]
+        missing = sorted(set(expected) - set(got))
+        assert got == expected, (f"{symbol}: {len(missing)} ticks missing (first {missing[:3]}), "
+                                 f"{len(got) - len(set(got))} repeated, in order: {got == sorted(got)}")
+        first, last = max(first, got[0]), min(last, got[-1])
+    return first, last
 
 
 def test_dropped_connections(watched, fake_binance) -> None:
@@ -106,13 +131,11 @@ def test_rotation_is_invisible_to_clients(start_service, fake_binance) -> None:
         wait_for(lambda: len([c for c in fake_binance.connections() if c.close_code == 1000]) >= 1, timeout=15)
         since = int(time.time() * 1000)
         all_updating_again([client], since)
-        in_order_without_duplicates(client)
         assert client.received("stream_status") == [], "no client saw the switch"
-        gaps = []
-        times = [d["eventTime"] for d in client.received("price_update", lambda d: d["symbol"] == "BTCUSDT")]
-        gaps = [b - a for a, b in zip(times, times[1:])]
-        assert max(gaps) < 1000, f"a gap in the stream around the switch: {max(gaps)} ms"
-        assert 'event="rotated"' in service.get("/metrics").text
+        first, last = every_tick_once_in_order(client, fake_binance, SYMBOLS)
+        (old, new) = fake_binance.connections()[:2]
+        assert first < new.opened_at * 1000 and old.closed_at * 1000 < last, "the overlap was compared"
+        assert service.metric("websocket_streaming_upstream_events_total", event="rotated") >= 1
     finally:
         client.close()
 
@@ -252,7 +275,9 @@ def test_rotation_beats_the_exchange_lifetime(start_service, fake_binance) -> No
         assert [c.close_code for c in fake_binance.connections() if c.close_code is not None] == \
             [1000] * len([c for c in fake_binance.connections() if c.close_code is not None])
         assert client.received("stream_status") == []
-        in_order_without_duplicates(client)
+        first, last = every_tick_once_in_order(client, fake_binance, SYMBOLS)
+        rotations = [c.closed_at * 1000 for c in fake_binance.connections() if c.closed_at is not None]
+        assert sum(first < at < last for at in rotations) >= 2, "the comparison spans the overlaps"
     finally:
         client.close()
 
@@ -298,3 +323,88 @@ def test_rest_calls_pause_when_the_used_weight_nears_the_limit(service, fake_bin
     assert 1 <= int(response.headers["Retry-After"]) <= 60
     assert len(fake_binance.rest_requests()) == calls, "no call while the weight is near the limit"
     assert "rest_used_weight 19" in service.get("/metrics").text.replace("websocket_streaming_", "")
+
+
+def test_one_quiet_symbol_is_stale_while_the_others_flow(watched, fake_binance) -> None:
+    service, clients = watched
+    quiet, others = "XRPUSDT", [s for s in SYMBOLS if s != "XRPUSDT"]
+    stale_timeout = float(FAST["STALE_TIMEOUT"])
+    all_updating_again(clients, int(time.time() * 1000))  # streamed ticks of each (the first may be from REST)
+    silenced = time.monotonic()
+    fake_binance.set_silent(True, symbols=[quiet])
+    for client in clients:
+        client.wait("stream_status", lambda d: d["symbol"] == quiet and d["state"] == "stale", timeout=8)
+    assert time.monotonic() - silenced >= stale_timeout - TICK_INTERVAL, "stale only after STALE_TIMEOUT"
+    health = wait_for(lambda: (h := service.get("/health").json())["status"] == "degraded" and h, timeout=5)
+    assert health["reasons"] == [f"streams: 1 not live ({quiet} stale)"], health["reasons"]
+    assert len(fake_binance.connections()) == 1, "the connection delivers: no reconnect"
+    healed_ms = int(time.time() * 1000)
+    fake_binance.set_silent(False, symbols=[quiet])
+    for client in clients:
+        client.wait("stream_status", lambda d: d["symbol"] == quiet and d["state"] == "live", timeout=5)
+        events = [(name, data) for name, data in list(client.events)
+                  if isinstance(data, dict) and data.get("symbol") == quiet]
+        (live_at,) = [i for i, (name, data) in enumerate(events) if name == "stream_status" and data["state"] == "live"]
+        fresh = [i for i, (name, data) in enumerate(events) if name == "price_update" and data["eventTime"] > healed_ms]
+        assert fresh and fresh[0] < live_at and all(i > live_at for i in fresh[1:]), "live with its next tick"
+        assert {d["symbol"] for d in client.received("stream_status")} == {quiet}, "the others were never stale"
+        first, last = every_tick_once_in_order(client, fake_binance, others)
+        assert last - first >= stale_timeout * 1000, "the others kept flowing through the quiet spell"
+    wait_for(lambda: service.get("/health").json()["status"] == "healthy", timeout=5)
+
+
+def test_unanswered_subscribe_reconnects_after_the_reply_timeout(watched, fake_binance) -> None:
+    service, clients = watched
+    (first,) = fake_binance.open_connections()
+    late = RecordingClient(service.url)
+    try:
+        fake_binance.withhold_replies(True)
+        late.emit("subscribe", {"symbols": ["LTCUSDT"]})
+        (requested_at,) = wait_for(lambda: [at for _, at, m in fake_binance.timed_control_messages()
+                                            if isinstance(m, dict) and m.get("params") == ["ltcusdt@ticker"]])
+        wait_for(lambda: service.metric(RECONNECTS, reason="no_reply") == 1, timeout=REPLY_TIMEOUT + 5,
+                 message="a no_reply reconnect")
+        closed_at = wait_for(lambda: next(c for c in fake_binance.connections() if c.id == first.id).closed_at)
+        assert REPLY_TIMEOUT <= closed_at - requested_at < REPLY_TIMEOUT + scaled(2.0)
+        for client in clients:
+            wait_for(lambda c=client: statuses(c, "reconnecting") == set(SYMBOLS), timeout=5)
+        late.wait("price_update", lambda d: d["symbol"] == "LTCUSDT" and d["eventTime"] > closed_at * 1000,
+                  timeout=5)
+        healed = fake_binance.open_connections()[0]
+        assert "ltcusdt@ticker" in healed.streams, "the new connection carries the symbol in its URL"
+        assert service.metric(RECONNECTS, reason="no_reply") == 1
+    finally:
+        fake_binance.withhold_replies(False)
+        late.close()
+
+
+def test_flapping_then_refused_recovers_within_about_the_reconnect_delay(start_service, fake_binance) -> None:
+    """Three quick drops (no connection stays up HEALTHY_AFTER), then refused handshakes: once the exchange
+    accepts again, prices are back within about RECONNECT_DELAY, not after a backoff grown by the drops."""
+    delay = 0.5
+    service = start_service(**{**FAST, "RECONNECT_DELAY": str(delay), "RECONNECT_MAX_DELAY": "2"})
+    client = RecordingClient(service.url)
+    try:
+        client.emit("subscribe", {"symbols": SYMBOLS})
+        all_updating_again([client], 0)
+        for _ in range(3):
+            since = int(time.time() * 1000)
+            fake_binance.drop_all()
+            all_updating_again([client], since)
+        fake_binance.refuse_connections(60)
+        fake_binance.drop_all()
+        steady = STEADY_DELAYS - 1  # refused attempts still retried at about RECONNECT_DELAY (the drop's is first)
+        wait_for(lambda: len(fake_binance.refused_attempts()) >= steady, timeout=10)
+        fake_binance.refuse_connections(0)  # right after a refused attempt: the worst moment to come back
+        accepted_ms = int(time.time() * 1000)
+        took = all_updating_again([client], accepted_ms)
+        assert all(c.closed_at - c.opened_at < HEALTHY_AFTER for c in fake_binance.connections()[:4])
+        # each retry within RECONNECT_DELAY plus its jitter, however often the connection dropped before
+        dropped_at = fake_binance.connections()[3].closed_at
+        refused = fake_binance.refused_attempts()
+        retries = [b - a for a, b in zip([dropped_at, *refused], refused[:steady])]
+        assert all(gap <= delay * (1 + RETRY_JITTER) + scaled(0.1) for gap in retries), retries
+        assert took <= delay * (1 + RETRY_JITTER) + TICK_INTERVAL + scaled(0.5), f"prices back {took:.2f}s after"
+        assert service.metric(RECONNECTS, reason="connect_failed") == len(fake_binance.refused_attempts())
+    finally:
+        client.close()

@@ -28,13 +28,18 @@ from tests.fakes.exchange_info import load_exchange_info, symbol_specs
 from tests.fakes.market import Market
 from tests.fakes.protocol import (
     CLOSE_GOING_AWAY,
+    CONNECTION_WINDOW,
+    CONNECTIONS_PER_WINDOW,
+    HANDSHAKE_RATE_LIMITED_STATUS,
     HANDSHAKE_REFUSED_STATUS,
     REASON_LIFETIME,
     Endpoint,
     ProtocolError,
+    RateWindow,
     Silence,
     is_websocket_upgrade,
     parse_endpoint,
+    rate_limited_handshake_body,
     refused_handshake_body,
 )
 from tests.fakes.rest import (
@@ -90,14 +95,17 @@ class FakeBinance:
     def __init__(self, *, tick_interval: float = 2.0, ping_interval: float = 180.0, pong_timeout: float = 600.0,
                  max_streams: int = 1024, max_incoming_per_second: int = 10,
                  connection_lifetime: float = 86400.0, port: int = 0, seed: int = DEFAULT_SEED,
-                 rest_weight_limit: int = WEIGHT_LIMIT_PER_MINUTE, rest_ban_seconds: float = BAN_SECONDS) -> None:
+                 rest_weight_limit: int = WEIGHT_LIMIT_PER_MINUTE, rest_ban_seconds: float = BAN_SECONDS,
+                 max_connections_per_window: int = CONNECTIONS_PER_WINDOW,
+                 connection_window: float = CONNECTION_WINDOW) -> None:
         for name, value in (("tick_interval", tick_interval), ("ping_interval", ping_interval),
                             ("pong_timeout", pong_timeout), ("connection_lifetime", connection_lifetime),
-                            ("rest_ban_seconds", rest_ban_seconds)):
+                            ("rest_ban_seconds", rest_ban_seconds), ("connection_window", connection_window)):
             if not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         for name, count in (("max_streams", max_streams), ("max_incoming_per_second", max_incoming_per_second),
-                            ("rest_weight_limit", rest_weight_limit)):
+                            ("rest_weight_limit", rest_weight_limit),
+                            ("max_connections_per_window", max_connections_per_window)):
             if count < 1:
                 raise ValueError(f"{name} must be at least 1, got {count!r}")
         if not 0 <= port <= 65535:
@@ -107,24 +115,29 @@ class FakeBinance:
                               ping_interval=ping_interval, pong_timeout=pong_timeout, lifetime=connection_lifetime)
         self._requested_port = port
         self._weight_limit = rest_weight_limit
+        self._connection_limit = (max_connections_per_window, connection_window)
         self._exchange_info = load_exchange_info()
         self._specs = tuple(symbol_specs(self._exchange_info))
         self._market = Market(self._specs, seed=seed)
         # Shared with the caller's threads; guarded by _lock.
         self._lock = threading.Lock()
         self._infos: list[ConnInfo] = []
-        self._control: list[tuple[int, object]] = []
+        self._control: list[tuple[int, float, object]] = []  # (conn_id, wall-clock time, message)
         self._rest_log: list[RestCall] = []
         self._last_tickers: dict[str, dict[str, Any]] = {}
+        self._sent_times: dict[str, set[int]] = {}  # symbol -> `E` of every 24hrTicker payload sent
         self._attempts: list[float] = []  # wall-clock times of every WebSocket handshake attempt
         self._refused: list[float] = []  # ... and of those refused by refuse_connections
+        self._rate_limited: list[float] = []  # ... and of those over the connection-attempt limit
         # Immutable values written by the caller (read-modify-write under _lock), read by the loop (atomic).
         self._silence = Silence()
         self._rest_failure: tuple[int, dict[str, Any], int | None] | None = None
         self._refuse_until = 0.0  # time.monotonic() until which handshakes are refused
         self._delivery_delay = 0.0
+        self._withhold_replies = False
         # Event-loop thread only.
         self._live: dict[int, Connection] = {}
+        self._attempt_windows: dict[str, RateWindow] = {}  # client IP -> its connection attempts
         self._weights = WeightMeter()
         self._escalation = Escalation(rest_ban_seconds)
         self._stopping = False
@@ -210,6 +223,11 @@ class FakeBinance:
     def control_messages(self) -> list[tuple[int, object]]:
         """(conn_id, parsed JSON or raw text) of every text frame received, in arrival order."""
         with self._lock:
+            return [(conn_id, message) for conn_id, _, message in self._control]
+
+    def timed_control_messages(self) -> list[tuple[int, float, object]]:
+        """(conn_id, wall-clock arrival time, parsed JSON or raw text) of every text frame received, in order."""
+        with self._lock:
             return list(self._control)
 
     def rest_requests(self) -> list[tuple[str, dict[str, str]]]:
@@ -228,6 +246,12 @@ class FakeBinance:
             payload = self._last_tickers.get(symbol)
             return dict(payload) if payload is not None else None
 
+    def ticker_event_times(self, symbol: str) -> list[int]:
+        """The event time `E` of every `24hrTicker` payload the fake sent for `symbol` (any stream, any
+        connection; a tick sent on two connections counts once), ascending: what a client should have seen."""
+        with self._lock:
+            return sorted(self._sent_times.get(symbol, ()))
+
     def connection_attempts(self) -> list[float]:
         """Wall-clock times of every WebSocket handshake attempt, accepted or refused, oldest first."""
         with self._lock:
@@ -237,6 +261,11 @@ class FakeBinance:
         """Wall-clock times of the handshakes refused by `refuse_connections`, oldest first."""
         with self._lock:
             return list(self._refused)
+
+    def rate_limited_attempts(self) -> list[float]:
+        """Wall-clock times of the handshakes refused with HTTP 429 for exceeding the connection-attempt limit."""
+        with self._lock:
+            return list(self._rate_limited)
 
     def tick_count(self) -> int:
         """How many market ticks have happened (silent or not); wait on it instead of sleeping."""
@@ -259,7 +288,7 @@ class FakeBinance:
         infos = self.connections()
         with self._lock:
             control_count, rest_count = len(self._control), len(self._rest_log)
-            attempts, refused = list(self._attempts), list(self._refused)
+            attempts, refused, rate_limited = list(self._attempts), list(self._refused), list(self._rate_limited)
         silence = self._silence
         return {
             "ws_url": self.ws_url,
@@ -272,6 +301,9 @@ class FakeBinance:
             "refusing_for": round(self._refusing_for(), 3),
             "connection_attempts": attempts,
             "refused_attempts": refused,
+            "rate_limited_attempts": rate_limited,
+            "connection_limit": {"attempts": self._connection_limit[0], "window": self._connection_limit[1]},
+            "withholding_replies": self._withhold_replies,
             "ticks": self._tick_count,
             "connections_total": len(infos),
             "open_total": sum(1 for info in infos if info.open),
@@ -327,6 +359,12 @@ class FakeBinance:
         if not (math.isfinite(seconds) and seconds >= 0):
             raise ValueError(f"refuse_connections needs a finite number of seconds >= 0, got {seconds!r}")
         self._refuse_until = time.monotonic() + seconds
+
+    def withhold_replies(self, withhold: bool) -> None:
+        """While on, every request (text frame) on every connection is recorded and then lost: not applied, not
+        answered, never a reason to close (a SUBSCRIBE that is never acknowledged). Off: requests from then on
+        are handled again; the lost ones stay unanswered. Data, pings and closes are unaffected."""
+        self._withhold_replies = bool(withhold)
 
     def inject(self, frame: str | bytes, *, binary: bool = False) -> int:
         """Send `frame` as it is to every open connection (a binary frame for bytes or binary=True, else text);
@@ -439,14 +477,9 @@ class FakeBinance:
         if request.path.startswith("/_fake/"):
             return await self._control_endpoint(request)
         if is_websocket_upgrade(request.headers):
-            refusing_for = self._refusing_for()
-            with self._lock:
-                self._attempts.append(time.time())
-                if refusing_for > 0:
-                    self._refused.append(self._attempts[-1])
-            if refusing_for > 0:
-                log.info("ws handshake refused %s (refusing for %.1f s more)", request.path, refusing_for)
-                return _json(HANDSHAKE_REFUSED_STATUS, refused_handshake_body(refusing_for))
+            refusal = self._refuse_handshake(request)
+            if refusal is not None:
+                return refusal
         try:
             endpoint = parse_endpoint(request.path, request.query.get("streams"))
         except ProtocolError as exc:
@@ -463,6 +496,30 @@ class FakeBinance:
         assert transport is not None
         await self._accept(request, ws, transport, endpoint).run()
         return ws
+
+    def _refuse_handshake(self, request: web.Request) -> web.Response | None:
+        """Count one handshake attempt; the refusal when it is over the per-IP attempt limit (429) or while the
+        exchange refuses connections (503), else None."""
+        now = time.monotonic()
+        limit, window = self._connection_limit
+        attempts = self._attempt_windows.setdefault(request.remote or "", RateWindow(limit, window))
+        over_limit = attempts.hit(now)
+        refusing_for = self._refusing_for()
+        with self._lock:
+            self._attempts.append(time.time())
+            if over_limit:
+                self._rate_limited.append(self._attempts[-1])
+            elif refusing_for > 0:
+                self._refused.append(self._attempts[-1])
+        if over_limit:
+            retry_after = attempts.retry_after(now)
+            log.info("ws handshake refused %s: over %d attempts in %g s", request.path, limit, window)
+            return _json(HANDSHAKE_RATE_LIMITED_STATUS, rate_limited_handshake_body(limit, window, retry_after),
+                         {"Retry-After": str(max(1, math.ceil(retry_after)))})
+        if refusing_for > 0:
+            log.info("ws handshake refused %s (refusing for %.1f s more)", request.path, refusing_for)
+            return _json(HANDSHAKE_REFUSED_STATUS, refused_handshake_body(refusing_for))
+        return None
 
     def _accept(self, request: web.Request, ws: web.WebSocketResponse, transport: asyncio.Transport,
                 endpoint: Endpoint) -> Connection:
@@ -484,6 +541,9 @@ class FakeBinance:
     def silence(self) -> Silence:
         return self._silence
 
+    def withholds_replies(self) -> bool:
+        return self._withhold_replies
+
     def count_frame(self, conn_id: int) -> None:
         with self._lock:
             info = self._infos[conn_id - 1]
@@ -491,7 +551,7 @@ class FakeBinance:
 
     def record_control(self, conn_id: int, message: object) -> None:
         with self._lock:
-            self._control.append((conn_id, message))
+            self._control.append((conn_id, time.time(), message))
 
     def record_streams(self, conn_id: int, streams: tuple[str, ...]) -> None:
         self._update(conn_id, streams=frozenset(streams))
@@ -502,6 +562,7 @@ class FakeBinance:
             for row in rows:
                 if row.get("e") == "24hrTicker":
                     self._last_tickers[row["s"]] = row
+                    self._sent_times.setdefault(row["s"], set()).add(row["E"])
 
     def connection_closed(self, conn_id: int, code: int, reason: str) -> None:
         self._live.pop(conn_id, None)
@@ -572,7 +633,7 @@ class FakeBinance:
 
     async def _control_endpoint(self, request: web.Request) -> web.Response:
         """HTTP control for non-Python users: drop, close, state, tick-interval, silent, rest-failure, refuse,
-        inject, delivery-delay, lifetime."""
+        inject, delivery-delay, lifetime, withhold-replies."""
         query = request.query
         action = (request.method, request.path)
         try:
@@ -603,6 +664,9 @@ class FakeBinance:
             if action == ("POST", "/_fake/delivery-delay"):
                 self.set_delivery_delay(float(query.get("seconds", "")))
                 return _json(200, {"delivery_delay": self._delivery_delay})
+            if action == ("POST", "/_fake/withhold-replies"):
+                self.withhold_replies(query.get("on", "true").lower() in ("1", "true", "yes"))
+                return _json(200, {"withholding_replies": self._withhold_replies})
             if action == ("POST", "/_fake/lifetime"):
                 self.set_lifetime(float(query.get("seconds", "")))
                 return _json(200, {"connection_lifetime": self._limits.lifetime})
@@ -618,7 +682,7 @@ class FakeBinance:
                  "POST /_fake/tick-interval?seconds=, POST /_fake/silent?on=true|false[&symbols=A,B], "
                  "POST /_fake/rest-failure?status=&retry_after=, POST /_fake/refuse?seconds=, "
                  "POST /_fake/inject[?binary=true] (body: the frame), POST /_fake/delivery-delay?seconds=, "
-                 "POST /_fake/lifetime?seconds=")
+                 "POST /_fake/lifetime?seconds=, POST /_fake/withhold-replies?on=true|false")
         return _json(404, {"error": f"unknown control call {request.method} {request.path}; use {usage}"})
 
 
@@ -645,6 +709,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-streams", type=int, default=1024, help="streams per connection")
     parser.add_argument("--max-incoming-per-second", type=int, default=10, help="incoming frames per second")
     parser.add_argument("--connection-lifetime", type=float, default=86400.0, help="seconds before 1001 close")
+    parser.add_argument("--max-connections-per-window", type=int, default=CONNECTIONS_PER_WINDOW,
+                        help="WebSocket handshake attempts per IP per window; more get HTTP 429")
+    parser.add_argument("--connection-window", type=float, default=CONNECTION_WINDOW,
+                        help="seconds of the connection-attempt window")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random-walk seed")
     parser.add_argument("--verbose", action="store_true", help="log one line per connection event")
     return parser.parse_args(argv)
@@ -665,6 +733,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tick_interval=args.tick_interval, ping_interval=args.ping_interval, pong_timeout=args.pong_timeout,
         max_streams=args.max_streams, max_incoming_per_second=args.max_incoming_per_second,
         connection_lifetime=args.connection_lifetime, port=args.port, seed=args.seed,
+        max_connections_per_window=args.max_connections_per_window, connection_window=args.connection_window,
     ).start()
     try:
         print(f"fake binance listening ws={fake.ws_url} rest={fake.rest_url}", flush=True)

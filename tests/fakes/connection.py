@@ -70,6 +70,8 @@ class Host(Protocol):
 
     def silence(self) -> Silence: ...
 
+    def withholds_replies(self) -> bool: ...
+
     def count_frame(self, conn_id: int) -> None: ...
 
     def record_control(self, conn_id: int, message: object) -> None: ...
@@ -221,6 +223,9 @@ class Connection:
             self.pings.pong(bytes(data))
 
     async def _on_text(self, text: str) -> None:
+        if self.host.withholds_replies():  # lost by the exchange: recorded, never applied nor answered
+            self.host.record_control(self.id, decode_request(text))
+            return
         outcome = handle_text(text, self.state, self.limits.max_streams)
         self.host.record_control(self.id, outcome.message)
         if outcome.state != self.state:

@@ -51,6 +51,12 @@ _JSON_ERRORS = MappingProxyType({"Expecting value": "expected value"})
 _PUBLIC_KINDS = ("bookTicker", "depth")
 # A handshake refused by FakeBinance.refuse_connections: the exchange is down (HTTP 503, no upgrade).
 HANDSHAKE_REFUSED_STATUS = 503
+# A handshake over the connection-attempt limit (facts §4: 300 per 5 minutes per IP). Binance documents the limit
+# but not the answer; its general rule is HTTP 429 with code -1003 (and Retry-After) for rate-limit violations.
+HANDSHAKE_RATE_LIMITED_STATUS = 429
+CONNECTIONS_PER_WINDOW = 300
+CONNECTION_WINDOW = 300.0
+ERROR_TOO_MANY_REQUESTS = -1003
 _SYMBOL_NAME = re.compile(r"[A-Z0-9][A-Z0-9_.-]*")
 _ENDPOINT = re.compile(r"(?:/(?P<route>market|public|private))?/(?P<mode>stream|ws)(?:/(?P<stream>[^/]+))?")
 
@@ -139,6 +145,13 @@ def refused_handshake_body(remaining: float) -> dict[str, Any]:
     """Body of the HTTP 503 that answers a handshake while the fake refuses connections."""
     return {"code": -1001, "msg": f"Service unavailable: WebSocket connections are refused for another "
                                   f"{remaining:.1f} s (FakeBinance.refuse_connections)"}
+
+
+def rate_limited_handshake_body(limit: int, window: float, retry_after: float) -> dict[str, Any]:
+    """Body of the HTTP 429 that answers a handshake over the connection-attempt limit."""
+    return {"code": ERROR_TOO_MANY_REQUESTS,
+            "msg": f"Too many requests: more than {limit} connection attempts in {window:g} s from this IP; "
+                   f"retry after {retry_after:.1f} s"}
 
 
 def is_valid_stream(name: str) -> bool:
@@ -278,7 +291,8 @@ def _property(message: Any, params: Any, state: Subscription, request_id: int) -
 
 
 class RateWindow:
-    """Counts incoming frames in a sliding window (facts §4: 10 per second, pings and pongs included)."""
+    """Counts events in a sliding window: a connection's incoming frames (facts §4: 10 per second, pings and pongs
+    included) or an IP's connection attempts (300 per 5 minutes). Every event counts, refused ones too."""
 
     def __init__(self, limit: int, window: float = 1.0) -> None:
         self._limit = limit
@@ -286,11 +300,20 @@ class RateWindow:
         self._hits: collections.deque[float] = collections.deque()
 
     def hit(self, now: float) -> bool:
-        """Record one frame at `now`; True when the window now holds more than the limit."""
+        """Record one event at `now`; True when the window now holds more than the limit."""
         self._hits.append(now)
+        self._expire(now)
+        return len(self._hits) > self._limit
+
+    def retry_after(self, now: float) -> float:
+        """Seconds from `now` until one more event would be within the limit (0.0 when it is now)."""
+        self._expire(now)
+        excess = len(self._hits) - self._limit
+        return 0.0 if excess < 0 else self._hits[excess] + self._window - now
+
+    def _expire(self, now: float) -> None:
         while self._hits and self._hits[0] <= now - self._window:
             self._hits.popleft()
-        return len(self._hits) > self._limit
 
 
 class PingTracker:

@@ -80,10 +80,13 @@ class FreezableProxy:
         except OSError:
             data = b""
         if data:
-            other.setblocking(True)
-            other.sendall(data)
-            other.setblocking(False)
-            return
+            try:
+                other.setblocking(True)
+                other.sendall(data)
+                other.setblocking(False)
+                return
+            except OSError:  # the other side is gone (e.g. the client gave up on the frozen connection)
+                pass
         for end in (sock, other):  # one side closed: close the pair
             selector.unregister(end)
             self._pairs.pop(end, None)

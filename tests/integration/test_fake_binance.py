@@ -10,6 +10,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -672,6 +673,93 @@ def test_refusal_ends_after_its_window(fake_binance, connect) -> None:
     assert len(fake_binance.connection_attempts()) == len(refused_at) + 1
 
 
+def refused_with(status: int, url: str) -> websocket.WebSocketBadStatusException:
+    """The exception of a handshake to `url` that the fake refuses with HTTP `status`."""
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(url, timeout=scaled(5.0)).close()
+    assert refused.value.status_code == status, refused.value
+    return refused.value
+
+
+def test_connection_attempts_over_the_per_ip_limit_get_429(make_fake, connect) -> None:
+    fake = make_fake(max_connections_per_window=3, connection_window=1.5)
+    url = f"{fake.ws_url}/market/stream?streams=btcusdt@ticker"
+    first = connect(url)
+    started = time.monotonic()
+    connect(url), connect(url)
+    refused = refused_with(429, url)
+    body = json.loads(refused.resp_body)
+    assert body["code"] == -1003 and "3 connection attempts in 1.5 s" in body["msg"]
+    assert 1 <= int(refused.resp_headers["retry-after"]) <= 2
+    refused_with(429, url)  # a refused attempt counts too: hammering keeps the door shut
+    assert len(fake.rate_limited_attempts()) == 2 and fake.refused_attempts() == []
+    assert fake.rate_limited_attempts() == fake.connection_attempts()[3:]
+    assert json.loads(first.recv())["stream"] == "btcusdt@ticker", "open connections are untouched"
+    assert requests.get(f"{fake.rest_url}/fapi/v1/ping", timeout=5).json() == {}
+    wait_for(lambda: try_connect(connect, url), timeout=5, interval=0.1, message="accepted once the window slid")
+    assert time.monotonic() - started >= 1.5
+    state = fake.state()
+    assert state["connection_limit"] == {"attempts": 3, "window": 1.5}
+    assert state["rate_limited_attempts"] == fake.rate_limited_attempts()
+    with pytest.raises(ValueError, match="max_connections_per_window"):
+        FakeBinance(max_connections_per_window=0)
+    with pytest.raises(ValueError, match="connection_window"):
+        FakeBinance(connection_window=0)
+
+
+def test_connection_attempt_limit_is_per_ip(make_fake, connect) -> None:
+    fake = make_fake(max_connections_per_window=1, connection_window=60)
+    connect(f"{fake.ws_url}/market/ws")
+    refused_with(429, f"{fake.ws_url}/market/ws")
+    sock = socket.create_connection(("127.0.0.1", fake.port), timeout=scaled(5.0), source_address=("127.0.0.2", 0))
+    ws = websocket.create_connection(f"{fake.ws_url}/market/ws", socket=sock, timeout=scaled(5.0))
+    try:
+        wait_for(lambda: len(fake.open_connections()) == 2, message="another address has its own allowance")
+    finally:
+        ws.close()
+
+
+def test_withheld_replies_are_recorded_but_never_applied_nor_answered(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/stream?streams=btcusdt@ticker")
+    fake_binance.withhold_replies(True)
+    assert fake_binance.state()["withholding_replies"] is True
+    lost = [{"method": "SUBSCRIBE", "params": ["ethusdt@ticker"], "id": 1}, {"method": "LIST_SUBSCRIPTIONS", "id": 2},
+            "not json {"]
+    for message in lost:
+        ws.send(message if isinstance(message, str) else json.dumps(message))
+    wait_for(lambda: len(fake_binance.control_messages()) == 3)
+    assert [m for _, m in fake_binance.control_messages()] == lost
+    assert json.loads(ws.recv())["stream"] == "btcusdt@ticker", "data still flows, the connection stays open"
+    fake_binance.withhold_replies(False)
+    # the fake handles frames in order: the first reply after the lost ones answers the next request
+    assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 3}) == {"result": ["btcusdt@ticker"], "id": 3}
+    assert fake_binance.subscribed_streams() == {"btcusdt@ticker"}
+    assert fake_binance.open_connections()[0].close_code is None
+
+
+def test_control_messages_carry_their_arrival_times(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/ws")
+    before = time.time()
+    for request_id in range(3):
+        request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": request_id})
+    after = time.time()
+    timed = fake_binance.timed_control_messages()
+    assert [(conn, m) for conn, _, m in timed] == fake_binance.control_messages()
+    times = [at for _, at, _ in timed]
+    assert times == sorted(times) and before <= times[0] and times[-1] <= after
+
+
+def test_ticker_event_times_are_every_tick_sent_once(fake_binance, connect) -> None:
+    url = f"{fake_binance.ws_url}/market/stream?streams=btcusdt@ticker"
+    first, second = connect(url), connect(url)
+    received = [json.loads(first.recv())["data"]["E"] for _ in range(5)]
+    json.loads(second.recv())
+    sent = fake_binance.ticker_event_times("BTCUSDT")
+    assert sent == sorted(set(sent)), "one entry per tick, although two connections got it"
+    assert sent[sent.index(received[0]):][:5] == received, "every tick the client got, none it did not"
+    assert fake_binance.ticker_event_times("NOSUCHUSDT") == []
+
+
 @pytest.mark.parametrize(("frame", "binary", "opcode"), [
     ('{"error":{"code":2,"msg":"Invalid request: invalid stream"},"id":77}', False, websocket.ABNF.OPCODE_TEXT),
     ("not json {", False, websocket.ABNF.OPCODE_TEXT),
@@ -819,6 +907,12 @@ def test_http_control_endpoints_for_fault_hooks(fake_binance, connect) -> None:
     assert (len(state["connection_attempts"]), len(state["refused_attempts"])) == (2, 1)
     assert (state["delivery_delay"], state["connection_lifetime"]) == (0.25, 2.0)
     assert requests.post(f"{base}/refuse", params={"seconds": "0"}, timeout=5).json() == {"refusing_for": 0.0}
+    assert requests.post(f"{base}/withhold-replies", params={"on": "true"}, timeout=5).json() == {
+        "withholding_replies": True}
+    ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 5}))
+    assert requests.post(f"{base}/withhold-replies", params={"on": "false"}, timeout=5).json() == {
+        "withholding_replies": False}
+    assert request(ws, {"method": "LIST_SUBSCRIPTIONS", "id": 6})["id"] == 6, "id 5 was never answered"
     closed = requests.post(f"{base}/close", params={"code": "1008", "reason": "Too many requests"}, timeout=5)
     assert closed.json() == {"closed": 1}
     assert read_until_closed(ws)[:2] == (1008, "Too many requests")

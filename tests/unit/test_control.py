@@ -1,7 +1,8 @@
 """streaming.control: per-connection SUBSCRIBE/UNSUBSCRIBE planning, id matching and pacing."""
 from __future__ import annotations
 
-from streaming.control import ControlChannel
+from streaming.control import ControlChannel, PendingRequest
+from tests.helpers import most_in_any_window
 from tests.unit.test_pacing import FakeClock
 
 
@@ -48,22 +49,20 @@ def test_unsubscribes_what_is_no_longer_wanted() -> None:
 def test_batches_are_small_and_paced() -> None:
     channel, clock = make(rate=4.0, batch=50)
     channel.connected([])
-    for i in range(230):
-        channel.want(f"s{i:03d}@ticker")
-    sent = []
-    for _ in range(100):  # one simulated second in 10 ms steps
+    for i in range(1000):
+        channel.want(f"s{i:04d}@ticker")
+    sent: list[tuple[float, PendingRequest]] = []
+    for _ in range(1000):  # ten simulated seconds in 10 ms steps
         request = channel.next_request()
         if request:
-            sent.append(request)
-        clock.now += 0.01
-    assert 1 <= len(sent) <= 5
-    assert all(len(r.streams) <= 50 for r in sent)
-    clock.now += 10
-    while (request := channel.next_request()) is not None or channel.backlog()[0]:
-        if request:
-            sent.append(request)
-        clock.now += 0.25
-    assert sum(len(r.streams) for r in sent) == 230
+            sent.append((clock.now, request))
+            channel.on_reply(request.id)
+        clock.now = round(clock.now + 0.01, 2)
+    times = [at for at, _ in sent]
+    assert most_in_any_window(times, 1.0) == 4, "4 requests in any second, never 5"
+    assert all(len(r.streams) <= 50 for _, r in sent)
+    assert sum(len(r.streams) for _, r in sent) == 1000 and channel.fully_active()
+    assert times[-1] - times[0] <= (len(times) - 1) / 4.0 + 0.01, "and no slower than the pace allows"
 
 
 def test_refused_subscription_is_not_retried_in_a_loop_but_can_be_asked_again() -> None:

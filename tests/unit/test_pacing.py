@@ -1,9 +1,20 @@
-"""streaming.pacing: backoff delays and the token bucket, on an injected clock."""
+"""streaming.pacing: reconnect delays, the token bucket, the budget and the REST gate, on injected clocks."""
 from __future__ import annotations
 
+import random
 from itertools import islice
+from typing import Callable
 
-from streaming.pacing import RequestGate, SlidingWindowBudget, TokenBucket, backoff
+from streaming.pacing import (
+    HEALTHY_AFTER,
+    RETRY_JITTER,
+    STEADY_DELAYS,
+    ReconnectPolicy,
+    RequestGate,
+    SlidingWindowBudget,
+    TokenBucket,
+    backoff,
+)
 
 
 class FakeClock:
@@ -14,14 +25,64 @@ class FakeClock:
         return self.now
 
 
-def test_backoff_starts_at_the_reconnect_delay_and_stays_capped() -> None:
-    delays = list(islice(backoff(5.0, 60.0, rng=lambda: 1.0), 8))
-    assert delays == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0, 60.0, 60.0]
+def test_backoff_stays_near_the_reconnect_delay_for_a_handful_of_attempts_then_grows_to_the_cap() -> None:
+    assert list(islice(backoff(5.0, 10.0, rng=lambda: 1.0), 9)) == [6.0] * STEADY_DELAYS + [10.0] * 3
+    assert list(islice(backoff(5.0, 60.0, rng=lambda: 1.0), 11)) == [6.0] * 6 + [12.0, 24.0, 48.0, 60.0, 60.0]
 
 
 def test_backoff_jitter_never_goes_below_the_initial_delay() -> None:
-    delays = list(islice(backoff(5.0, 60.0, rng=lambda: 0.0), 5))
-    assert delays == [5.0] * 5
+    assert list(islice(backoff(5.0, 60.0, rng=lambda: 0.0), 10)) == [5.0] * 10
+    assert list(islice(backoff(5.0, 1.0, rng=lambda: 1.0), 8)) == [5.0] * 8, "a cap below the delay: the delay"
+    assert list(islice(backoff(5.0, 5.5, rng=lambda: 1.0), 2)) == [5.5, 5.5], "the cap caps the jitter too"
+
+
+def test_backoff_is_full_jitter_over_its_range() -> None:
+    draws = iter([0.0, 0.5, 1.0] * 4)
+    delays = list(islice(backoff(5.0, 10.0, rng=lambda: next(draws)), 9))
+    assert delays[:3] == [5.0, 5.5, 6.0] and delays[6:] == [5.0, 7.5, 10.0]
+
+
+def failing_attempts(policy: ReconnectPolicy, count: int) -> list[float]:
+    return [policy.after(None, delivered=False) for _ in range(count)]
+
+
+def test_connections_that_delivered_start_the_delays_afresh_however_soon_they_dropped() -> None:
+    policy = ReconnectPolicy(5.0, 10.0, rng=lambda: 1.0)
+    for _ in range(20):  # flapping: connected, prices flowed, dropped after 0.5 s
+        assert policy.after(0.5, delivered=True) == 6.0
+    assert failing_attempts(policy, 8) == [6.0] * 5 + [10.0] * 3
+    assert policy.after(0.5, delivered=True) == 6.0
+
+
+def test_only_attempts_that_failed_grow_the_delay() -> None:
+    policy = ReconnectPolicy(5.0, 10.0, rng=lambda: 1.0)
+    assert failing_attempts(policy, 3) == [6.0] * 3
+    assert [policy.after(1.0, delivered=False) for _ in range(3)] == [6.0] * 3, "accepted, then closed at once"
+    assert policy.after(None, delivered=False) == 10.0, "a connection that never served counts as failing"
+    assert policy.after(HEALTHY_AFTER, delivered=False) == 6.0, "up long enough: serving, if quietly"
+
+
+def first_attempt_after(outage: float, draws: Callable[[], float], initial: float = 5.0,
+                        maximum: float = 10.0) -> float:
+    """Seconds from the end of an outage (every attempt refused; it began with a drop after three quick drops
+    of connections that delivered) to the first attempt after it."""
+    policy = ReconnectPolicy(initial, maximum, rng=draws)
+    for _ in range(3):
+        policy.after(0.5, delivered=True)
+    now = policy.after(0.5, delivered=True)
+    while now < outage:
+        now += policy.after(None, delivered=False)
+    return now - outage
+
+
+def test_after_flapping_an_exchange_that_accepts_again_is_retried_within_about_the_reconnect_delay() -> None:
+    rng = random.Random(7)
+    outages = [step / 4 for step in range(0, 4 * 120)]  # ends from 0 to 120 s after the drop
+    for draws in (lambda: 1.0, lambda: 0.0, rng.random):
+        waits = {outage: first_attempt_after(outage, draws) for outage in outages}
+        assert all(wait <= 5.0 * (1 + RETRY_JITTER) for outage, wait in waits.items() if outage <= 30), \
+            "within RECONNECT_DELAY and its jitter after an outage of a handful of attempts"
+        assert max(waits.values()) <= 10.0, "never above RECONNECT_MAX_DELAY"
 
 
 def test_bucket_limits_rate_and_refills() -> None:
