@@ -16,6 +16,8 @@ from streaming.pacing import (
     backoff,
 )
 
+STEADY = 5.0 * (1 + RETRY_JITTER)  # the longest of the steady delays after RECONNECT_DELAY=5
+
 
 class FakeClock:
     def __init__(self) -> None:
@@ -26,8 +28,8 @@ class FakeClock:
 
 
 def test_backoff_stays_near_the_reconnect_delay_for_a_handful_of_attempts_then_grows_to_the_cap() -> None:
-    assert list(islice(backoff(5.0, 10.0, rng=lambda: 1.0), 9)) == [6.0] * STEADY_DELAYS + [10.0] * 3
-    assert list(islice(backoff(5.0, 60.0, rng=lambda: 1.0), 11)) == [6.0] * 6 + [12.0, 24.0, 48.0, 60.0, 60.0]
+    assert list(islice(backoff(5.0, 10.0, rng=lambda: 1.0), 9)) == [STEADY] * STEADY_DELAYS + [10.0] * 3
+    assert list(islice(backoff(5.0, 60.0, rng=lambda: 1.0), 11)) == [STEADY] * 6 + [11.0, 22.0, 44.0, 60.0, 60.0]
 
 
 def test_backoff_jitter_never_goes_below_the_initial_delay() -> None:
@@ -39,7 +41,7 @@ def test_backoff_jitter_never_goes_below_the_initial_delay() -> None:
 def test_backoff_is_full_jitter_over_its_range() -> None:
     draws = iter([0.0, 0.5, 1.0] * 4)
     delays = list(islice(backoff(5.0, 10.0, rng=lambda: next(draws)), 9))
-    assert delays[:3] == [5.0, 5.5, 6.0] and delays[6:] == [5.0, 7.5, 10.0]
+    assert delays[:3] == [5.0, 5.25, 5.5] and delays[6:] == [5.0, 7.5, 10.0]
 
 
 def failing_attempts(policy: ReconnectPolicy, count: int) -> list[float]:
@@ -49,17 +51,17 @@ def failing_attempts(policy: ReconnectPolicy, count: int) -> list[float]:
 def test_connections_that_delivered_start_the_delays_afresh_however_soon_they_dropped() -> None:
     policy = ReconnectPolicy(5.0, 10.0, rng=lambda: 1.0)
     for _ in range(20):  # flapping: connected, prices flowed, dropped after 0.5 s
-        assert policy.after(0.5, delivered=True) == 6.0
-    assert failing_attempts(policy, 8) == [6.0] * 5 + [10.0] * 3
-    assert policy.after(0.5, delivered=True) == 6.0
+        assert policy.after(0.5, delivered=True) == STEADY
+    assert failing_attempts(policy, 8) == [STEADY] * 5 + [10.0] * 3
+    assert policy.after(0.5, delivered=True) == STEADY
 
 
 def test_only_attempts_that_failed_grow_the_delay() -> None:
     policy = ReconnectPolicy(5.0, 10.0, rng=lambda: 1.0)
-    assert failing_attempts(policy, 3) == [6.0] * 3
-    assert [policy.after(1.0, delivered=False) for _ in range(3)] == [6.0] * 3, "accepted, then closed at once"
+    assert failing_attempts(policy, 3) == [STEADY] * 3
+    assert [policy.after(1.0, delivered=False) for _ in range(3)] == [STEADY] * 3, "accepted, then closed at once"
     assert policy.after(None, delivered=False) == 10.0, "a connection that never served counts as failing"
-    assert policy.after(HEALTHY_AFTER, delivered=False) == 6.0, "up long enough: serving, if quietly"
+    assert policy.after(HEALTHY_AFTER, delivered=False) == STEADY, "up long enough: serving, if quietly"
 
 
 def first_attempt_after(outage: float, draws: Callable[[], float], initial: float = 5.0,
