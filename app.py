@@ -29,6 +29,7 @@ from werkzeug.exceptions import HTTPException
 from cache.routes import blueprint as price_blueprint
 from cache.routes import json_error
 from config import ConfigError, Settings
+from metrics.labels import TaskName
 from metrics.routes import blueprint as metrics_blueprint
 from streaming.auth import AuthError
 from streaming.events import register_events
@@ -121,7 +122,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception) -> ResponseReturnValue:
         log.exception("unhandled error in an HTTP route")
-        service.metrics.task_errors.labels("http_route").inc()
+        service.metrics.task_errors.labels(TaskName.HTTP_ROUTE).inc()
         return json_error(500, "INTERNAL_ERROR", "internal error; it has been logged")
 
     return app

@@ -53,7 +53,8 @@ class TickerCache:
         self._next_retry = 0.0
         self._last_contact = 0.0
         self._task = PeriodicTask(
-            TaskName.CACHE_WRITER, tasks, self._round, FLUSH_INTERVAL, lambda name: metrics.task_errors.labels(name).inc()
+            TaskName.CACHE_WRITER, tasks, self._round, FLUSH_INTERVAL,
+            lambda name: metrics.task_errors.labels(name).inc(),
         )
 
     # -- writes -----------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from queue import Empty
 from typing import Any, Callable, Iterable
 
 from metrics.collectors import ServiceMetrics
+from metrics.labels import TaskName
 from streaming.tasks import PeriodicTask, TaskRunner
 from streaming.transport import abort_connection
 
@@ -72,7 +73,8 @@ class BacklogGuard:
         self._clock = clock
         self._behind_since: dict[str, float] = {}
         self._task = PeriodicTask(
-            "backlog guard", tasks, self.check, CHECK_INTERVAL, lambda name: metrics.task_errors.labels(name).inc()
+            TaskName.BACKLOG_GUARD, tasks, self.check, CHECK_INTERVAL,
+            lambda name: metrics.task_errors.labels(name).inc(),
         )
 
     def start(self) -> None:
