@@ -134,3 +134,4 @@ class RawClient:
 
     def close(self) -> None:
         self.ws.close()
+        self.ws.shutdown()  # close() leaves the socket open when the server has ended the connection
