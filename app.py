@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException
 from cache.routes import blueprint as price_blueprint
 from cache.routes import json_error
 from config import ConfigError, Settings, read_environment, retired_keys
+from metrics.labels import TaskName
 from metrics.routes import blueprint as metrics_blueprint
 from streaming.auth import AuthError
 from streaming.descriptors import DescriptorError, plan_descriptors, raise_open_files_limit
@@ -144,7 +145,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception) -> ResponseReturnValue:
         log.exception("unhandled error in an HTTP route")
-        service.metrics.task_errors.labels("http_route").inc()
+        service.metrics.task_errors.labels(TaskName.HTTP_ROUTE).inc()
         return json_error(500, "INTERNAL_ERROR", "internal error; it has been logged")
 
     return app

@@ -114,7 +114,7 @@ class Settings:
     price_requests_per_second: float = 20.0
     price_request_burst: int = 40
     # A client whose outgoing backlog exceeds this many messages has it conflated (newest price per symbol);
-    # one whose backlog keeps reaching it for SLOW_CLIENT_TIMEOUT seconds is disconnected.
+    # one still behind SLOW_CLIENT_TIMEOUT seconds after that (it read less than arrived) is disconnected.
     client_backlog_limit: int = 200
     slow_client_timeout: float = 30.0
     # Engine.IO heartbeat with clients: a PING every CLIENT_PING_INTERVAL seconds, a client that has not

@@ -13,6 +13,7 @@ from typing import Callable
 
 from cache.store import CacheUnavailable, RedisStore
 from metrics.collectors import ServiceMetrics
+from metrics.labels import CacheOperation, CacheResult, TaskName
 from streaming.models import Ticker
 from streaming.tasks import PeriodicTask, TaskRunner
 
@@ -52,7 +53,8 @@ class TickerCache:
         self._next_retry = 0.0
         self._last_contact = 0.0
         self._task = PeriodicTask(
-            "cache writer", tasks, self._round, FLUSH_INTERVAL, lambda name: metrics.task_errors.labels(name).inc()
+            TaskName.CACHE_WRITER, tasks, self._round, FLUSH_INTERVAL,
+            lambda name: metrics.task_errors.labels(name).inc(),
         )
 
     # -- writes -----------------------------------------------------------------------------------------------
@@ -76,13 +78,13 @@ class TickerCache:
             try:
                 ticker = self._store.get(symbol)
             except CacheUnavailable as exc:
-                self._mark_down(exc, "get")
+                self._mark_down(exc, CacheOperation.GET)
             if ticker is not None:
                 self.offer(ticker)
         if ticker is not None and max_age is not None and self.age(ticker) > max_age:
-            self._metrics.cache_lookups.labels("stale").inc()
+            self._metrics.cache_lookups.labels(CacheResult.STALE).inc()
             return None
-        self._metrics.cache_lookups.labels("hit" if ticker is not None else "miss").inc()
+        self._metrics.cache_lookups.labels(CacheResult.HIT if ticker is not None else CacheResult.MISS).inc()
         return ticker
 
     def peek(self, symbol: str, max_age: float) -> Ticker | None:
@@ -145,7 +147,7 @@ class TickerCache:
             with self._lock:
                 for symbol, ticker in batch.items():
                     self._pending.setdefault(symbol, ticker)
-            self._mark_down(exc, "write")
+            self._mark_down(exc, CacheOperation.WRITE)
             return 0
         self._metrics.cache_writes.inc(written)
         self._last_contact = self._monotonic()
@@ -156,7 +158,7 @@ class TickerCache:
         try:
             self._store.ping()
         except CacheUnavailable as exc:
-            self._mark_down(exc, "ping")
+            self._mark_down(exc, CacheOperation.PING)
             return False
         if not self._redis_up:
             log.info("cache: Redis at %s connected", self._store.address)
@@ -165,7 +167,7 @@ class TickerCache:
         self._last_contact = self._monotonic()
         return True
 
-    def _mark_down(self, exc: Exception, operation: str) -> None:
+    def _mark_down(self, exc: Exception, operation: CacheOperation) -> None:
         self._metrics.cache_errors.labels(operation).inc()
         self._next_retry = self._monotonic() + REDIS_RETRY_INTERVAL
         self._redis_error = str(exc).split(": ", 1)[-1][:200]

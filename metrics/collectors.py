@@ -1,15 +1,35 @@
 """ServiceMetrics: the service's Prometheus metrics, on a registry of its own (one per app).
 
 Names are ``websocket_streaming_<thing>_<unit>``, counters end in ``_total``; label values come only from
-bounded sets (event kinds, reasons, outcomes), never from raw client input.
+bounded sets (event kinds, reasons, outcomes; declared in metrics/labels.py), never from raw client input. Every
+value of those sets is exported as 0 from the start.
 """
 from __future__ import annotations
 
+from enum import StrEnum
+from itertools import product
 from typing import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from metrics.labels import (
+    AcceptError,
+    CacheOperation,
+    CacheResult,
+    ControlMethod,
+    DeliveryPath,
+    ReconnectReason,
+    RejectedCode,
+    RestEndpoint,
+    RestOutcome,
+    StaleScope,
+    StreamType,
+    TaskName,
+    TcpRefusal,
+    UpstreamEvent,
+)
 
 __all__ = ["ServiceMetrics", "NAMESPACE"]
 
@@ -41,6 +61,13 @@ class PerSymbolGauge(Collector):
         for symbol, value in sorted(self._source().items()):
             family.add_metric([symbol], value)
         yield family
+
+
+def start_at_zero(counter: Counter, *label_sets: type[StrEnum]) -> None:
+    """Create the child of every combination of the label values, so each is exported (as 0) before its first
+    event, as Prometheus' instrumentation guidelines advise."""
+    for values in product(*label_sets):
+        counter.labels(*values)
 
 
 class ServiceMetrics:
@@ -191,3 +218,22 @@ class ServiceMetrics:
             "Objects frozen out of automatic garbage collection (GC_FREEZE_INTERVAL); 0 with the policy off.",
             registry=r,
         )
+        # The counters whose labels have bounded sets (metrics/labels.py), with the set of each label in order:
+        # every combination is exported as 0 from the start. A new bounded counter gets a row here.
+        self.bounded_labels: tuple[tuple[Counter, tuple[type[StrEnum], ...]], ...] = (
+            (self.upstream_messages, (StreamType,)),
+            (self.upstream_events, (UpstreamEvent,)),
+            (self.upstream_reconnects, (ReconnectReason,)),
+            (self.control_requests, (ControlMethod,)),
+            (self.deliveries, (DeliveryPath,)),
+            (self.stale_detections, (StaleScope,)),
+            (self.cache_errors, (CacheOperation,)),
+            (self.cache_lookups, (CacheResult,)),
+            (self.rest_requests, (RestEndpoint, RestOutcome)),
+            (self.rejected_inputs, (RejectedCode,)),
+            (self.task_errors, (TaskName,)),
+            (self.tcp_refusals, (TcpRefusal,)),
+            (self.accept_errors, (AcceptError,)),
+        )
+        for counter, label_sets in self.bounded_labels:
+            start_at_zero(counter, *label_sets)

@@ -2,19 +2,22 @@
 
 A client that reads slower than its updates arrive makes its Engine.IO send queue grow. Twice a second the
 BacklogGuard looks at every queue: past CLIENT_BACKLOG_LIMIT packets it keeps only the newest price_update per
-symbol (and every other packet, in order); a client whose backlog keeps reaching the limit for
-SLOW_CLIENT_TIMEOUT seconds is disconnected. The work is per client per check, never per tick, so fast clients are not slowed down.
-``conflate`` is pure; the guard reaches into python-engineio's sockets (their ``queue``), documented there.
+symbol (and every other packet, in order). A client is behind from its first conflation until a check finds
+its queue shorter than that conflation left it (it read more than arrived meanwhile); one that stays behind for
+SLOW_CLIENT_TIMEOUT seconds is disconnected. The work is per client per check, never per tick, so fast clients
+are not slowed down. ``conflate`` is pure; the guard reaches into python-engineio's sockets (their ``queue``).
 """
 from __future__ import annotations
 
 import logging
 import re
 import time
+from dataclasses import dataclass
 from queue import Empty
 from typing import Any, Callable, Iterable
 
 from metrics.collectors import ServiceMetrics
+from metrics.labels import TaskName
 from streaming.tasks import PeriodicTask, TaskRunner
 from streaming.transport import abort_connection
 
@@ -53,6 +56,14 @@ def conflate(items: Iterable[Any], symbol_of: Callable[[Any], str | None] = pric
 _DROPPED = object()
 
 
+@dataclass
+class Behind:
+    """A client that fell behind: since when, and how many packets its last conflation left queued."""
+
+    since: float
+    left: int
+
+
 class BacklogGuard:
     def __init__(
         self,
@@ -70,9 +81,10 @@ class BacklogGuard:
         self._timeout = timeout
         self._metrics = metrics
         self._clock = clock
-        self._behind_since: dict[str, float] = {}
+        self._behind: dict[str, Behind] = {}  # eio sid -> the clients behind now
         self._task = PeriodicTask(
-            "backlog guard", tasks, self.check, CHECK_INTERVAL, lambda name: metrics.task_errors.labels(name).inc()
+            TaskName.BACKLOG_GUARD, tasks, self.check, CHECK_INTERVAL,
+            lambda name: metrics.task_errors.labels(name).inc(),
         )
 
     def start(self) -> None:
@@ -84,20 +96,29 @@ class BacklogGuard:
     def check(self) -> None:
         now = self._clock()
         sockets = dict(self._eio.sockets)
-        for eio_sid in list(self._behind_since):
+        for eio_sid in list(self._behind):
             if eio_sid not in sockets:
-                del self._behind_since[eio_sid]
+                del self._behind[eio_sid]
         for eio_sid, sock in sockets.items():
             queue = getattr(sock, "queue", None)
-            if queue is None or sock.closed or queue.qsize() <= self._limit:
-                self._behind_since.pop(eio_sid, None)
+            if queue is None or sock.closed:
+                self._behind.pop(eio_sid, None)
                 continue
-            self._conflate(queue)  # needed again: the client is still behind
-            since = self._behind_since.setdefault(eio_sid, now)
-            if now - since >= self._timeout:
+            size = queue.qsize()
+            behind = self._behind.get(eio_sid)
+            if size > self._limit:
+                left = self._conflate(queue)
+                behind = self._behind[eio_sid] = Behind(behind.since if behind else now, left)
+            elif behind is None:
+                continue
+            elif size < behind.left:  # it read more than arrived since the last conflation: caught up
+                del self._behind[eio_sid]
+                continue
+            if now - behind.since >= self._timeout:
                 self._cut_off(eio_sid, sock, queue.qsize())
 
-    def _conflate(self, queue: Any) -> None:
+    def _conflate(self, queue: Any) -> int:
+        """Conflate a queue in place; returns how many packets are left in it."""
         items = []
         while True:
             try:
@@ -110,10 +131,11 @@ class BacklogGuard:
             queue.put(item)
         self._metrics.slow_client_conflations.inc()
         self._metrics.slow_client_dropped_updates.inc(len(items) - len(kept))
+        return len(kept)
 
     def _cut_off(self, eio_sid: str, sock: Any, backlog: int) -> None:
         log.warning("disconnecting a slow client: %d messages behind for %.0fs", backlog, self._timeout)
         self._metrics.slow_client_disconnects.inc()
-        self._behind_since.pop(eio_sid, None)
+        self._behind.pop(eio_sid, None)
         # its writer is blocked on a full TCP buffer: only shutting the socket down frees it
         abort_connection(sock, self._environ_of(eio_sid) or {})

@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Iterable, Mapping, Union
 from urllib.parse import quote
 
+from metrics.labels import StreamType
 from streaming.errors import ProtocolError
 from streaming.models import Ticker
 
@@ -97,11 +98,11 @@ def symbol_of_stream(stream: str) -> str | None:
 ALL_TICKERS_STREAM = "!ticker@arr"
 
 
-def stream_type(stream: str) -> str:
+def stream_type(stream: str) -> StreamType:
     """The kind of a stream, for metric labels (a bounded set): ``ticker``, ``ticker_array`` or ``other``."""
     if stream == ALL_TICKERS_STREAM:
-        return "ticker_array"
-    return "ticker" if symbol_of_stream(stream) is not None else "other"
+        return StreamType.TICKER_ARRAY
+    return StreamType.TICKER if symbol_of_stream(stream) is not None else StreamType.OTHER
 
 
 def market_stream_url(base_url: str, streams: Iterable[str] = ()) -> str:

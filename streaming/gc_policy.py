@@ -25,6 +25,7 @@ from collections import deque
 from typing import Any, Callable
 
 from metrics.collectors import ServiceMetrics
+from metrics.labels import TaskName
 from streaming.tasks import PeriodicTask, TaskRunner
 
 __all__ = ["GcPolicy", "PauseRecorder"]
@@ -76,7 +77,7 @@ class GcPolicy:
         self._pauses = {g: metrics.gc_pause.labels(str(g)) for g in (0, 1, 2)}
         self.recorder = PauseRecorder()
         metrics.gc_frozen_objects.set_function(collector.get_freeze_count)
-        self._task = PeriodicTask("gc policy", tasks, self.step, FLUSH_INTERVAL,
+        self._task = PeriodicTask(TaskName.GC_POLICY, tasks, self.step, FLUSH_INTERVAL,
                                   lambda name: metrics.task_errors.labels(name).inc())
         self.enabled = freeze_interval > 0
 

@@ -13,6 +13,7 @@ import time
 from typing import Callable
 
 from metrics.collectors import ServiceMetrics
+from metrics.labels import AcceptError, TcpRefusal
 from streaming.intake import EXHAUSTION_ERRORS, AddressTable, Exhaustion
 
 __all__ = ["ConnectionGuard", "HeaderTimeout", "ACCEPT_PAUSE"]
@@ -38,11 +39,9 @@ class ConnectionGuard:
         self.header_timeout = header_timeout
         self.exhaustion = Exhaustion(ACCEPT_PAUSE, clock)
         self._metrics = metrics
-        self._refused = metrics.tcp_refusals.labels("per_address")
+        self._refused = metrics.tcp_refusals.labels(TcpRefusal.PER_ADDRESS)
         self._reported_cap = False
         self._reported_timeout = False
-        for number in sorted(EXHAUSTION_ERRORS):  # every series exists from the start, at 0
-            metrics.accept_errors.labels(_errno_name(number))
         metrics.tcp_connections.set_function(self.addresses.total)
 
     # -- accept -----------------------------------------------------------------------------------------------
@@ -73,7 +72,7 @@ class ConnectionGuard:
         re-raises)."""
         if exc.errno not in EXHAUSTION_ERRORS:
             return None
-        name = _errno_name(exc.errno)
+        name = AcceptError(errno.errorcode[exc.errno])
         self._metrics.accept_errors.labels(name).inc()
         step = self.exhaustion.failed()
         if step.report:
@@ -95,7 +94,3 @@ class ConnectionGuard:
             log.warning("closing HTTP connections that sent no complete request headers within %gs "
                         "(HTTP_HEADER_TIMEOUT); further ones are only counted in http_header_timeouts_total",
                         self.header_timeout)
-
-
-def _errno_name(number: int | None) -> str:
-    return errno.errorcode.get(number or 0, str(number))

@@ -16,7 +16,8 @@ from typing import Callable
 
 __all__ = ["AddressTable", "Exhaustion", "ExhaustionStep", "EXHAUSTION_ERRORS"]
 
-# accept() errors that mean "no descriptor (or kernel memory) for a new connection now": retrying later works.
+# accept() errors that mean "no descriptor (or kernel memory) for a new connection now": retrying later works
+# (metrics.labels.AcceptError names the same four).
 EXHAUSTION_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 class AddressTable:

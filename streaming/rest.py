@@ -11,6 +11,7 @@ from typing import Any, Callable
 import requests
 
 from metrics.collectors import ServiceMetrics
+from metrics.labels import RestEndpoint, RestOutcome
 from streaming.binance import rest_error, ticker_from_rest
 from streaming.errors import ProtocolError, RateLimitedError, UnknownSymbolError, UpstreamUnavailableError
 from streaming.models import Ticker
@@ -37,10 +38,10 @@ class BinanceRest:
         self.gate = RequestGate(wall_clock)
         self.last_ok: bool | None = None  # did Binance answer the last call (None: no call yet)?
 
-    def _get(self, endpoint: str, params: dict[str, str] | None = None) -> Any:
+    def _get(self, endpoint: RestEndpoint, params: dict[str, str] | None = None) -> Any:
         wait = self.gate.blocked_for()
         if wait > 0:
-            self._metrics.rest_requests.labels(endpoint, "held_back").inc()
+            self._metrics.rest_requests.labels(endpoint, RestOutcome.HELD_BACK).inc()
             raise RateLimitedError(
                 f"Binance REST API calls paused for {wait:.0f}s more ({self.gate.reason})", retry_after=wait
             )
@@ -48,7 +49,7 @@ class BinanceRest:
         try:
             response = self._session.get(url, params=params, timeout=self._timeout)
         except requests.RequestException as exc:
-            self._metrics.rest_requests.labels(endpoint, "unreachable").inc()
+            self._metrics.rest_requests.labels(endpoint, RestOutcome.UNREACHABLE).inc()
             self.last_ok = False
             raise UpstreamUnavailableError(f"Binance REST API unreachable ({type(exc).__name__})") from exc
         self.gate.observe(response.status_code, response.headers.get("Retry-After"),
@@ -61,16 +62,16 @@ class BinanceRest:
             body = None
         self.last_ok = response.status_code < 500 and response.status_code not in (418, 429)
         if response.status_code == 200 and body is not None:
-            self._metrics.rest_requests.labels(endpoint, "ok").inc()
+            self._metrics.rest_requests.labels(endpoint, RestOutcome.OK).inc()
             return body
         code, message = rest_error(body)
         if response.status_code == 400 and code == INVALID_SYMBOL_CODE:
-            self._metrics.rest_requests.labels(endpoint, "invalid_symbol").inc()
+            self._metrics.rest_requests.labels(endpoint, RestOutcome.INVALID_SYMBOL).inc()
             raise UnknownSymbolError(message or "Invalid symbol.")
-        outcome = {429: "rate_limited", 418: "banned"}.get(response.status_code, "failed")
+        outcome = {429: RestOutcome.RATE_LIMITED, 418: RestOutcome.BANNED}.get(response.status_code, RestOutcome.FAILED)
         self._metrics.rest_requests.labels(endpoint, outcome).inc()
         detail = f"HTTP {response.status_code}" + (f", code {code}: {message}" if code is not None else "")
-        if outcome != "failed":
+        if outcome != RestOutcome.FAILED:
             log.warning("Binance REST answered %s; pausing REST calls for %.0fs", detail, self.gate.blocked_for())
             raise RateLimitedError(f"Binance REST API rate limit ({detail})", retry_after=self.gate.blocked_for())
         raise UpstreamUnavailableError(f"Binance REST API failed ({detail})")
@@ -80,14 +81,14 @@ class BinanceRest:
         return self.last_ok is not False and self.gate.blocked_for() <= 0
 
     def exchange_info(self) -> dict[str, Any]:
-        body = self._get("/fapi/v1/exchangeInfo")
+        body = self._get(RestEndpoint.EXCHANGE_INFO)
         if not isinstance(body, dict):
             raise UpstreamUnavailableError("Binance exchangeInfo answer is not an object")
         return body
 
     def ticker_24hr(self, symbol: str) -> Ticker:
         """The 24hr ticker of a validated symbol; UnknownSymbolError for -1121, else UpstreamUnavailableError."""
-        body = self._get("/fapi/v1/ticker/24hr", {"symbol": symbol})
+        body = self._get(RestEndpoint.TICKER_24HR, {"symbol": symbol})
         try:
             return ticker_from_rest(body)
         except ProtocolError as exc:

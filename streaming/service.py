@@ -17,6 +17,7 @@ from cache.store import RedisStore
 from cache.writer import TickerCache
 from config import Settings
 from metrics.collectors import ServiceMetrics
+from metrics.labels import DeliveryPath, RejectedCode, StaleScope, TaskName
 from streaming.auth import Authenticator
 from streaming.backlog import BacklogGuard
 from streaming.binance import TickerBatch, stream_type, symbol_of_stream, tradable_usdt_perpetuals
@@ -52,8 +53,8 @@ REST_SOURCE = "rest:ticker/24hr"
 UNKNOWN_SYMBOL_TTL = 300.0
 MAX_REMEMBERED_UNKNOWN = 10_000
 SERVER_SHUTDOWN = "server_shutdown"
-SHUTTING_DOWN = "SERVER_SHUTTING_DOWN"
-TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
+SHUTTING_DOWN = RejectedCode.SERVER_SHUTTING_DOWN
+TOO_MANY_CONNECTIONS = RejectedCode.TOO_MANY_CONNECTIONS
 
 
 @dataclass
@@ -88,7 +89,7 @@ class StreamingService:
         self.monitor = StreamMonitor(
             self._emit_to_room, self.registry.subscriber_count, lambda: self.pool.wanted_symbols(),
             settings.stale_timeout, self.tasks,
-            on_stale=lambda count: self.metrics.stale_detections.labels("symbol").inc(count),
+            on_stale=lambda count: self.metrics.stale_detections.labels(StaleScope.SYMBOL).inc(count),
         )
         self.fanout = Fanout(
             self._emit_to_room, self.registry.subscriber_count, self.cache, self.metrics, self.monitor.tick
@@ -117,7 +118,7 @@ class StreamingService:
         self._stopping = threading.Event()
         self.draining = False  # set once by begin_shutdown: no new clients, /ready answers 503
         self._catalog_task = PeriodicTask(
-            "symbols catalog", self.tasks, self._refresh_step, settings.symbols_refresh_interval,
+            TaskName.SYMBOLS_CATALOG, self.tasks, self._refresh_step, settings.symbols_refresh_interval,
             lambda name: self.metrics.task_errors.labels(name).inc(),
         )
         self._reported: set[str] = set()
@@ -141,8 +142,8 @@ class StreamingService:
             settings.max_tcp_connections_per_ip or settings.max_connections_per_ip + HTTP_HEADROOM,
             settings.http_header_timeout, self.metrics,
         )
-        self._direct_deliveries = self.metrics.deliveries.labels("direct")
-        self._queued_deliveries = self.metrics.deliveries.labels("queued")
+        self._direct_deliveries = self.metrics.deliveries.labels(DeliveryPath.DIRECT)
+        self._queued_deliveries = self.metrics.deliveries.labels(DeliveryPath.QUEUED)
         self._bind_gauges()
 
     def _bind_gauges(self) -> None:
@@ -351,7 +352,7 @@ class StreamingService:
     def _outcome_for(self, request: SymbolRequest) -> SubscribeOutcome:
         outcome = SubscribeOutcome()
         for item, reason in request.rejected:
-            outcome.reject("INVALID_SYMBOL", item, reason)
+            outcome.reject(RejectedCode.INVALID_SYMBOL, item, reason)
         for code, items in outcome.rejected.items():
             self.metrics.rejected_inputs.labels(code).inc(len(items))
         return outcome
@@ -372,7 +373,7 @@ class StreamingService:
         elif event == "request_sent":
             self.metrics.control_requests.labels(detail).inc()
         elif event == "stale":
-            self.metrics.stale_detections.labels("connection").inc()
+            self.metrics.stale_detections.labels(StaleScope.CONNECTION).inc()
         else:
             self.metrics.upstream_events.labels(event).inc()
         if event in ("error_frame", "unrecognised", "unmatched_reply"):
@@ -385,7 +386,7 @@ class StreamingService:
                 )
 
     def on_pool_error(self) -> None:
-        self.metrics.task_errors.labels("upstream_pool").inc()
+        self.metrics.task_errors.labels(TaskName.UPSTREAM_POOL).inc()
 
     # -- symbols catalog --------------------------------------------------------------------------------------
     def _refresh_step(self) -> float:

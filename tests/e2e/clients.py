@@ -1,13 +1,16 @@
-"""A recording python-socketio client for end-to-end tests."""
+"""Clients for end-to-end tests: a recording python-socketio client, and a raw one that can stop reading."""
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
 from typing import Any, Callable
 
 import socketio
+import websocket
 
-from tests.helpers import wait_for
+from tests.helpers import scaled, wait_for
 
 EVENTS = ("connected", "subscribed", "unsubscribed", "price_update", "error", "stream_status", "server_shutdown")
 
@@ -89,3 +92,52 @@ class RecordingClient:
         if self.sio.connected:
             self.sio.disconnect()
         self._release_socket(None)
+
+
+class RawClient:
+    """Socket.IO over a plain WebSocket that reads only when asked: a client that can stop reading.
+
+    Its receive buffer is small, so the server's writes to it back up soon after it stops. ``read`` answers
+    Engine.IO pings and records events (and connect errors) in order until a condition on them holds."""
+
+    def __init__(self, url: str, receive_buffer: int = 4096) -> None:
+        ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+        self.ws = websocket.create_connection(
+            ws_url, timeout=10, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer),))
+        opened = self.ws.recv()
+        assert isinstance(opened, str) and opened.startswith("0{"), f"not an Engine.IO open packet: {opened!r}"
+        self.ws.send("40")
+        self.events: list[tuple[str, Any]] = []
+        self.connect_errors: list[Any] = []
+
+    def emit(self, event: str, data: Any = None) -> None:
+        self.ws.send("42" + json.dumps([event, data]))
+
+    def read(self, until: Callable[[list[tuple[str, Any]]], bool], timeout: float = 10.0) -> list[tuple[str, Any]]:
+        """Read until ``until(self.events)`` holds; AssertionError after ``scaled(timeout)`` seconds."""
+        deadline = time.monotonic() + scaled(timeout)
+        while not until(self.events):
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise websocket.WebSocketTimeoutException("deadline passed")
+                self.ws.settimeout(left)
+                self._handle(self.ws.recv())
+            except websocket.WebSocketTimeoutException:
+                names = [name for name, _ in self.events]
+                raise AssertionError(f"condition not met after {scaled(timeout):.1f}s; {len(names)} events, "
+                                     f"last {names[-8:]}") from None
+        return self.events
+
+    def _handle(self, frame: str | bytes) -> None:
+        if frame == "2":  # Engine.IO ping
+            self.ws.send("3")
+        elif isinstance(frame, str) and frame.startswith("42"):
+            name, *args = json.loads(frame[2:])
+            self.events.append((name, args[0] if args else None))
+        elif isinstance(frame, str) and frame.startswith("44"):
+            self.connect_errors.append(json.loads(frame[2:]))
+
+    def close(self) -> None:
+        self.ws.close()
+        self.ws.shutdown()  # close() leaves the socket open when the server has ended the connection

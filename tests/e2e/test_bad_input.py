@@ -3,6 +3,7 @@ sender's connection (where it should survive), the service and the other clients
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -13,7 +14,8 @@ import websocket
 from tests.e2e.clients import RecordingClient
 from tests.e2e.process import ServiceProcess, service_env
 from tests.fakes.binance import FakeBinance
-from tests.helpers import wait_for
+from tests.helpers import scaled, wait_for
+from tests.metrics_samples import metric_value
 
 
 @pytest.fixture(scope="module")
@@ -125,29 +127,108 @@ def test_oversized_message_closes_only_the_sender(world) -> None:
     unharmed(service, bystander)
 
 
-RAW_FRAMES = ["42[", '42["subscribe"', "4x", "99", "", "2probe", '42"not a list"', "42[1,2]", '42[null]',
-              "4" + "9" * 5000, '42["subscribe",' + "[" * 5000 + "]" * 5000 + "]", b"\x00\xff\x10"]
+# Socket.IO packets python-socketio cannot decode: the sender's connection is closed, each is counted, and each
+# kind of decoding error is logged once.
+MALFORMED_FRAMES = ["42[", '42["subscribe"', "4x", "4" + "9" * 5000, '42["subscribe",' + "[" * 5000 + "]" * 5000 + "]",
+                    b"\x00\xff\x10"]
+# Decodable packets that are no documented event: an UNKNOWN_EVENT error, and the connection stays.
+ANSWERED_FRAMES = ['42"not a list"', "42[1,2]", "42[null]"]
+# Engine.IO packets Engine.IO does not act on (an unknown type, a probe after the upgrade): the connection stays.
+IGNORED_FRAMES = ["99", "2probe"]
+MALFORMED_LOG = re.compile(r"closing a client that sent a malformed Socket\.IO packet \((\w+): ")
+MALFORMED_PACKETS = "websocket_streaming_rejected_inputs_total"
+
+
+def raw_connection(service: ServiceProcess) -> websocket.WebSocket:
+    """A plain WebSocket with an Engine.IO session and the default namespace connected (greeting read)."""
+    url = service.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    ws = websocket.create_connection(url, timeout=scaled(5))
+    assert ws.recv().startswith("0{")  # engine.io open
+    ws.send("40")
+    assert ws.recv().startswith("40")  # namespace connected
+    assert json.loads(ws.recv()[2:])[0] == "connected"
+    return ws
+
+
+def close(ws: websocket.WebSocket) -> None:
+    """Close with a close frame if still connected, and the socket in any case (close() skips it when the
+    connection has already ended)."""
+    ws.close()
+    ws.shutdown()
+
+
+def send(ws: websocket.WebSocket, frame: str | bytes) -> None:
+    if isinstance(frame, bytes):
+        ws.send_binary(frame)
+    else:
+        ws.send(frame)
+
+
+def events_until_closed(ws: websocket.WebSocket) -> list[str] | None:
+    """The frames received until the server closed the connection; None if it was still open after 5 s."""
+    frames = []
+    while True:
+        try:
+            frame = ws.recv()
+        except websocket.WebSocketTimeoutException:
+            return None
+        except (websocket.WebSocketException, OSError):
+            return frames
+        if not frame:  # the close frame
+            return frames
+        frames.append(frame)
+
+
+def still_serves(ws: websocket.WebSocket) -> bool:
+    ws.send('42["subscribe",{"symbols":["BTCUSDT"]}]')
+    while True:
+        frame = ws.recv()
+        if frame.startswith('42["subscribed"'):
+            return True
+
+
+def malformed_packets(service: ServiceProcess) -> float:
+    return metric_value(service.get("/metrics").text, MALFORMED_PACKETS, code="MALFORMED_PACKET")
 
 
 def test_raw_malformed_socketio_packets_over_a_plain_websocket(world) -> None:
     service, bystander = world
-    url = service.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
-    for frame in RAW_FRAMES:
-        ws = websocket.create_connection(url, timeout=5)
+    before = malformed_packets(service)
+    for frame in MALFORMED_FRAMES * 2:  # every kind twice: a count per packet, a log line per kind
+        ws = raw_connection(service)
         try:
-            assert ws.recv().startswith("0{")  # engine.io open
-            ws.send("40")
-            assert ws.recv().startswith("40")  # namespace connected
-            if isinstance(frame, bytes):
-                ws.send_binary(frame)
-            else:
-                ws.send(frame)
-            try:
-                ws.recv()  # the connected greeting, an error, or the server closing on garbage
-            except (websocket.WebSocketException, OSError):
-                pass
+            send(ws, frame)
+            assert events_until_closed(ws) == [], f"{frame!r:.40}: the connection was not closed at once"
         finally:
-            ws.close()
+            close(ws)
+    assert malformed_packets(service) == before + 2 * len(MALFORMED_FRAMES)
+    kinds = MALFORMED_LOG.findall(service.log())
+    assert kinds and len(kinds) == len(set(kinds)), f"one line per kind of error: {kinds}"
+    assert "Traceback" not in service.log()
+    unharmed(service, bystander)
+
+
+def test_raw_packets_that_are_answered_or_ignored_keep_the_connection(world) -> None:
+    service, bystander = world
+    before = malformed_packets(service)
+    for frame in ANSWERED_FRAMES + IGNORED_FRAMES:
+        ws = raw_connection(service)
+        try:
+            send(ws, frame)
+            if frame in ANSWERED_FRAMES:
+                error = json.loads(ws.recv()[2:])
+                assert error[0] == "error" and error[1]["code"] == "UNKNOWN_EVENT", (frame, error)
+            assert still_serves(ws), frame
+        finally:
+            close(ws)
+    # an empty message is no Engine.IO packet at all: Engine.IO ends the connection before Socket.IO sees it
+    ws = raw_connection(service)
+    try:
+        ws.send("")
+        assert events_until_closed(ws) is not None, "the connection ended"
+    finally:
+        close(ws)
+    assert malformed_packets(service) == before, "none of these is a malformed Socket.IO packet"
     unharmed(service, bystander)
 
 

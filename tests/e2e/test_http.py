@@ -10,6 +10,7 @@ import pytest
 from tests.e2e.clients import RecordingClient
 from tests.e2e.process import ROOT, free_port
 from tests.helpers import wait_for
+from tests.metrics_samples import label_values, metric_value
 
 PRICE_FIELDS = {"symbol", "price", "volume", "high", "low", "change", "changePercent", "timestamp", "eventTime"}
 
@@ -109,17 +110,26 @@ def test_health_stats_symbols_keep_the_documented_shapes(service, fake_binance) 
 
 
 def test_metrics_count_what_happens(service) -> None:
+    prefix = "websocket_streaming_"
+    before = service.get("/metrics").text
+    grew: list[tuple[str, dict[str, str]]] = [
+        ("upstream_messages_total", {"stream_type": "ticker"}), ("updates_emitted_total", {}),
+        ("deliveries_total", {"path": "direct"}), ("cache_writes_total", {})]
     client = RecordingClient(service.url)
     try:
         client.emit("subscribe", {"symbols": ["BTCUSDT"]})
         client.wait("price_update", count=2)
-        text = service.get("/metrics").text
+        # the cache writer flushes in batches: wait for one after the updates
+        after = wait_for(lambda: (text := service.get("/metrics").text) and all(
+            metric_value(text, prefix + name, **labels) > metric_value(before, prefix + name, **labels)
+            for name, labels in grew) and text, message="every counter of the updates grew")
     finally:
         client.close()
-    for name in ("websocket_streaming_connected_clients 1.0", "websocket_streaming_subscriptions 1.0",
-                 "websocket_streaming_upstream_messages_total", "websocket_streaming_updates_emitted_total",
-                 "websocket_streaming_upstream_reconnects_total", "websocket_streaming_cache_writes_total"):
-        assert name in text, name
+    assert metric_value(after, prefix + "connected_clients") == 1
+    assert metric_value(after, prefix + "subscriptions") == 1
+    assert metric_value(after, prefix + "symbol_subscriptions", symbol="BTCUSDT") == 1
+    reconnects = label_values(after, prefix + "upstream_reconnects_total", "reason")
+    assert reconnects and set(reconnects.values()) == {0.0}, f"nothing reconnected: {reconnects}"
 
 
 def test_runs_without_redis_at_all(start_service) -> None:

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from itertools import product
 
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.samples import Sample
-
+from metrics.collectors import NAMESPACE, ServiceMetrics
 from tests.e2e.clients import RecordingClient
 from tests.e2e.process import ServiceProcess
 from tests.helpers import wait_for
+from tests.metrics_samples import metric_value, samples_of
 
 SYMBOLS = ("BTCUSDT", "XRPUSDT")
-PREFIX = "websocket_streaming_"
+PREFIX = NAMESPACE + "_"
 
 
 def scrape_after_price_updates(service: ServiceProcess) -> str:
@@ -34,17 +34,6 @@ def scrape_after_price_updates(service: ServiceProcess) -> str:
     return response.text
 
 
-def samples(text: str) -> list[Sample]:
-    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
-
-
-def value(found: list[Sample], name: str, **labels: str) -> float:
-    """The value of the one sample called `name` whose labels include `labels`."""
-    matching = [s for s in found if s.name == name and labels.items() <= s.labels.items()]
-    assert len(matching) == 1, f"{name}{labels}: {len(matching)} samples; have {sorted({s.name for s in found})}"
-    return matching[0].value
-
-
 def promtool_check(text: str) -> subprocess.CompletedProcess[str]:
     promtool = shutil.which("promtool")
     assert promtool, "promtool is not installed: run `make promtool` (Debian's prometheus package)"
@@ -59,23 +48,45 @@ def test_live_metrics_pass_promtool(service: ServiceProcess) -> None:
 
 
 def test_live_metrics_have_the_samples_the_dashboard_graphs(service: ServiceProcess) -> None:
-    found = samples(scrape_after_price_updates(service))
-    build = [s for s in found if s.name == f"{PREFIX}build_info"]
+    text = scrape_after_price_updates(service)
+    build = [s for s in samples_of(text) if s.name == f"{PREFIX}build_info"]
     assert len(build) == 1 and build[0].value == 1 and build[0].labels.get("version"), build
     for symbol in SYMBOLS:
-        assert value(found, f"{PREFIX}symbol_subscriptions", symbol=symbol) == 1
-    assert value(found, f"{PREFIX}connected_clients") == 1
-    assert value(found, f"{PREFIX}subscriptions") == len(SYMBOLS)
-    assert value(found, f"{PREFIX}receive_to_emit_seconds_count") > 0
-    assert value(found, f"{PREFIX}event_to_emit_seconds_count") > 0
-    assert value(found, f"{PREFIX}event_to_emit_seconds_bucket", le="+Inf") > 0
-    assert value(found, f"{PREFIX}upstream_messages_total", stream_type="ticker") > 0
-    assert value(found, f"{PREFIX}updates_emitted_total") > 0
+        assert metric_value(text, f"{PREFIX}symbol_subscriptions", symbol=symbol) == 1
+    assert metric_value(text, f"{PREFIX}connected_clients") == 1
+    assert metric_value(text, f"{PREFIX}subscriptions") == len(SYMBOLS)
+    assert metric_value(text, f"{PREFIX}receive_to_emit_seconds_count") > 0
+    assert metric_value(text, f"{PREFIX}event_to_emit_seconds_count") > 0
+    assert metric_value(text, f"{PREFIX}event_to_emit_seconds_bucket", le="+Inf") > 0
+    assert metric_value(text, f"{PREFIX}upstream_messages_total", stream_type="ticker") > 0
+    assert metric_value(text, f"{PREFIX}updates_emitted_total") > 0
     # a WebSocket client that keeps up is written to directly (one frame built per room message)
-    assert value(found, f"{PREFIX}deliveries_total", path="direct") > 0
+    assert metric_value(text, f"{PREFIX}deliveries_total", path="direct") > 0
     # the GC policy froze start-up's objects and the pauses of its collections are recorded
-    assert value(found, f"{PREFIX}gc_frozen_objects") > 1000
-    assert value(found, f"{PREFIX}gc_pause_seconds_count", generation="1") >= 1
-    assert value(found, f"{PREFIX}upstream_connections", state="live") >= 1
-    assert wait_for(lambda: value(samples(service.get("/metrics").text), f"{PREFIX}connected_clients") == 0,
+    assert metric_value(text, f"{PREFIX}gc_frozen_objects") > 1000
+    assert metric_value(text, f"{PREFIX}gc_pause_seconds_count", generation="1") >= 1
+    assert metric_value(text, f"{PREFIX}upstream_connections", state="live") >= 1
+    assert wait_for(lambda: metric_value(service.get("/metrics").text, f"{PREFIX}connected_clients") == 0,
                     message="connected_clients back to 0 after the client left")
+
+
+# Counters a fresh service, whose upstream connected once and nobody has used yet, still has at 0 everywhere.
+NOTHING_HAPPENED_YET = ("upstream_reconnects_total", "stale_detections_total", "cache_errors_total",
+                        "rejected_inputs_total", "task_errors_total")
+
+
+def test_a_fresh_service_exports_every_declared_label_value(service: ServiceProcess) -> None:
+    """Series exist from the start (as 0), so `rate(upstream_reconnects_total[5m])` and alerts on it have
+    something to evaluate on a fresh process, and the first event is an increase, not a new series."""
+    found = samples_of(service.get("/metrics").text)
+    declared = ServiceMetrics().bounded_labels
+    assert declared
+    for counter, sets in declared:
+        name = counter.describe()[0].name + "_total"
+        exported = {tuple(s.labels.values()): s.value for s in found if s.name == name}
+        missing = set(product(*sets)) - set(exported)
+        assert not missing, f"{name} has no sample for {sorted(missing)}"
+        if name.removeprefix(PREFIX) in NOTHING_HAPPENED_YET:
+            assert set(exported.values()) == {0.0}, f"{name}: {exported}"
+    assert wait_for(lambda: metric_value(service.get("/metrics").text, f"{PREFIX}upstream_events_total",
+                                         event="connected") == 1, message="the first upstream connection counted")

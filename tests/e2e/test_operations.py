@@ -17,6 +17,7 @@ from tests.e2e.clients import RecordingClient
 from tests.e2e.process import ServiceProcess, service_env
 from tests.fakes.binance import FakeBinance
 from tests.helpers import wait_for
+from tests.metrics_samples import metric_value, samples_of
 
 ASYNC_MODE = os.environ.get("ASYNC_MODE", "eventlet")
 
@@ -162,10 +163,10 @@ def test_version_and_build_info(service: ServiceProcess) -> None:
     health = service.get("/health").json()
     assert health["version"] == VERSION
     assert health["build"]["version"] == VERSION and health["build"]["async_mode"] == ASYNC_MODE
-    metrics = service.get("/metrics").text
-    build_line = next(line for line in metrics.splitlines() if line.startswith("websocket_streaming_build_info{"))
-    assert f'version="{VERSION}"' in build_line and f'async_mode="{ASYNC_MODE}"' in build_line
-    assert build_line.endswith(" 1.0")
+    text = service.get("/metrics").text
+    assert metric_value(text, "websocket_streaming_build_info", version=VERSION, async_mode=ASYNC_MODE) == 1
+    (build,) = [s for s in samples_of(text) if s.name == "websocket_streaming_build_info"]
+    assert {"version", "commit", "python", "async_mode"} <= set(build.labels), build.labels
 
 
 def exit_status_of_start(env: dict[str, str], log_path: Path) -> tuple[int, str]:

@@ -5,6 +5,7 @@ import json
 
 from tests.e2e.clients import RecordingClient
 from tests.helpers import wait_for
+from tests.metrics_samples import metric_value
 
 DEFAULT_STREAMS = {f"{s}@ticker" for s in ("btcusdt", "ethusdt", "bnbusdt", "solusdt", "adausdt")}
 
@@ -92,7 +93,7 @@ def test_dropped_connection_is_restored_with_every_stream(service, fake_binance)
         client.wait("price_update", lambda d: d["symbol"] == "XRPUSDT", count=2)
         client.wait("price_update", lambda d: d["symbol"] == "ETHUSDT", count=2)
         metrics = service.get("/metrics").text
-        assert 'websocket_streaming_upstream_reconnects_total{reason="closed"}' in metrics
+        assert metric_value(metrics, "websocket_streaming_upstream_reconnects_total", reason="closed") == 1
     finally:
         client.close()
 
@@ -155,8 +156,38 @@ def test_control_messages_are_json_the_exchange_accepts(service, fake_binance) -
 
 
 def test_symbol_list_is_refreshed_periodically(start_service, fake_binance) -> None:
-    start_service(SYMBOLS_REFRESH_INTERVAL="1")
-    wait_for(lambda: sum(p == "/fapi/v1/exchangeInfo" for p, _ in fake_binance.rest_requests()) >= 3, timeout=6)
+    """A changed exchangeInfo is applied at the next refresh: a delisted symbol is taken from its subscribers
+    with UNKNOWN_SYMBOL and no longer streamed; a newly listed one is accepted and streams."""
+    service = start_service(SYMBOLS_REFRESH_INTERVAL="1")
+    client = RecordingClient(service.url)
+    try:
+        assert client.call("subscribe", {"symbols": ["XRPUSDT", "LTCUSDT"]})["symbols"] == ["XRPUSDT", "LTCUSDT"]
+        refused = client.call("subscribe", {"symbols": ["NEWLYUSDT"]})
+        assert refused["symbols"] == [] and refused["errors"][0]["code"] == "UNKNOWN_SYMBOL"
+        client.wait("price_update", lambda d: d["symbol"] == "XRPUSDT")
+        loads = sum(p == "/fapi/v1/exchangeInfo" for p, _ in fake_binance.rest_requests())
+
+        fake_binance.delist("XRPUSDT")
+        fake_binance.list_symbol("NEWLYUSDT")
+        (error,) = client.wait("error", lambda e: e["symbols"] == ["XRPUSDT"], timeout=5)
+        assert error["code"] == "UNKNOWN_SYMBOL" and error["event"] == "subscribe", error
+        assert sum(p == "/fapi/v1/exchangeInfo" for p, _ in fake_binance.rest_requests()) > loads
+        stats = wait_for(lambda: (d := service.get("/stats").json()["data"])["total_subscriptions"] == 1 and d)
+        assert stats["subscriptions_by_symbol"] == {"LTCUSDT": 1}
+        available = service.get("/symbols").json()["data"]["available_symbols"]
+        assert "NEWLYUSDT" in available and "XRPUSDT" not in available
+        assert service.get("/price/XRPUSDT").status_code == 404
+        wait_for(lambda: "xrpusdt@ticker" not in fake_binance.subscribed_streams(), timeout=5,
+                 message="the delisted symbol's stream was unsubscribed")
+
+        assert client.call("subscribe", {"symbols": ["NEWLYUSDT"]})["symbols"] == ["NEWLYUSDT"]
+        wait_for(lambda: "newlyusdt@ticker" in fake_binance.subscribed_streams(), timeout=5)
+        client.clear()
+        updates = client.wait("price_update", lambda d: d["symbol"] == "NEWLYUSDT", count=3)
+        assert len({u["eventTime"] for u in updates}) == 3, "the new symbol ticks on the stream"
+        assert not client.received("price_update", lambda d: d["symbol"] == "XRPUSDT")
+    finally:
+        client.close()
 
 
 def test_binance_down_and_back(start_service, fake_binance) -> None:

@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence, TypeVa
 from aiohttp import web
 
 from tests.fakes.connection import CLOSE_HANDSHAKE_TIMEOUT, Connection, Limits, Tick, now_ms, wait_finished
-from tests.fakes.exchange_info import load_exchange_info, symbol_specs
+from tests.fakes.exchange_info import load_exchange_info, symbol_specs, with_listing, with_status
 from tests.fakes.market import Market
 from tests.fakes.protocol import (
     CLOSE_GOING_AWAY,
@@ -342,6 +342,29 @@ class FakeBinance:
         self._rest_failure = (status, body if body is not None else failure_body(status, self._weight_limit),
                               retry_after)
 
+    def list_symbol(self, symbol: str) -> None:
+        """List `symbol` (e.g. "NEWLYUSDT") as a TRADING USDT perpetual: exchangeInfo has it from now on, and it has
+        market data (its streams, `!ticker@arr`, REST tickers) from the next tick. A delisted one trades again."""
+        self._change_on_loop(lambda body: with_listing(body, symbol))
+
+    def delist(self, symbol: str) -> None:
+        """Set `symbol`'s status to SETTLING in exchangeInfo, as Binance does when it delists a contract; its market
+        data keeps flowing (whoever streams it must stop on their own)."""
+        self._change_on_loop(lambda body: with_status(body, symbol, "SETTLING"))
+
+    def _change_on_loop(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        async def apply() -> None:  # the event loop owns the market
+            self._change_exchange_info(change)
+
+        self._call(apply)
+
+    def _change_exchange_info(self, change: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        """Serve `change(exchangeInfo)` from now on, with market data for its new symbols (event loop only)."""
+        body = change(self._exchange_info)
+        specs = tuple(symbol_specs(body))
+        self._market.add(specs)
+        self._exchange_info, self._specs = body, specs
+
     def set_silent(self, silent: bool, *, symbols: Iterable[str] | None = None) -> None:
         """While silent, connections and acks keep working but no data frame is sent (the un-routed-URL mode).
 
@@ -633,7 +656,7 @@ class FakeBinance:
 
     async def _control_endpoint(self, request: web.Request) -> web.Response:
         """HTTP control for non-Python users: drop, close, state, tick-interval, silent, rest-failure, refuse,
-        inject, delivery-delay, lifetime, withhold-replies."""
+        inject, delivery-delay, lifetime, withhold-replies, list, delist."""
         query = request.query
         action = (request.method, request.path)
         try:
@@ -670,6 +693,11 @@ class FakeBinance:
             if action == ("POST", "/_fake/lifetime"):
                 self.set_lifetime(float(query.get("seconds", "")))
                 return _json(200, {"connection_lifetime": self._limits.lifetime})
+            if action in (("POST", "/_fake/list"), ("POST", "/_fake/delist")):
+                symbol = query.get("symbol", "")
+                self._change_exchange_info(lambda body: with_listing(body, symbol) if action[1] == "/_fake/list"
+                                           else with_status(body, symbol, "SETTLING"))
+                return _json(200, {"symbol": symbol, "perpetual": symbol in self.perpetual_symbols()})
             if action == ("POST", "/_fake/rest-failure"):
                 status = query.get("status")
                 retry_after = query.get("retry_after")
@@ -682,7 +710,8 @@ class FakeBinance:
                  "POST /_fake/tick-interval?seconds=, POST /_fake/silent?on=true|false[&symbols=A,B], "
                  "POST /_fake/rest-failure?status=&retry_after=, POST /_fake/refuse?seconds=, "
                  "POST /_fake/inject[?binary=true] (body: the frame), POST /_fake/delivery-delay?seconds=, "
-                 "POST /_fake/lifetime?seconds=, POST /_fake/withhold-replies?on=true|false")
+                 "POST /_fake/lifetime?seconds=, POST /_fake/withhold-replies?on=true|false, "
+                 "POST /_fake/list?symbol=, POST /_fake/delist?symbol=")
         return _json(404, {"error": f"unknown control call {request.method} {request.path}; use {usage}"})
 
 

@@ -79,6 +79,31 @@ def load_exchange_info(path: Path = EXCHANGE_INFO_FILE) -> dict[str, Any]:
     return body
 
 
+def with_listing(exchange_info: dict[str, Any], symbol: str) -> dict[str, Any]:
+    """A copy of `exchange_info` in which `symbol` (e.g. "NEWLYUSDT") is a TRADING USDT perpetual: a new entry
+    shaped like BTCUSDT's, or the existing one trading again."""
+    if not (symbol.isalnum() and symbol.isupper() and symbol.endswith("USDT") and len(symbol) > 4):
+        raise ValueError(f"a listed symbol is upper-case letters and digits ending in USDT, got {symbol!r}")
+    body = copy.deepcopy(exchange_info)
+    entry = next((e for e in body["symbols"] if e["symbol"] == symbol), None)
+    if entry is None:
+        entry = copy.deepcopy(next(e for e in body["symbols"] if e["symbol"] == "BTCUSDT"))
+        entry.update(symbol=symbol, pair=symbol, baseAsset=symbol.removesuffix("USDT"))
+        body["symbols"].append(entry)
+    entry.update(contractType="PERPETUAL", quoteAsset="USDT", marginAsset="USDT", status="TRADING")
+    return body
+
+
+def with_status(exchange_info: dict[str, Any], symbol: str, status: str) -> dict[str, Any]:
+    """A copy of `exchange_info` with `symbol`'s status set (e.g. "SETTLING": being delisted)."""
+    body = copy.deepcopy(exchange_info)
+    entry = next((e for e in body["symbols"] if e["symbol"] == symbol), None)
+    if entry is None:
+        raise ValueError(f"{symbol!r} is not in the fake's exchangeInfo")
+    entry["status"] = status
+    return body
+
+
 def symbol_specs(exchange_info: dict[str, Any]) -> list[SymbolSpec]:
     """One spec per entry of `exchange_info["symbols"]`, in file order."""
     return [_spec(entry) for entry in exchange_info["symbols"]]

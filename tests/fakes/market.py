@@ -90,6 +90,14 @@ class Market:
     def snapshot(self) -> MarketSnapshot:
         return self._snapshot
 
+    def add(self, specs: Iterable[SymbolSpec]) -> MarketSnapshot:
+        """Give the symbols of `specs` that have no quote yet one (a listing); they move from the next step."""
+        held = self._snapshot.usd_m
+        new = {spec.symbol: _initial_quote(spec, self._rng) for spec in specs if spec.symbol not in held}
+        if new:
+            self._snapshot = MarketSnapshot(MappingProxyType({**held, **new}), self._snapshot.coin_m)
+        return self._snapshot
+
     def step(self) -> MarketSnapshot:
         """Advance every symbol by one tick and return the new snapshot."""
         usd_m = {symbol: _step_quote(quote, self._rng) for symbol, quote in self._snapshot.usd_m.items()}

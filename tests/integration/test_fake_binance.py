@@ -611,6 +611,50 @@ def test_forced_rest_failures(fake_binance) -> None:
     assert "X-MBX-USED-WEIGHT-1M" in limited.headers
 
 
+def exchange_info_entries(fake: FakeBinance) -> dict[str, dict[str, Any]]:
+    body = requests.get(f"{fake.rest_url}/fapi/v1/exchangeInfo", timeout=5).json()
+    return {entry["symbol"]: entry for entry in body["symbols"]}
+
+
+def test_listing_and_delisting_change_exchange_info_and_the_market(fake_binance, connect) -> None:
+    fake_binance.list_symbol("NEWLYUSDT")
+    entry = exchange_info_entries(fake_binance)["NEWLYUSDT"]
+    assert (entry["contractType"], entry["quoteAsset"], entry["status"], entry["baseAsset"]) == (
+        "PERPETUAL", "USDT", "TRADING", "NEWLY")
+    assert "NEWLYUSDT" in fake_binance.perpetual_symbols()
+    # the new symbol ticks: on its stream, in the all-market array and in REST
+    ws = connect(f"{fake_binance.ws_url}/market/stream?streams=newlyusdt@ticker/!ticker@arr")
+    single = next_matching(ws, lambda m: m.get("stream") == "newlyusdt@ticker")["data"]
+    assert_ticker_shape(single)
+    assert single["s"] == "NEWLYUSDT" and fake_binance.ticker("NEWLYUSDT") is not None
+    array = next_matching(ws, lambda m: m.get("stream") == "!ticker@arr")["data"]
+    assert "NEWLYUSDT" in {row["s"] for row in array}
+    rest = requests.get(f"{fake_binance.rest_url}/fapi/v1/ticker/24hr", params={"symbol": "NEWLYUSDT"}, timeout=5)
+    assert rest.status_code == 200 and rest.json()["symbol"] == "NEWLYUSDT"
+
+    fake_binance.delist("XRPUSDT")
+    assert exchange_info_entries(fake_binance)["XRPUSDT"]["status"] == "SETTLING"
+    assert "XRPUSDT" not in fake_binance.perpetual_symbols() and "XRPUSDT" in fake_binance.known_symbols()
+    fake_binance.list_symbol("XRPUSDT")  # trading again
+    assert exchange_info_entries(fake_binance)["XRPUSDT"]["status"] == "TRADING"
+    with pytest.raises(ValueError, match="ending in USDT"):
+        fake_binance.list_symbol("newly")
+    with pytest.raises(ValueError, match="not in the fake's exchangeInfo"):
+        fake_binance.delist("NOSUCHUSDT")
+
+
+def test_http_control_lists_and_delists(fake_binance) -> None:
+    base = f"{fake_binance.rest_url}/_fake"
+    listed = requests.post(f"{base}/list", params={"symbol": "HTTPCOINUSDT"}, timeout=5)
+    assert listed.json() == {"symbol": "HTTPCOINUSDT", "perpetual": True}
+    assert exchange_info_entries(fake_binance)["HTTPCOINUSDT"]["status"] == "TRADING"
+    delisted = requests.post(f"{base}/delist", params={"symbol": "HTTPCOINUSDT"}, timeout=5)
+    assert delisted.json() == {"symbol": "HTTPCOINUSDT", "perpetual": False}
+    assert exchange_info_entries(fake_binance)["HTTPCOINUSDT"]["status"] == "SETTLING"
+    assert requests.post(f"{base}/delist", params={"symbol": "NOSUCHUSDT"}, timeout=5).status_code == 400
+    assert requests.post(f"{base}/list", timeout=5).status_code == 400
+
+
 # ---------------------------------------------------------------- fault hooks
 
 def try_connect(connect: Callable[[str], websocket.WebSocket], url: str) -> websocket.WebSocket | None:

@@ -1,9 +1,12 @@
 """The TCP intake's pure bookkeeping: connections per address, and episodes of running out of descriptors."""
 from __future__ import annotations
 
+import errno
+
 import pytest
 
-from streaming.intake import AddressTable, Exhaustion
+from metrics.labels import AcceptError
+from streaming.intake import EXHAUSTION_ERRORS, AddressTable, Exhaustion
 from tests.unit.test_pacing import FakeClock
 
 
@@ -46,3 +49,7 @@ def test_one_report_per_episode_of_running_out_even_when_accepts_succeed_in_betw
     assert episodes.failed().report  # a quiet period ended the episode: a new one is reported
     assert episodes.failures == 1
     assert episodes.recovered() == pytest.approx(0.0)
+
+
+def test_every_exhaustion_error_has_its_metric_label() -> None:
+    assert {errno.errorcode[number] for number in EXHAUSTION_ERRORS} == set(AcceptError)
