@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.binance import FakeBinance
 from tests.helpers import wait_for
+from tests.metrics_samples import metric_value
 
 __all__ = ["ROOT", "TEST_REDIS_DB", "TEST_SETTINGS", "ServiceProcess", "free_port", "service_env"]
 
@@ -60,13 +60,9 @@ class ServiceProcess:
         return requests.get(self.url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
 
     def metric(self, name: str, **labels: str) -> float:
-        """The value of the sample `name` (full name, with its prefix) whose labels include `labels`, parsed
-        from a scrape of /metrics; 0.0 when there is none (a labelled counter not incremented yet)."""
-        text = self.get("/metrics").text
-        found = [sample for family in text_string_to_metric_families(text) for sample in family.samples
-                 if sample.name == name and labels.items() <= sample.labels.items()]
-        assert len(found) <= 1, f"{name}{labels} matches {len(found)} samples; name every label"
-        return found[0].value if found else 0.0
+        """The value of the sample `name` (full name, with its prefix) whose labels include `labels`, from a
+        scrape of /metrics (tests.metrics_samples.metric_value: exactly one sample must match)."""
+        return metric_value(self.get("/metrics").text, name, **labels)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

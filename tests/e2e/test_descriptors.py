@@ -11,7 +11,6 @@ import time
 import pytest
 import requests
 import websocket
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.clients import RecordingClient
 from tests.e2e.hog import Hog
@@ -31,14 +30,8 @@ def enough_descriptors_for_the_hogs() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
 
 
-def samples(service) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    text = service.get("/metrics").text
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
 def metric(service, name: str, **labels: str) -> float:
-    return samples(service)[(f"websocket_streaming_{name}", tuple(sorted(labels.items())))]
+    return service.metric(f"websocket_streaming_{name}", **labels)
 
 
 def health_answers(url: str, within: float = 1.5) -> bool:
