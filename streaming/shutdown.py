@@ -1,11 +1,14 @@
 """GracefulShutdown: what SIGTERM/SIGINT does, in order, within SHUTDOWN_TIMEOUT.
 
-1. stop accepting connections and refuse Socket.IO connects (``/ready`` turns 503 for load balancers);
+1. refuse Socket.IO connects (``SERVER_SHUTTING_DOWN``) and answer ``/ready`` (and ``/health``) with 503, so
+   load balancers and new clients see why;
 2. tell every client (``server_shutdown``), then close their connections: their clients' own reconnection
    brings them back, to the next process;
-3. close the upstream connections cleanly and flush the cache writer to Redis;
-4. exit 0. If that takes longer than the bound, exit 1 anyway (PM2's kill_timeout is longer still). A second
-   signal during a shutdown exits at once.
+3. stop accepting connections (a client that reconnects from now on is refused by the kernel and retries);
+4. close the upstream connections cleanly, flush the cache writer to Redis and exit 0.
+
+If that takes longer than the bound, exit 1 anyway (PM2's kill_timeout is longer still). A second signal during
+a shutdown exits at once.
 """
 from __future__ import annotations
 
@@ -68,9 +71,9 @@ class GracefulShutdown:
         deadline = started + self._timeout
         log.info("%s received: shutting down (at most %.0fs)", reason, self._timeout)
         try:
-            self._server.stop_accepting()
             told = self._service.begin_shutdown(reason)
             self._close_clients(min(deadline, time.monotonic() + CLIENTS_GRACE))
+            self._server.stop_accepting()
             self._service.stop(timeout=max(0.5, deadline - time.monotonic() - 0.5))
             log.info("shutdown complete in %.2fs: %d clients told, upstream closed, cache flushed",
                      time.monotonic() - started, told)

@@ -34,6 +34,16 @@ socket.on("unsubscribed", (data) => {
   socket.close();
 });
 socket.on("connect_error", (err) => {
-  console.error(`cannot connect to ${url}: ${err.message}`);
-  process.exit(1);
+  const code = err.data && err.data.code;
+  if (socket.active) {
+    // the connection itself failed (the service is restarting, the network is down): socket.io-client retries
+    console.error(`cannot reach ${url} (${err.message}); retrying`);
+  } else if (code === "SERVER_SHUTTING_DOWN" || code === "TOO_MANY_CONNECTIONS") {
+    // refused by the service for now (socket.io-client does not retry a refusal by itself): try again shortly
+    console.error(`refused by ${url} (${code}: ${err.message}); retrying in 2 s`);
+    setTimeout(() => socket.connect(), 2000);
+  } else {
+    console.error(`refused by ${url}: ${err.message}`);
+    process.exit(1);
+  }
 });

@@ -141,3 +141,24 @@ class RawClient:
     def close(self) -> None:
         self.ws.close()
         self.ws.shutdown()  # close() leaves the socket open when the server has ended the connection
+
+
+def refused_connection(url: str, transports: list[str] | None = None, **kwargs: object) -> dict:
+    """Connect, expect a refusal, and return the connect_error payload the server sent."""
+    client = socketio.Client(reconnection=False)
+    errors: list = []
+    client.on("connect_error", errors.append)
+    try:
+        try:
+            client.connect(url, transports=transports or ["websocket"], wait_timeout=5, **kwargs)  # type: ignore
+        except socketio.exceptions.ConnectionError:
+            pass
+        else:
+            client.disconnect()
+            raise AssertionError(f"{url}: the connection was accepted, not refused")
+    finally:
+        ws = getattr(client.eio, "ws", None)
+        if ws is not None:  # python-engineio leaves it open after a refusal
+            ws.shutdown()
+    assert errors, "no connect_error"
+    return errors[0]

@@ -88,10 +88,7 @@ def proc_status(pid: int) -> dict[str, int]:
 
 
 def background_tasks(service) -> float:
-    for line in service.get("/metrics").text.splitlines():
-        if line.startswith("websocket_streaming_background_tasks "):
-            return float(line.split()[1])
-    raise AssertionError("no background_tasks metric")
+    return service.metric("websocket_streaming_background_tasks")
 
 
 def faults(fake):

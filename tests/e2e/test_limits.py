@@ -10,25 +10,9 @@ import pytest
 import requests
 import socketio
 
-from tests.e2e.clients import RecordingClient
+from tests.e2e.clients import RecordingClient, refused_connection
 from tests.e2e.process import ROOT, service_env
 from tests.helpers import scaled, wait_for
-
-
-def refused_connection(url: str, transports: list[str] | None = None, **kwargs: object) -> dict:
-    """Connect, expect a refusal, and return the connect_error payload the server sent."""
-    client = socketio.Client(reconnection=False)
-    errors: list = []
-    client.on("connect_error", errors.append)
-    try:
-        with pytest.raises(socketio.exceptions.ConnectionError):
-            client.connect(url, transports=transports or ["websocket"], wait_timeout=5, **kwargs)  # type: ignore
-    finally:
-        ws = getattr(client.eio, "ws", None)
-        if ws is not None:  # python-engineio leaves it open after a refusal
-            ws.shutdown()
-    assert errors, "no connect_error"
-    return errors[0]
 
 
 def emit_all(client: RecordingClient, events: list[tuple[str, object]]) -> list[dict]:
@@ -56,7 +40,7 @@ def test_event_flood_is_rate_limited_and_others_are_unaffected(start_service) ->
         assert flooder.sio.connected
         before = len(bystander.received("price_update"))
         bystander.wait("price_update", count=before + 3)
-        assert 'rejected_inputs_total{code="RATE_LIMITED"}' in service.get("/metrics").text
+        assert service.metric("websocket_streaming_rejected_inputs_total", code="RATE_LIMITED") == len(refused)
     finally:
         flooder.close()
         bystander.close()

@@ -1,9 +1,7 @@
 """The OpenAPI document (streaming/openapi.py) is valid, and the live service keeps to it under Schemathesis.
 
 The document comes from the running service's GET /openapi.json (which Schemathesis also loads and validates).
-Where the service does not serve that route (404: the blueprint is not registered), the same document is built
-in-process, Schemathesis still calls the live service for every other operation, and GET /openapi.json itself is
-checked on an in-process app that registers the blueprint.
+The live service must serve it: anything but a 200 with the in-process document fails the test.
 """
 from __future__ import annotations
 
@@ -137,11 +135,10 @@ def live_service(start_service) -> ServiceProcess:
 
 
 def _in_process(fake: FakeBinance, **overrides: Any) -> Flask:
-    """The real app factory with the blueprint registered (no background tasks started, no Redis)."""
+    """The real app factory (no background tasks started, no Redis); it registers the document's blueprint."""
     app = create_app(Settings(async_mode="threading", redis_enabled=False, binance_ws_url=fake.ws_url,
                               binance_rest_url=fake.rest_url, **overrides))
-    if openapi.blueprint.name not in app.blueprints:
-        app.register_blueprint(openapi.blueprint)
+    assert openapi.blueprint.name in app.blueprints, "create_app registers the OpenAPI blueprint"
     return app
 
 
@@ -214,20 +211,18 @@ def _run(operations: list[Any], base_url: str | None, symbols: list[str]) -> dic
 
 
 @pytest.mark.timeout(scaled(60))
-def test_live_service_conforms_to_its_openapi_document(live_service: ServiceProcess, in_process_app: Flask) -> None:
+def test_live_service_conforms_to_its_openapi_document(live_service: ServiceProcess) -> None:
     """Schemathesis against the live service: no 5xx, documented status codes, content types, bodies, headers."""
     url = live_service.url + OPENAPI_JSON
     served = requests.get(url, timeout=REQUEST_TIMEOUT)
-    if served.status_code == 404:  # blueprint not registered: the in-process document, the live service
-        document = openapi_document()
-    else:
-        assert served.status_code == 200 and served.headers["Content-Type"].startswith("application/json")
-        document = served.json()
-        assert {k: v for k, v in document.items() if k != "info"} == {
-            k: v for k, v in openapi_document().items() if k != "info"}
-        # Schemathesis loads it from the running service (and, by design, leaves out the operation that served
-        # it: the operations below come from the same document, loaded as a dict, so GET /openapi.json is kept)
-        schemathesis.openapi.from_url(url, timeout=REQUEST_TIMEOUT).validate()
+    assert served.status_code == 200, f"GET {OPENAPI_JSON} answered {served.status_code}: {served.text[:200]}"
+    assert served.headers["Content-Type"].startswith("application/json")
+    document = served.json()
+    assert {k: v for k, v in document.items() if k != "info"} == {
+        k: v for k, v in openapi_document().items() if k != "info"}
+    # Schemathesis loads it from the running service (and, by design, leaves out the operation that served it:
+    # the operations below come from the same document, loaded as a dict, so GET /openapi.json is kept)
+    schemathesis.openapi.from_url(url, timeout=REQUEST_TIMEOUT).validate()
     schema = schemathesis.openapi.from_dict(document)
     schema.config.update(base_url=live_service.url)
     schema.validate()
@@ -236,11 +231,7 @@ def test_live_service_conforms_to_its_openapi_document(live_service: ServiceProc
     symbols = live_service.get("/symbols").json()["data"]["available_symbols"]
     assert symbols, "the fake exchange's symbols are loaded"
 
-    live = [op for op in operations if served.status_code != 404 or op.path != OPENAPI_JSON]
-    failures = _run(live, live_service.url, symbols)
-    if served.status_code == 404:
-        wsgi = schemathesis.openapi.from_wsgi(OPENAPI_JSON, in_process_app)
-        failures.update(_run([wsgi[OPENAPI_JSON]["GET"]], None, symbols))
+    failures = _run(operations, live_service.url, symbols)
 
     assert live_service.get("/health").status_code == 200
     assert not failures, "\n\n".join(f"== {label}\n{text}" for label, text in failures.items())

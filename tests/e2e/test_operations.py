@@ -13,9 +13,10 @@ import requests
 
 from cache.codec import decode, key_for
 from streaming.version import VERSION
-from tests.e2e.clients import RecordingClient
+from tests.e2e.clients import RecordingClient, refused_connection
 from tests.e2e.process import ServiceProcess, service_env
 from tests.fakes.binance import FakeBinance
+from tests.fakes.proxy import FreezableProxy
 from tests.helpers import wait_for
 from tests.metrics_samples import metric_value, samples_of
 
@@ -60,6 +61,72 @@ def test_graceful_shutdown_tells_clients_closes_upstream_and_flushes_the_cache(
     last_seen = max(d["eventTime"] for d in client.received("price_update", lambda d: d["symbol"] == "XRPUSDT"))
     cached = decode(clean_redis.get(key_for("XRPUSDT")))
     assert cached.event_time >= last_seen
+
+
+def silent_polling_session(url: str) -> str:
+    """Open an Engine.IO long-polling session and never poll it (a client between two polls): the shutdown waits
+    for it, up to its clients' grace, before it stops accepting connections. Returns the session id."""
+    response = requests.get(f"{url}/socket.io/", params={"EIO": "4", "transport": "polling"}, timeout=5)
+    assert response.status_code == 200 and response.text.startswith("0"), response.text
+    return json.loads(response.text[1:])["sid"]
+
+
+def test_during_the_drain_ready_is_503_and_connects_are_refused_with_server_shutting_down(
+    start_service, fake_binance: FakeBinance
+) -> None:
+    """Between the signal and the closed listener, a load balancer's new health check sees 503 and a new client
+    a connect_error that says why; then the process exits 0."""
+    service = start_service(SHUTDOWN_TIMEOUT="10")
+    client = RecordingClient(service.url)
+    try:
+        silent_polling_session(service.url)
+        assert service.get("/ready").status_code == 200
+        assert service.proc is not None
+        service.proc.send_signal(signal.SIGTERM)
+        client.wait("server_shutdown", timeout=3)
+        ready = service.get("/ready")  # each request on a new connection: the listener is still open
+        assert ready.status_code == 503 and ready.json()["ready"] is False, ready.text
+        assert any("shutting down" in reason for reason in ready.json()["reasons"]), ready.text
+        health = service.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "unhealthy", health.text
+        error = refused_connection(service.url)
+        assert error["data"]["code"] == "SERVER_SHUTTING_DOWN" and "shutting down" in error["message"], error
+        assert service.metric("websocket_streaming_rejected_inputs_total", code="SERVER_SHUTTING_DOWN") == 1
+        assert service.metric("websocket_streaming_shutting_down") == 1
+        assert service.proc.wait(timeout=15) == 0, service.log()
+    finally:
+        client.close()
+    log = service.log()
+    assert "1 client connections still open after 2.0s" in log and "shutdown complete" in log, log
+
+
+def test_a_shutdown_past_shutdown_timeout_exits_1(start_service, fake_binance: FakeBinance) -> None:
+    """A client between two polls holds the drain up to the bound, and Binance stops answering (the close
+    handshakes hang): the watchdog ends the process with status 1 at SHUTDOWN_TIMEOUT, not later."""
+    with FreezableProxy(fake_binance.port) as proxy:
+        service = start_service(SHUTDOWN_TIMEOUT="1", BINANCE_WS_URL=proxy.ws_url)
+        wait_for(lambda: any(conn.open for conn in fake_binance.connections()), timeout=10,
+                 message="an upstream connection")
+        silent_polling_session(service.url)
+        proxy.freeze()
+        status, took = terminate(service)
+    log = service.log()
+    assert status == 1, log
+    assert 1.0 <= took < 2.0, f"exited after {took:.2f}s"
+    assert "shutdown did not finish within SHUTDOWN_TIMEOUT=1s; exiting with status 1" in log
+    assert "shutdown complete" not in log
+
+
+def test_a_second_signal_during_the_shutdown_exits_at_once(start_service, fake_binance: FakeBinance) -> None:
+    service = start_service(SHUTDOWN_TIMEOUT="30")
+    silent_polling_session(service.url)  # holds the drain open for its clients' grace (2 s)
+    assert service.proc is not None
+    service.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: service.get("/ready").status_code == 503, timeout=3, message="/ready 503 once shutting down")
+    status, took = terminate(service, signal.SIGINT)
+    assert status == 1, service.log()
+    assert took < 1.0, f"the second signal took {took:.2f}s"
+    assert "SIGINT during shutdown: exiting now" in service.log()
 
 
 def test_clients_reconnect_by_themselves_to_the_next_process(start_service, fake_binance: FakeBinance) -> None:

@@ -79,7 +79,9 @@ def test_steps_run_in_order_and_exit_status_is_zero() -> None:
     shutdown, steps, exits, service = build()
     shutdown.request("SIGTERM")
     assert shutdown.wait() == 0
-    assert steps.done == ["stop accepting", "tell clients (SIGTERM)", "close c0", "close c1", "stop service"]
+    # the listener stays open while clients are told and closed: /ready answers 503 and connects are refused
+    # with SERVER_SHUTTING_DOWN meanwhile; only then does the kernel refuse new connections
+    assert steps.done == ["tell clients (SIGTERM)", "close c0", "close c1", "stop accepting", "stop service"]
     assert exits == []
     assert service.stop_timeout is not None and 0.5 <= service.stop_timeout < 5.0
 
