@@ -133,11 +133,24 @@ def test_a_conflated_client_gets_the_newest_price_of_each_symbol_and_every_other
                  message="conflated again with the events queued")
         fake_binance.set_tick_interval(3600)  # quiet from now on: the fake's last tick of each symbol is final
 
+        seen: dict[str, int] = {}  # the newest event time read of each symbol, kept up as events arrive
+        read = 0
+
         def caught_up(events: list[tuple[str, Any]]) -> bool:
-            seen = {data["symbol"]: data["eventTime"] for name, data in events if name == "price_update"}
+            """Called after every frame read: linear in the new events, not in all of them."""
+            nonlocal read
+            for name, data in events[read:]:
+                if name == "price_update":
+                    seen[data["symbol"]] = data["eventTime"]
+            read = len(events)
             return all(seen.get(symbol) == fake_binance.ticker(symbol)["E"] for symbol in symbols)
 
-        events = slow.read(caught_up, timeout=30)
+        try:
+            events = slow.read(caught_up, timeout=30)
+        except AssertionError as exc:
+            behind = {symbol: (seen.get(symbol), fake_binance.ticker(symbol)["E"]) for symbol in symbols
+                      if seen.get(symbol) != fake_binance.ticker(symbol)["E"]}
+            raise AssertionError(f"{exc}; symbols behind (newest read, newest sent): {behind}") from None
     finally:
         slow.close()
 
