@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from metrics.labels import StreamType
 from streaming.errors import ProtocolError
-from streaming.models import Ticker
+from streaming.models import BookTicker, Ticker, Trade
 
 __all__ = [
     "MARKET_ROUTE",
@@ -31,6 +31,10 @@ __all__ = [
     "parse_message",
     "ticker_from_payload",
     "ticker_from_rest",
+    "trade_from_payload",
+    "trade_from_rest",
+    "book_ticker_from_payload",
+    "book_ticker_from_rest",
     "tradable_usdt_perpetuals",
     "rest_error",
 ]
@@ -45,6 +49,7 @@ _STREAM = re.compile(r"([a-z0-9_]+)@ticker")
 MAX_DECIMAL_LENGTH = 64
 MAX_DECIMAL = Decimal("1e300")
 MAX_EPOCH_MS = 253_402_300_799_999
+MAX_IDENTIFIER = 2**63 - 1  # Binance's ids are LONGs
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +213,20 @@ def _symbol(payload: Mapping[str, Any], key: str) -> str:
     return value.upper()
 
 
+def _identifier(payload: Mapping[str, Any], key: str) -> int:
+    value = payload.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_IDENTIFIER:
+        raise ProtocolError(f"field {key!r} must be a non-negative integer id, got {value!r:.40}")
+    return value
+
+
+def _flag(payload: Mapping[str, Any], key: str) -> bool:
+    value = payload.get(key)
+    if not isinstance(value, bool):
+        raise ProtocolError(f"field {key!r} must be true or false, got {value!r:.40}")
+    return value
+
+
 def ticker_from_payload(payload: Mapping[str, Any]) -> Ticker:
     """A Ticker from a ``24hrTicker`` stream payload; extra fields are ignored."""
     return Ticker(
@@ -239,6 +258,70 @@ def ticker_from_rest(body: Mapping[str, Any]) -> Ticker:
         open=_decimal(body, "openPrice"),
         quote_volume=_decimal(body, "quoteVolume"),
         event_time=_millis(body, "closeTime"),
+    )
+
+
+def _trade(payload: Mapping[str, Any], symbol: str, event_time: int) -> Trade:
+    first, last = _identifier(payload, "f"), _identifier(payload, "l")
+    if first > last:
+        raise ProtocolError(f"first trade id {first} is after last trade id {last}")
+    return Trade(
+        symbol=symbol,
+        trade_id=_identifier(payload, "a"),
+        price=_decimal(payload, "p"),
+        quantity=_decimal(payload, "q"),
+        buyer_is_maker=_flag(payload, "m"),
+        first_trade_id=first,
+        last_trade_id=last,
+        trade_time=_millis(payload, "T"),
+        event_time=event_time,
+    )
+
+
+def trade_from_payload(payload: Mapping[str, Any]) -> Trade:
+    """A Trade from an ``aggTrade`` stream payload (``a p q f l T m``, ``E``); extra fields (``nq``, ``st``)
+    are ignored."""
+    return _trade(payload, _symbol(payload, "s"), _millis(payload, "E"))
+
+
+def trade_from_rest(row: Mapping[str, Any], symbol: str) -> Trade:
+    """A Trade from one row of ``GET /fapi/v1/aggTrades?symbol=``: the row names no symbol and carries no event
+    time, so the trade time stands for it."""
+    if not isinstance(row, Mapping):
+        raise ProtocolError(f"aggTrades row must be an object, got {type(row).__name__}")
+    trade_time = _millis(row, "T")
+    return _trade(row, symbol.upper(), trade_time)
+
+
+def book_ticker_from_payload(payload: Mapping[str, Any]) -> BookTicker:
+    """A BookTicker from a ``bookTicker`` stream payload (``u s b B a A T E``); extra fields are ignored."""
+    return BookTicker(
+        symbol=_symbol(payload, "s"),
+        bid=_decimal(payload, "b"),
+        bid_qty=_decimal(payload, "B"),
+        ask=_decimal(payload, "a"),
+        ask_qty=_decimal(payload, "A"),
+        update_id=_identifier(payload, "u"),
+        event_time=_millis(payload, "E"),
+        transaction_time=_millis(payload, "T"),
+    )
+
+
+def book_ticker_from_rest(body: Mapping[str, Any]) -> BookTicker:
+    """A BookTicker from ``GET /fapi/v1/ticker/bookTicker?symbol=``: its ``time`` (the transaction time) stands
+    for the event time; the update id is ``lastUpdateId`` where the answer has one (the documentation shows none)."""
+    if not isinstance(body, Mapping):
+        raise ProtocolError(f"bookTicker answer must be an object, got {type(body).__name__}")
+    instant = _millis(body, "time")
+    return BookTicker(
+        symbol=_symbol(body, "symbol"),
+        bid=_decimal(body, "bidPrice"),
+        bid_qty=_decimal(body, "bidQty"),
+        ask=_decimal(body, "askPrice"),
+        ask_qty=_decimal(body, "askQty"),
+        update_id=_identifier(body, "lastUpdateId") if "lastUpdateId" in body else None,
+        event_time=instant,
+        transaction_time=instant,
     )
 
 

@@ -1,6 +1,8 @@
-"""Ticker: one normalised 24-hour ticker, and its wire form (the ``price_update`` payload). Pure.
+"""The normalised market data of each stream kind, and their wire forms. Pure.
 
-Prices stay Binance's exact decimal strings inside; they become JSON numbers only in ``to_wire``.
+Ticker (``price_update``), Trade (``trade``, one aggregated trade) and BookTicker (``book_ticker``, the best bid
+and ask). Prices and quantities stay the exchange's exact decimal strings inside; they become JSON numbers only
+in ``to_wire``.
 """
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-__all__ = ["Ticker", "iso_timestamp"]
+__all__ = ["BINANCE", "BookTicker", "Ticker", "Trade", "iso_timestamp"]
+
+BINANCE = "binance"  # the exchange of every model today
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -48,4 +52,71 @@ class Ticker:
             "quoteVolume": float(self.quote_volume),
             "timestamp": iso_timestamp(self.event_time),
             "eventTime": self.event_time,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    """One aggregated trade (Binance ``aggTrade``: the fills of 100 ms at one price and one taker side)."""
+
+    symbol: str
+    trade_id: int  # the aggregate trade id ``a``
+    price: str
+    quantity: str
+    buyer_is_maker: bool  # ``m``: the buyer was the maker, so the taker sold
+    first_trade_id: int
+    last_trade_id: int
+    trade_time: int
+    event_time: int
+    exchange: str = BINANCE
+
+    @property
+    def side(self) -> str:
+        """The taker's side: ``sell`` when the buyer was the maker, else ``buy``."""
+        return "sell" if self.buyer_is_maker else "buy"
+
+    def to_wire(self) -> dict[str, Any]:
+        """The documented ``trade`` payload; ``timestamp`` is the trade time."""
+        return {
+            "symbol": self.symbol,
+            "exchange": self.exchange,
+            "id": self.trade_id,
+            "price": float(self.price),
+            "quantity": float(self.quantity),
+            "side": self.side,
+            "firstTradeId": self.first_trade_id,
+            "lastTradeId": self.last_trade_id,
+            "tradeTime": self.trade_time,
+            "eventTime": self.event_time,
+            "timestamp": iso_timestamp(self.trade_time),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BookTicker:
+    """The best bid and ask of one symbol (Binance ``bookTicker``)."""
+
+    symbol: str
+    bid: str
+    bid_qty: str
+    ask: str
+    ask_qty: str
+    update_id: int | None  # ``u``; None when the source does not say (Binance REST documents no update id)
+    event_time: int
+    transaction_time: int
+    exchange: str = BINANCE
+
+    def to_wire(self) -> dict[str, Any]:
+        """The documented ``book_ticker`` payload; ``timestamp`` is the event time."""
+        return {
+            "symbol": self.symbol,
+            "exchange": self.exchange,
+            "bid": float(self.bid),
+            "bidQty": float(self.bid_qty),
+            "ask": float(self.ask),
+            "askQty": float(self.ask_qty),
+            "updateId": self.update_id,
+            "eventTime": self.event_time,
+            "transactionTime": self.transaction_time,
+            "timestamp": iso_timestamp(self.event_time),
         }

@@ -18,7 +18,11 @@ from streaming.binance import (
     stream_name,
     stream_type,
     symbol_of_stream,
+    book_ticker_from_payload,
+    book_ticker_from_rest,
     ticker_from_rest,
+    trade_from_payload,
+    trade_from_rest,
     tradable_usdt_perpetuals,
 )
 from streaming.errors import ProtocolError
@@ -150,3 +154,70 @@ def test_tradable_symbols_exclude_the_traps() -> None:
 ])
 def test_stream_type_is_a_bounded_label(stream: str, kind: str) -> None:
     assert stream_type(stream) == kind
+
+
+def payloads(name: str) -> list[dict]:
+    return [json.loads(line)["data"] for line in lines(name)]
+
+
+def test_real_agg_trades_parse_exactly() -> None:
+    (recent,) = payloads("futures_ws_aggTrade.gocryptotrader-2026.jsonl")
+    trade = trade_from_payload(recent)  # the 2026 wire: with nq and st, which are ignored
+    assert (trade.symbol, trade.trade_id, trade.price, trade.quantity) == ("BTCUSDT", 3476465318, "86000.00", "4.577")
+    assert (trade.first_trade_id, trade.last_trade_id) == (8149533714, 8149533773)
+    assert (trade.trade_time, trade.event_time, trade.buyer_is_maker, trade.side) == (
+        1791283227688, 1791283227690, True, "sell")
+    older = [trade_from_payload(row) for row in payloads("futures_ws_aggTrade.cryptofeed-binance_futures.jsonl")]
+    assert [(t.symbol, t.price, t.side) for t in older[:2]] == [("CTKUSDT", "1.01100", "buy"),
+                                                               ("AKROUSDT", "0.01731", "sell")]
+
+
+def test_real_book_tickers_parse_exactly() -> None:
+    recent = payloads("futures_ws_bookTicker.gocryptotrader-2026.jsonl")[0]
+    book = book_ticker_from_payload(recent)
+    assert (book.symbol, book.bid, book.bid_qty, book.ask, book.ask_qty) == (
+        "BTCUSDT", "85999.90", "15.739", "86000.00", "4.613")
+    assert (book.update_id, book.transaction_time, book.event_time) == (11747004261523, 1791283218109, 1791283218110)
+    older = [book_ticker_from_payload(row) for row in payloads("futures_ws_bookTicker.cryptofeed-binance_futures.jsonl")]
+    assert older[0].symbol == "SUSHIUSDT" and older[0].update_id == 600859600576
+
+
+@pytest.mark.parametrize("field, value", [
+    ("a", -1), ("a", "3476465318"), ("a", True), ("p", 86000.0), ("p", "NaN"), ("q", None), ("m", 1), ("m", "true"),
+    ("T", -5), ("E", "1791283227690"), ("f", 2**63), ("s", ""),
+])
+def test_malformed_agg_trade_fields_are_refused(field: str, value: object) -> None:
+    (row,) = payloads("futures_ws_aggTrade.gocryptotrader-2026.jsonl")
+    with pytest.raises(ProtocolError, match=repr(field)):
+        trade_from_payload({**row, field: value})
+
+
+def test_an_agg_trade_whose_ids_run_backwards_is_refused() -> None:
+    (row,) = payloads("futures_ws_aggTrade.gocryptotrader-2026.jsonl")
+    with pytest.raises(ProtocolError, match="first trade id"):
+        trade_from_payload({**row, "f": row["l"] + 1})
+
+
+@pytest.mark.parametrize("field, value", [("b", 1.5), ("B", "x"), ("u", -1), ("u", None), ("E", None), ("T", 1.5)])
+def test_malformed_book_ticker_fields_are_refused(field: str, value: object) -> None:
+    row = payloads("futures_ws_bookTicker.gocryptotrader-2026.jsonl")[0]
+    with pytest.raises(ProtocolError, match=repr(field)):
+        book_ticker_from_payload({**row, field: value})
+
+
+def test_rest_agg_trades_and_book_ticker_as_documented() -> None:
+    # the documented examples of GET /fapi/v1/aggTrades and GET /fapi/v1/ticker/bookTicker (USD-M)
+    row = {"a": 26129, "p": "0.01633102", "q": "4.70443515", "f": 27781, "l": 27781, "T": 1498793709153, "m": True}
+    trade = trade_from_rest(row, "btcusdt")
+    assert (trade.symbol, trade.trade_id, trade.side, trade.event_time) == ("BTCUSDT", 26129, "sell", 1498793709153)
+    body = {"symbol": "BTCUSDT", "bidPrice": "4.00000000", "bidQty": "431.00000000", "askPrice": "4.00000200",
+            "askQty": "9.00000000", "time": 1589437530011}
+    book = book_ticker_from_rest(body)
+    assert (book.bid, book.ask, book.update_id, book.event_time, book.transaction_time) == (
+        "4.00000000", "4.00000200", None, 1589437530011, 1589437530011)
+    assert book_ticker_from_rest({**body, "lastUpdateId": 1027024}).update_id == 1027024
+    for bad in ([row], {**body, "time": None}, {**body, "askQty": 9}):
+        with pytest.raises(ProtocolError):
+            book_ticker_from_rest(bad)  # type: ignore[arg-type]
+    with pytest.raises(ProtocolError):
+        trade_from_rest("not a row", "BTCUSDT")  # type: ignore[arg-type]

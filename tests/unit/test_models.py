@@ -1,9 +1,9 @@
-"""streaming.models: the price_update wire form."""
+"""streaming.models: the price_update, trade and book_ticker wire forms."""
 from __future__ import annotations
 
 import json
 
-from streaming.models import Ticker, iso_timestamp
+from streaming.models import BookTicker, Ticker, Trade, iso_timestamp
 
 
 def make_ticker(**changes: object) -> Ticker:
@@ -35,3 +35,29 @@ def test_wire_form_has_documented_fields_as_numbers() -> None:
 def test_negative_change_and_tiny_prices_survive() -> None:
     wire = make_ticker(change="-0.00000123", change_percent="-1.500", price="0.00001234").to_wire()
     assert wire["change"] == -1.23e-06 and wire["changePercent"] == -1.5 and wire["price"] == 1.234e-05
+
+
+def test_trade_wire_form_is_the_documented_contract() -> None:
+    trade = Trade(symbol="BTCUSDT", trade_id=3476465318, price="86000.00", quantity="4.577", buyer_is_maker=True,
+                  first_trade_id=8149533714, last_trade_id=8149533773, trade_time=1791283227688,
+                  event_time=1791283227690)
+    wire = trade.to_wire()
+    assert wire == {
+        "symbol": "BTCUSDT", "exchange": "binance", "id": 3476465318, "price": 86000.0, "quantity": 4.577,
+        "side": "sell", "firstTradeId": 8149533714, "lastTradeId": 8149533773, "tradeTime": 1791283227688,
+        "eventTime": 1791283227690, "timestamp": "2026-10-06T10:40:27.688Z",
+    }
+    assert isinstance(wire["price"], float) and isinstance(wire["id"], int)
+    # the taker's side: the buyer was not the maker, so the taker bought
+    assert Trade(**{**{f: getattr(trade, f) for f in trade.__slots__}, "buyer_is_maker": False}).side == "buy"
+    assert json.loads(json.dumps(wire)) == wire
+
+
+def test_book_ticker_wire_form_is_the_documented_contract() -> None:
+    book = BookTicker(symbol="BTCUSDT", bid="85999.90", bid_qty="15.739", ask="86000.00", ask_qty="4.613",
+                      update_id=11747004261523, event_time=1791283218110, transaction_time=1791283218109)
+    assert book.to_wire() == {
+        "symbol": "BTCUSDT", "exchange": "binance", "bid": 85999.9, "bidQty": 15.739, "ask": 86000.0,
+        "askQty": 4.613, "updateId": 11747004261523, "eventTime": 1791283218110,
+        "transactionTime": 1791283218109, "timestamp": "2026-10-06T10:40:18.110Z",
+    }
