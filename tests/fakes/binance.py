@@ -25,7 +25,7 @@ from aiohttp import web
 
 from tests.fakes.connection import CLOSE_HANDSHAKE_TIMEOUT, Connection, Limits, Tick, now_ms, wait_finished
 from tests.fakes.exchange_info import load_exchange_info, symbol_specs, with_listing, with_status
-from tests.fakes.market import Market
+from tests.fakes.market import Market, TradeTape
 from tests.fakes.protocol import (
     CLOSE_GOING_AWAY,
     CONNECTION_WINDOW,
@@ -50,6 +50,7 @@ from tests.fakes.rest import (
     WEIGHT_HEADER,
     WEIGHT_LIMIT_PER_MINUTE,
     Escalation,
+    MarketData,
     RestAnswer,
     RestCall,
     RestRequest,
@@ -119,6 +120,7 @@ class FakeBinance:
         self._exchange_info = load_exchange_info()
         self._specs = tuple(symbol_specs(self._exchange_info))
         self._market = Market(self._specs, seed=seed)
+        self._tape = TradeTape()  # the recent trades of every symbol (GET /fapi/v1/aggTrades); loop thread only
         # Shared with the caller's threads; guarded by _lock.
         self._lock = threading.Lock()
         self._infos: list[ConnInfo] = []
@@ -126,6 +128,8 @@ class FakeBinance:
         self._rest_log: list[RestCall] = []
         self._last_tickers: dict[str, dict[str, Any]] = {}
         self._sent_times: dict[str, set[int]] = {}  # symbol -> `E` of every 24hrTicker payload sent
+        self._trades_sent: dict[str, dict[int, dict[str, Any]]] = {}  # symbol -> aggTrade payloads sent, by `a`
+        self._last_books: dict[str, dict[str, Any]] = {}  # symbol -> the last bookTicker payload sent
         self._attempts: list[float] = []  # wall-clock times of every WebSocket handshake attempt
         self._refused: list[float] = []  # ... and of those refused by refuse_connections
         self._rate_limited: list[float] = []  # ... and of those over the connection-attempt limit
@@ -244,6 +248,18 @@ class FakeBinance:
         """The last `24hrTicker` payload the fake sent for `symbol` (from any stream), or None."""
         with self._lock:
             payload = self._last_tickers.get(symbol)
+            return dict(payload) if payload is not None else None
+
+    def trades_sent(self, symbol: str) -> list[dict[str, Any]]:
+        """Every `aggTrade` payload the fake sent for `symbol` (any connection; a trade sent on two connections
+        counts once), in trade id order: what a trade subscriber should have seen."""
+        with self._lock:
+            return [dict(row) for _, row in sorted(self._trades_sent.get(symbol, {}).items())]
+
+    def book_ticker(self, symbol: str) -> dict[str, Any] | None:
+        """The last `bookTicker` payload the fake sent for `symbol`, or None."""
+        with self._lock:
+            payload = self._last_books.get(symbol)
             return dict(payload) if payload is not None else None
 
     def ticker_event_times(self, symbol: str) -> list[int]:
@@ -480,7 +496,9 @@ class FakeBinance:
                 pass
             snapshot = self._market.step()
             self._tick_count += 1
-            self._deliveries.put_nowait((loop.time(), Tick(snapshot, now_ms())))
+            tick = Tick(snapshot, now_ms())
+            self._tape.record(snapshot, tick.event_ms)
+            self._deliveries.put_nowait((loop.time(), tick))
 
     async def _deliver_loop(self) -> None:
         """Hand each tick to the connections, in order, `delivery_delay` after it happened."""
@@ -583,9 +601,14 @@ class FakeBinance:
         rows = payload if isinstance(payload, list) else [payload]
         with self._lock:
             for row in rows:
-                if row.get("e") == "24hrTicker":
+                event = row.get("e")
+                if event == "24hrTicker":
                     self._last_tickers[row["s"]] = row
                     self._sent_times.setdefault(row["s"], set()).add(row["E"])
+                elif event == "aggTrade":
+                    self._trades_sent.setdefault(row["s"], {})[row["a"]] = row
+                elif event == "bookTicker":
+                    self._last_books[row["s"]] = row
 
     def connection_closed(self, conn_id: int, code: int, reason: str) -> None:
         self._live.pop(conn_id, None)
@@ -636,7 +659,7 @@ class FakeBinance:
         """What decided the answer (rest.ANSWERED, FORCED, WEIGHT, BAN, BANNED) and the answer: a ban first,
         then a forced failure, then the weight limit, then the normal answer."""
         if not request.path.startswith("/fapi/"):
-            return ANSWERED, answer(request, self._market.snapshot(), self._exchange_info, int(now * 1000))
+            return ANSWERED, answer(request, self._market_data(), int(now * 1000))
         used = self._weights.add(request_weight(request), now)
         weight = {WEIGHT_HEADER: str(used)}
         punished = self._escalation.judge(now, self._weight_limit)
@@ -651,8 +674,11 @@ class FakeBinance:
         if used > self._weight_limit:
             return WEIGHT, RestAnswer(429, too_many_requests_body(self._weight_limit),
                                       {**weight, "Retry-After": str(60 - int(now % 60))})
-        result = answer(request, self._market.snapshot(), self._exchange_info, int(now * 1000))
+        result = answer(request, self._market_data(), int(now * 1000))
         return ANSWERED, replace(result, headers={**weight, **result.headers})
+
+    def _market_data(self) -> MarketData:
+        return MarketData(self._market.snapshot(), self._tape, self._exchange_info)
 
     async def _control_endpoint(self, request: web.Request) -> web.Response:
         """HTTP control for non-Python users: drop, close, state, tick-interval, silent, rest-failure, refuse,

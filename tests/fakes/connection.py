@@ -14,7 +14,14 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol, Sequence
 
 from aiohttp import WSMsgType, web
 
-from tests.fakes.market import MarketSnapshot, Quote, book_ticker_payload, mini_ticker_payload, ticker_payload
+from tests.fakes.market import (
+    MarketSnapshot,
+    Quote,
+    agg_trade_payload,
+    book_ticker_payload,
+    mini_ticker_payload,
+    ticker_payload,
+)
 from tests.fakes.protocol import (
     CLOSE_ABNORMAL,
     CLOSE_GOING_AWAY,
@@ -43,6 +50,7 @@ _PAYLOAD_BUILDERS: Mapping[str, Callable[[Quote, int], dict[str, Any]]] = Mappin
     "ticker": ticker_payload,
     "miniTicker": mini_ticker_payload,
     "bookTicker": book_ticker_payload,
+    "aggTrade": agg_trade_payload,
 })
 
 

@@ -7,10 +7,11 @@ strings on the wire, as Binance sends them (facts §2).
 from __future__ import annotations
 
 import random
+from collections import deque
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from tests.fakes.exchange_info import SymbolSpec
 
@@ -55,6 +56,11 @@ class Quote:
     bid_qty: Decimal
     ask_qty: Decimal
     update_id: int
+    # the aggregated trade of the last tick (`<s>@aggTrade`, facts §2): the fills first_tick_id..last_id
+    agg_id: int
+    first_tick_id: int
+    tick_qty: Decimal
+    buyer_is_maker: bool
 
     @property
     def count(self) -> int:
@@ -106,6 +112,27 @@ class Market:
         return self._snapshot
 
 
+# `GET /fapi/v1/aggTrades` answers at most 1000 rows ("limit: Default 500; max 1000"): the tape keeps as many.
+TAPE_LENGTH = 1000
+
+
+class TradeTape:
+    """The last TAPE_LENGTH aggregated trades of every USD-M symbol, as `GET /fapi/v1/aggTrades` rows, oldest
+    first: the trades of every tick, streamed or not. Not thread-safe, like Market."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, deque[dict[str, Any]]] = {}
+
+    def record(self, snapshot: MarketSnapshot, event_ms: int) -> None:
+        """The trades of the tick `snapshot`, which happened at `event_ms` (the stream payloads' `E`)."""
+        for symbol, quote in snapshot.usd_m.items():
+            rows = self._rows.setdefault(symbol, deque(maxlen=TAPE_LENGTH))
+            rows.append(rest_agg_trade(agg_trade_payload(quote, event_ms)))
+
+    def rows(self, symbol: str) -> Sequence[dict[str, Any]]:
+        return tuple(self._rows.get(symbol, ()))
+
+
 # ---------------------------------------------------------------- wire payloads (facts §2 and §5)
 
 def ticker_payload(quote: Quote, event_ms: int) -> dict[str, Any]:
@@ -140,6 +167,38 @@ def book_ticker_payload(quote: Quote, event_ms: int) -> dict[str, Any]:
         "b": _price(quote, quote.bid), "B": _qty(quote, quote.bid_qty),
         "a": _price(quote, quote.ask), "A": _qty(quote, quote.ask_qty),
         "T": event_ms - 1, "E": event_ms, "st": spec.symbol_type,
+    }
+
+
+# aggTrade's trade time lies this long before the event time (captures: 2 ms, 154 ms, 157 ms)
+TRADE_TO_EVENT_MS = 2
+
+
+def agg_trade_payload(quote: Quote, event_ms: int) -> dict[str, Any]:
+    """`<s>@aggTrade` (route /market), event `aggTrade`, in the 2026 wire order: the tick's fills at its last
+    price, aggregated; `nq` (the quantity without RPI orders) equals `q` (the fake has no RPI orders)."""
+    spec = quote.spec
+    qty = _qty(quote, quote.tick_qty)
+    return {
+        "e": "aggTrade", "E": event_ms, "a": quote.agg_id, "s": spec.symbol, "p": _price(quote, quote.last),
+        "q": qty, "nq": qty, "f": quote.first_tick_id, "l": quote.last_id, "T": event_ms - TRADE_TO_EVENT_MS,
+        "m": quote.buyer_is_maker, "st": spec.symbol_type,
+    }
+
+
+def rest_agg_trade(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """One row of `GET /fapi/v1/aggTrades` from the stream payload of the same trade (documented fields only)."""
+    return {key: payload[key] for key in ("a", "p", "q", "f", "l", "T", "m")}
+
+
+def rest_book_ticker(quote: Quote, now_ms: int) -> dict[str, Any]:
+    """One object of `GET /fapi/v1/ticker/bookTicker`, as documented (USD-M): no update id, `time` the
+    transaction time."""
+    return {
+        "symbol": quote.spec.symbol,
+        "bidPrice": _price(quote, quote.bid), "bidQty": _qty(quote, quote.bid_qty),
+        "askPrice": _price(quote, quote.ask), "askQty": _qty(quote, quote.ask_qty),
+        "time": now_ms,
     }
 
 
@@ -230,11 +289,14 @@ def _initial_quote(spec: SymbolSpec, rng: random.Random) -> Quote:
     low = min(_quantize(open_price * Decimal(repr(1 - rng.uniform(0.005, 0.04))), spec.tick_size), open_price, last)
     volume = spec.step_size * rng.randint(1_000_000, 100_000_000)
     first_id = rng.randint(100_000_000, 9_000_000_000)
+    last_id = first_id + rng.randint(10_000, 3_000_000)
     return Quote(
         spec=spec, last=last, last_qty=spec.step_size * rng.randint(1, 2000), open=open_price, high=high, low=low,
         volume=volume, quote_volume=_notional(spec, volume, (high + low) / 2), first_id=first_id,
-        last_id=first_id + rng.randint(10_000, 3_000_000), bid_qty=spec.step_size * rng.randint(1, 5000),
+        last_id=last_id, bid_qty=spec.step_size * rng.randint(1, 5000),
         ask_qty=spec.step_size * rng.randint(1, 5000), update_id=rng.randint(10**12, 9 * 10**12),
+        agg_id=rng.randint(10**8, 4 * 10**9), first_tick_id=last_id, tick_qty=spec.step_size,
+        buyer_is_maker=False,
     )
 
 
@@ -249,4 +311,6 @@ def _step_quote(quote: Quote, rng: random.Random) -> Quote:
         volume=quote.volume + traded, quote_volume=quote.quote_volume + _notional(spec, traded, last),
         last_id=quote.last_id + trades, bid_qty=spec.step_size * rng.randint(1, 5000),
         ask_qty=spec.step_size * rng.randint(1, 5000), update_id=quote.update_id + rng.randint(1, 50),
+        agg_id=quote.agg_id + 1, first_tick_id=quote.last_id + 1, tick_qty=traded,
+        buyer_is_maker=rng.random() < 0.5,
     )

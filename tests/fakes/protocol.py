@@ -78,7 +78,7 @@ class Endpoint:
 class DataFeed:
     """A stream the fake actually feeds on its route: `kind` names the payload builder."""
 
-    kind: str  # "ticker", "miniTicker", "bookTicker", "ticker_arr", "miniTicker_arr"
+    kind: str  # "ticker", "miniTicker", "aggTrade", "bookTicker", "ticker_arr", "miniTicker_arr"
     symbol: str | None  # upper case, None for all-market streams
 
 
@@ -175,7 +175,7 @@ def data_feed(route: str, name: str) -> DataFeed | None:
     if name == "!miniTicker@arr":
         return DataFeed("miniTicker_arr", None)
     match = _SYMBOL_STREAM.fullmatch(name)
-    if match and match.group("kind") in ("ticker", "miniTicker", "bookTicker"):
+    if match and match.group("kind") in ("ticker", "miniTicker", "aggTrade", "bookTicker"):
         return DataFeed(match.group("kind"), match.group("symbol").upper())
     return None
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
-from tests.fakes.market import MarketSnapshot, rest_ticker_24hr, rest_ticker_price
+from tests.fakes.market import (
+    MarketSnapshot,
+    TradeTape,
+    rest_book_ticker,
+    rest_ticker_24hr,
+    rest_ticker_price,
+)
 
 # Facts §5: 2400 request weight per minute per IP; per-endpoint weights below.
 WEIGHT_LIMIT_PER_MINUTE = 2400
@@ -89,11 +95,23 @@ def request_weight(request: RestRequest) -> int:
         return 40
     if request.path == "/fapi/v1/ticker/price" and "symbol" not in request.query:
         return 2
+    if request.path == "/fapi/v1/ticker/bookTicker":
+        return 2 if "symbol" in request.query else 5
+    if request.path == "/fapi/v1/aggTrades":
+        return 20
     return 1
 
 
-def answer(request: RestRequest, snapshot: MarketSnapshot, exchange_info: Mapping[str, Any],
-           now_ms: int) -> RestAnswer:
+@dataclass(frozen=True)
+class MarketData:
+    """What the REST answers are made of: the current quotes, the recent trades, exchangeInfo."""
+
+    snapshot: MarketSnapshot
+    tape: TradeTape
+    exchange_info: Mapping[str, Any]
+
+
+def answer(request: RestRequest, market: MarketData, now_ms: int) -> RestAnswer:
     """The normal (not rate-limited, not failing) answer to `request`."""
     handler = _HANDLERS.get(request.path)
     if handler is None:
@@ -101,7 +119,7 @@ def answer(request: RestRequest, snapshot: MarketSnapshot, exchange_info: Mappin
         return RestAnswer(404, error_body(-1, f"unknown path {request.path!r}; the fake serves {known}"))
     if request.method != "GET":
         return RestAnswer(405, error_body(-1, f"method {request.method} not allowed on {request.path}; use GET"))
-    return handler(request, snapshot, exchange_info, now_ms)
+    return handler(request, market, now_ms)
 
 
 class WeightMeter:
@@ -162,46 +180,88 @@ class Escalation:
         return RestAnswer(418, failure_body(418, limit), {"Retry-After": str(max(1, math.ceil(seconds)))})
 
 
-def _ping(request: RestRequest, snapshot: MarketSnapshot, info: Mapping[str, Any], now_ms: int) -> RestAnswer:
+def _ping(request: RestRequest, market: MarketData, now_ms: int) -> RestAnswer:
     return RestAnswer(200, {})
 
 
-def _time(request: RestRequest, snapshot: MarketSnapshot, info: Mapping[str, Any], now_ms: int) -> RestAnswer:
+def _time(request: RestRequest, market: MarketData, now_ms: int) -> RestAnswer:
     return RestAnswer(200, {"serverTime": now_ms})
 
 
-def _exchange_info(request: RestRequest, snapshot: MarketSnapshot, info: Mapping[str, Any],
-                   now_ms: int) -> RestAnswer:
-    return RestAnswer(200, {**info, "serverTime": now_ms})
+def _exchange_info(request: RestRequest, market: MarketData, now_ms: int) -> RestAnswer:
+    return RestAnswer(200, {**market.exchange_info, "serverTime": now_ms})
 
 
-def _ticker_24hr(request: RestRequest, snapshot: MarketSnapshot, info: Mapping[str, Any],
-                 now_ms: int) -> RestAnswer:
-    return _per_symbol(request, snapshot, lambda quote: rest_ticker_24hr(quote, now_ms))
+def _ticker_24hr(request: RestRequest, market: MarketData, now_ms: int) -> RestAnswer:
+    return _per_symbol(request, market.snapshot, lambda quote: rest_ticker_24hr(quote, now_ms))
 
 
-def _ticker_price(request: RestRequest, snapshot: MarketSnapshot, info: Mapping[str, Any],
-                  now_ms: int) -> RestAnswer:
-    return _per_symbol(request, snapshot, lambda quote: rest_ticker_price(quote, now_ms))
+def _ticker_price(request: RestRequest, market: MarketData, now_ms: int) -> RestAnswer:
+    return _per_symbol(request, market.snapshot, lambda quote: rest_ticker_price(quote, now_ms))
+
+
+def _book_ticker(request: RestRequest, market: MarketData, now_ms: int) -> RestAnswer:
+    return _per_symbol(request, market.snapshot, lambda quote: rest_book_ticker(quote, now_ms))
+
+
+# `GET /fapi/v1/aggTrades`: "limit: Default 500; max 1000"; fromId, startTime and endTime are inclusive.
+AGG_TRADES_DEFAULT_LIMIT = 500
+AGG_TRADES_MAX_LIMIT = 1000
+_LONG_PARAMETERS = ("fromId", "startTime", "endTime")
+
+
+def _agg_trades(request: RestRequest, market: MarketData, now_ms: int) -> RestAnswer:
+    symbol = request.query.get("symbol")
+    if not symbol:
+        return RestAnswer(400, error_body(
+            -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed."))
+    bad = _bad_symbol(symbol, market.snapshot)
+    if bad is not None:
+        return bad
+    limit = _integer(request.query.get("limit", str(AGG_TRADES_DEFAULT_LIMIT)))
+    if limit is None or not 1 <= limit <= AGG_TRADES_MAX_LIMIT:
+        return RestAnswer(400, error_body(-1130, "Data sent for parameter 'limit' is not valid."))
+    bounds: dict[str, int] = {}
+    for name in _LONG_PARAMETERS:
+        if name in request.query:
+            value = _integer(request.query[name])
+            if value is None or value < 0:
+                return RestAnswer(400, error_body(-1130, f"Data sent for parameter '{name}' is not valid."))
+            bounds[name] = value
+    rows = [row for row in market.tape.rows(symbol)
+            if row["a"] >= bounds.get("fromId", 0) and bounds.get("startTime", 0) <= row["T"]
+            and row["T"] <= bounds.get("endTime", row["T"])]
+    # from fromId or startTime: the first `limit` rows from there; otherwise the most recent ones
+    chosen = rows[:limit] if "fromId" in bounds or "startTime" in bounds else rows[-limit:]
+    return RestAnswer(200, chosen)
+
+
+def _integer(text: str) -> int | None:
+    return int(text) if re.fullmatch(r"-?[0-9]{1,19}", text) else None
+
+
+def _bad_symbol(symbol: str, snapshot: MarketSnapshot) -> RestAnswer | None:
+    if not _SYMBOL.fullmatch(symbol):
+        msg = f"Illegal characters found in parameter 'symbol'; legal range is '{_SYMBOL_PATTERN}'."
+        return RestAnswer(400, error_body(-1100, msg))
+    if symbol not in snapshot.usd_m:
+        return RestAnswer(400, error_body(-1121, "Invalid symbol."))
+    return None
 
 
 def _per_symbol(request: RestRequest, snapshot: MarketSnapshot, build: Callable[[Any], dict[str, Any]]) -> RestAnswer:
     symbol = request.query.get("symbol")
     if symbol is None:
         return RestAnswer(200, [build(quote) for quote in snapshot.usd_m.values()])
-    if not _SYMBOL.fullmatch(symbol):
-        msg = f"Illegal characters found in parameter 'symbol'; legal range is '{_SYMBOL_PATTERN}'."
-        return RestAnswer(400, error_body(-1100, msg))
-    quote = snapshot.usd_m.get(symbol)
-    if quote is None:
-        return RestAnswer(400, error_body(-1121, "Invalid symbol."))
-    return RestAnswer(200, build(quote))
+    return _bad_symbol(symbol, snapshot) or RestAnswer(200, build(snapshot.usd_m[symbol]))
 
 
-_HANDLERS: Mapping[str, Callable[[RestRequest, MarketSnapshot, Mapping[str, Any], int], RestAnswer]] = MappingProxyType({
+_HANDLERS: Mapping[str, Callable[[RestRequest, MarketData, int], RestAnswer]] = MappingProxyType({
     "/fapi/v1/ping": _ping,
     "/fapi/v1/time": _time,
     "/fapi/v1/exchangeInfo": _exchange_info,
     "/fapi/v1/ticker/24hr": _ticker_24hr,
     "/fapi/v1/ticker/price": _ticker_price,
+    "/fapi/v1/ticker/bookTicker": _book_ticker,
+    "/fapi/v1/aggTrades": _agg_trades,
 })

@@ -204,6 +204,75 @@ def test_public_route_carries_book_ticker(fake_binance, connect) -> None:
     assert Decimal(data["b"]) < Decimal(data["a"])
 
 
+AGG_TRADE_KEYS = ["e", "E", "a", "s", "p", "q", "nq", "f", "l", "T", "m", "st"]  # the 2026 wire order
+
+
+def test_market_route_carries_agg_trades_that_continue_one_another(fake_binance, connect) -> None:
+    ws = connect(f"{fake_binance.ws_url}/market/stream?streams=btcusdt@aggTrade/ethusdt@aggTrade")
+    frames = [json.loads(ws.recv()) for _ in range(6)]
+    trades = [frame["data"] for frame in frames if frame["stream"] == "btcusdt@aggTrade"]
+    assert len(trades) >= 2 and {frame["stream"] for frame in frames} == {"btcusdt@aggTrade", "ethusdt@aggTrade"}
+    for data in trades:
+        assert list(data) == AGG_TRADE_KEYS
+        assert (data["e"], data["s"], data["st"]) == ("aggTrade", "BTCUSDT", 1) and isinstance(data["m"], bool)
+        assert all(isinstance(data[key], str) for key in ("p", "q", "nq")) and Decimal(data["q"]) > 0
+        assert data["f"] <= data["l"] and data["T"] <= data["E"]
+    for before, after in zip(trades, trades[1:]):  # each trade takes up the fills where the previous one ended
+        assert after["a"] == before["a"] + 1 and after["f"] == before["l"] + 1
+    sent = fake_binance.trades_sent("BTCUSDT")
+    assert [row["a"] for row in sent][:len(trades)] == [row["a"] for row in trades]
+
+
+def test_agg_trades_and_book_tickers_are_refused_on_the_other_route(fake_binance, connect) -> None:
+    """One connection serves one route (facts §1): aggTrade only on /market, bookTicker only on /public."""
+    for path in ("/public/ws/btcusdt@aggTrade", "/market/ws/btcusdt@bookTicker"):
+        ws = connect(fake_binance.ws_url + path)
+        ws.settimeout(1.0)
+        with pytest.raises(websocket.WebSocketTimeoutException):
+            ws.recv()
+
+
+def test_rest_book_ticker_as_documented(fake_binance) -> None:
+    base = fake_binance.rest_url
+    for attempt in range(2):  # the weight resets at a clock-minute boundary; retry once if it fell in between
+        one = requests.get(f"{base}/fapi/v1/ticker/bookTicker", params={"symbol": "BTCUSDT"}, timeout=5)
+        every = requests.get(f"{base}/fapi/v1/ticker/bookTicker", timeout=5)
+        if int(every.headers["X-MBX-USED-WEIGHT-1M"]) - int(one.headers["X-MBX-USED-WEIGHT-1M"]) == 5:
+            break
+    body = one.json()
+    assert list(body) == ["symbol", "bidPrice", "bidQty", "askPrice", "askQty", "time"]
+    assert body["symbol"] == "BTCUSDT" and Decimal(body["bidPrice"]) < Decimal(body["askPrice"])
+    assert {row["symbol"] for row in every.json()} == fake_binance.known_symbols()
+    unknown = requests.get(f"{base}/fapi/v1/ticker/bookTicker", params={"symbol": "NOPEUSDT"}, timeout=5)
+    assert unknown.status_code == 400 and unknown.json() == {"code": -1121, "msg": "Invalid symbol."}
+
+
+def test_rest_agg_trades_are_the_streamed_trades(make_fake, connect) -> None:
+    fake = make_fake(tick_interval=0.05)
+    ws = connect(f"{fake.ws_url}/market/ws/btcusdt@aggTrade")
+    streamed = [json.loads(ws.recv()) for _ in range(5)]
+    fake.set_tick_interval(3600)  # no trade from now on: the answers below see one tape
+    base = f"{fake.rest_url}/fapi/v1/aggTrades"
+    rows = requests.get(base, params={"symbol": "BTCUSDT", "limit": "1000"}, timeout=5).json()
+    by_id = {row["a"]: row for row in rows}
+    for trade in streamed:  # the same trades, with the documented fields only
+        assert by_id[trade["a"]] == {key: trade[key] for key in ("a", "p", "q", "f", "l", "T", "m")}
+    assert [row["a"] for row in rows] == sorted(row["a"] for row in rows)
+    last_two = requests.get(base, params={"symbol": "BTCUSDT", "limit": "2"}, timeout=5).json()
+    assert last_two == rows[-2:]
+    first = streamed[0]["a"]
+    from_id = requests.get(base, params={"symbol": "BTCUSDT", "fromId": str(first), "limit": "3"}, timeout=5).json()
+    assert [row["a"] for row in from_id] == [first, first + 1, first + 2]
+    default = requests.get(base, params={"symbol": "BTCUSDT"}, timeout=5)
+    assert default.status_code == 200 and len(default.json()) <= 500
+    for params, code in (({}, -1102), ({"symbol": "BTCUSDT", "limit": "1001"}, -1130),
+                         ({"symbol": "BTCUSDT", "limit": "0"}, -1130), ({"symbol": "BTCUSDT", "fromId": "x"}, -1130),
+                         ({"symbol": "NOPEUSDT"}, -1121)):
+        refused = requests.get(base, params=params, timeout=5)
+        assert refused.status_code == 400 and refused.json()["code"] == code, (params, refused.text)
+    assert int(default.headers["X-MBX-USED-WEIGHT-1M"]) >= 20
+
+
 @pytest.mark.parametrize(("path", "stream"), [
     ("/stream?streams=btcusdt@ticker", "ethusdt@ticker"),  # the un-routed legacy URL (facts §1)
     ("/ws/btcusdt@ticker", "!ticker@arr"),
