@@ -10,7 +10,7 @@ if __name__ == "__main__":  # must run before anything imports socket, ssl or th
 
     from config import ConfigError as _ConfigError
     from config import Settings as _Settings
-    from streaming.server import monkey_patch
+    from streaming.runtime.server import monkey_patch
 
     try:
         monkey_patch(_Settings.load(_os.environ).async_mode)
@@ -33,19 +33,19 @@ from cache.routes import json_error
 from config import ConfigError, Settings, read_environment, retired_keys
 from metrics.labels import TaskName
 from metrics.routes import blueprint as metrics_blueprint
-from streaming.auth import AuthError
-from streaming.descriptors import DescriptorError, plan_descriptors, raise_open_files_limit
-from streaming.events import register_events
-from streaming.gc_policy import GcPolicy
-from streaming.openapi import blueprint as openapi_blueprint
-from streaming.pings import ping_on_timers
-from streaming.routes import blueprint as streaming_blueprint
-from streaming.logs import configure_logging
-from streaming.server import HTTP_HEADROOM, SERVED_MODES, make_server, on_signals
+from streaming.core.auth import AuthError
+from streaming.runtime.descriptors import DescriptorError, plan_descriptors, raise_open_files_limit
+from streaming.gateway.events import register_events
+from streaming.runtime.gc_policy import GcPolicy
+from streaming.gateway.openapi import blueprint as openapi_blueprint
+from streaming.gateway.fastpath.pings import ping_on_timers
+from streaming.gateway.routes import blueprint as streaming_blueprint
+from streaming.runtime.logs import configure_logging
+from streaming.runtime.server import HTTP_HEADROOM, SERVED_MODES, make_server, on_signals
 from streaming.service import StreamingService
-from streaming.shutdown import GracefulShutdown
-from streaming.version import VERSION
-from streaming.wsgi import without_websocket_compression
+from streaming.runtime.shutdown import GracefulShutdown
+from streaming.runtime.version import VERSION
+from streaming.runtime.wsgi import without_websocket_compression
 
 __all__ = ["create_app", "main", "origin_check"]
 

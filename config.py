@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 
 from dotenv import dotenv_values
 
-from streaming.symbols import InvalidSymbolError, normalise_symbol
+from streaming.core.symbols import InvalidSymbolError, normalise_symbol
 
 __all__ = ["ConfigError", "MIN_JWT_SECRET_BYTES", "PROJECT_ROOT", "RETIRED_KEYS", "Settings", "read_environment",
            "retired_keys"]
@@ -70,7 +70,7 @@ class Settings:
     default_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT")
     reconnect_delay: float = 5.0
     # Reconnect attempts that keep failing back off exponentially, with full jitter, up to this many seconds
-    # (so Binance accepting again is noticed within it; see streaming.pacing.ReconnectPolicy).
+    # (so Binance accepting again is noticed within it; see streaming.core.pacing.ReconnectPolicy).
     reconnect_max_delay: float = 10.0
     binance_ws_url: str = "wss://fstream.binance.com"
     binance_rest_url: str = "https://fapi.binance.com"
@@ -121,7 +121,7 @@ class Settings:
     # answered within CLIENT_PING_TIMEOUT is disconnected (the Socket.IO defaults; clients learn both on connect).
     client_ping_interval: int = 25  # whole seconds: Engine.IO announces it to clients in whole seconds
     client_ping_timeout: float = 20.0
-    # Garbage collection (streaming/gc_policy.py): every GC_FREEZE_INTERVAL seconds what survived is frozen out of
+    # Garbage collection (streaming/runtime/gc_policy.py): every GC_FREEZE_INTERVAL seconds what survived is frozen out of
     # automatic collections; every GC_FULL_INTERVAL seconds one planned full collection. 0 turns either off.
     gc_freeze_interval: float = 1.0
     gc_full_interval: float = 3600.0

@@ -27,7 +27,7 @@ PRODUCTION = dict(RECONNECT_DELAY="5", RECONNECT_MAX_DELAY="10", STALE_TIMEOUT="
                   PONG_TIMEOUT="10")
 REFUSAL = 10.0  # seconds of refused handshakes in the refusal scenarios
 # Pause between scenarios once the service is healthy again. The reconnect delays start afresh as soon as a
-# connection delivers (streaming.pacing.ReconnectPolicy), so each scenario is measured on its own.
+# connection delivers (streaming.core.pacing.ReconnectPolicy), so each scenario is measured on its own.
 SETTLE = 2.0
 
 

@@ -35,7 +35,7 @@ const latest = new Map(); // symbol -> last price_update payload sent (also what
 let upstream = null;
 let stopping = false;
 
-/** Binance's 24hrTicker fields as the service's price_update payload (streaming/models.py Ticker.to_wire). */
+/** Binance's 24hrTicker fields as the service's price_update payload (streaming/core/models.py Ticker.to_wire). */
 function toWire(t) {
   return {
     symbol: t.s,

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, fields
 
-from streaming.errors import ProtocolError
-from streaming.models import Ticker
+from streaming.core.errors import ProtocolError
+from streaming.core.models import Ticker
 
 __all__ = ["KEY_PREFIX", "key_for", "encode", "decode"]
 

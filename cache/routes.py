@@ -13,16 +13,16 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from streaming.errors import (
+from streaming.core.errors import (
     InvalidSymbolError,
     RateLimitedError,
     UnknownSymbolError,
     UpstreamUnavailableError,
 )
-from streaming.limits import ADMIT
-from streaming.models import Ticker
+from streaming.core.limits import ADMIT
+from streaming.core.models import Ticker
 from streaming.service import StreamingService
-from streaming.symbols import normalise_symbol
+from streaming.core.symbols import normalise_symbol
 
 __all__ = ["blueprint", "json_error"]
 

@@ -12,8 +12,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from cache.codec import decode, encode, key_for
-from streaming.errors import ProtocolError, StreamingError
-from streaming.models import Ticker
+from streaming.core.errors import ProtocolError, StreamingError
+from streaming.core.models import Ticker
 
 __all__ = ["CacheUnavailable", "RedisStore"]
 

@@ -14,8 +14,8 @@ from typing import Callable
 from cache.store import CacheUnavailable, RedisStore
 from metrics.collectors import ServiceMetrics
 from metrics.labels import CacheOperation, CacheResult, TaskName
-from streaming.models import Ticker
-from streaming.tasks import PeriodicTask, TaskRunner
+from streaming.core.models import Ticker
+from streaming.runtime.tasks import PeriodicTask, TaskRunner
 
 __all__ = ["TickerCache", "CacheStatus"]
 

@@ -18,26 +18,26 @@ from cache.writer import TickerCache
 from config import Settings
 from metrics.collectors import ServiceMetrics
 from metrics.labels import DeliveryPath, RejectedCode, StaleScope, TaskName
-from streaming.auth import Authenticator
-from streaming.backlog import BacklogGuard
-from streaming.binance import TickerBatch, stream_type, symbol_of_stream, tradable_usdt_perpetuals
-from streaming.broadcast import RoomBroadcaster
-from streaming.catalog import SymbolCatalog
-from streaming.errors import ProtocolError, StreamingError, TooManySymbolsError, UnknownSymbolError
-from streaming.fanout import PRICE_UPDATE, Fanout
-from streaming.guard import ConnectionGuard
-from streaming.limits import KeyedLimiter
-from streaming.monitor import STREAM_STATUS, StreamMonitor
-from streaming.models import Ticker, iso_timestamp
-from streaming.pool import UpstreamPool
-from streaming.rest import BinanceRest
-from streaming.server import HTTP_HEADROOM
-from streaming.singleflight import SingleFlight
-from streaming.subscriptions import SubscriptionRegistry
-from streaming.symbols import SymbolRequest, room_for
-from streaming.tasks import PeriodicTask, SocketIOTasks
-from streaming.upstream import Timing, UpstreamConnection
-from streaming.version import build_details
+from streaming.core.auth import Authenticator
+from streaming.gateway.fastpath.backlog import BacklogGuard
+from streaming.exchanges.binance.protocol import TickerBatch, stream_type, symbol_of_stream, tradable_usdt_perpetuals
+from streaming.gateway.fastpath.broadcast import RoomBroadcaster
+from streaming.exchanges.binance.catalog import SymbolCatalog
+from streaming.core.errors import ProtocolError, StreamingError, TooManySymbolsError, UnknownSymbolError
+from streaming.hub.fanout import PRICE_UPDATE, Fanout
+from streaming.runtime.guard import ConnectionGuard
+from streaming.core.limits import KeyedLimiter
+from streaming.hub.monitor import STREAM_STATUS, StreamMonitor
+from streaming.core.models import Ticker, iso_timestamp
+from streaming.upstream.pool import UpstreamPool
+from streaming.exchanges.binance.rest import BinanceRest
+from streaming.runtime.server import HTTP_HEADROOM
+from streaming.core.singleflight import SingleFlight
+from streaming.core.subscriptions import SubscriptionRegistry
+from streaming.core.symbols import SymbolRequest, room_for
+from streaming.runtime.tasks import PeriodicTask, SocketIOTasks
+from streaming.upstream.connection import Timing, UpstreamConnection
+from streaming.runtime.version import build_details
 
 __all__ = ["StreamingService", "SubscribeOutcome"]
 
@@ -137,7 +137,7 @@ class StreamingService:
             socketio.server.eio, lambda eio_sid: socketio.server.environ.get(eio_sid),
             settings.client_backlog_limit, settings.slow_client_timeout, self.metrics, self.tasks,
         )
-        # TCP-level admission for the HTTP server (streaming.server): per-address caps, header deadlines
+        # TCP-level admission for the HTTP server (streaming.runtime.server): per-address caps, header deadlines
         self.guard = ConnectionGuard(
             settings.max_tcp_connections_per_ip or settings.max_connections_per_ip + HTTP_HEADROOM,
             settings.http_header_timeout, self.metrics,

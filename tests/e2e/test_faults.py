@@ -8,8 +8,8 @@ from typing import Iterator
 import pytest
 import redis
 
-from streaming.pacing import HEALTHY_AFTER, RETRY_JITTER, STEADY_DELAYS
-from streaming.upstream import REPLY_TIMEOUT
+from streaming.core.pacing import HEALTHY_AFTER, RETRY_JITTER, STEADY_DELAYS
+from streaming.upstream.connection import REPLY_TIMEOUT
 from tests.e2e.clients import RecordingClient
 from tests.fakes.rest import BAN, BANNED
 from tests.helpers import scaled, wait_for

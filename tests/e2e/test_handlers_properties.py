@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from app import create_app
 from config import Settings
-from streaming.events import WELCOME
+from streaming.gateway.events import WELCOME
 from streaming.service import StreamingService
-from streaming.symbols import SYMBOL_PATTERN
+from streaming.core.symbols import SYMBOL_PATTERN
 from tests.fakes.binance import FakeBinance
 from tests.helpers import wait_for
 

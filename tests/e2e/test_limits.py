@@ -191,7 +191,7 @@ JWT_SECRET = "jwt-secret-for-tests-jwt-secret-for-tests"
 def test_authentication_with_static_tokens_and_jwts(start_service) -> None:
     import time as clock
 
-    from streaming.auth import make_jwt
+    from streaming.core.auth import make_jwt
 
     service = start_service(AUTH_TOKENS="dash-token,bot-token", JWT_SECRET=JWT_SECRET, PROTECT_OPS_ENDPOINTS="true",
                             JWT_AUDIENCE="prices", JWT_ISSUER="https://login.example.com",

@@ -1,4 +1,4 @@
-"""The OpenAPI document (streaming/openapi.py) is valid, and the live service keeps to it under Schemathesis.
+"""The OpenAPI document (streaming/gateway/openapi.py) is valid, and the live service keeps to it under Schemathesis.
 
 The document comes from the running service's GET /openapi.json (which Schemathesis also loads and validates).
 The live service must serve it: anything but a 200 with the in-process document fails the test.
@@ -25,8 +25,8 @@ from schemathesis.specs.openapi.checks import (
 
 from app import create_app
 from config import Settings
-from streaming import openapi
-from streaming.openapi import openapi_document
+from streaming.gateway import openapi
+from streaming.gateway.openapi import openapi_document
 from tests.e2e.process import ServiceProcess
 from tests.fakes.binance import FakeBinance
 from tests.helpers import scaled, wait_for

@@ -12,7 +12,7 @@ import redis
 import requests
 
 from cache.codec import decode, key_for
-from streaming.version import VERSION
+from streaming.runtime.version import VERSION
 from tests.e2e.clients import RecordingClient, refused_connection
 from tests.e2e.process import ServiceProcess, service_env
 from tests.fakes.binance import FakeBinance

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from streaming.backlog import CHECK_INTERVAL
+from streaming.gateway.fastpath.backlog import CHECK_INTERVAL
 from tests.e2e.clients import RawClient, RecordingClient
 from tests.e2e.process import ServiceProcess
 from tests.e2e.test_chaos import proc_status

@@ -1,4 +1,4 @@
-"""streaming.pool + streaming.upstream against the fake exchange, in process, on threads."""
+"""streaming.upstream.pool + streaming.upstream.connection against the fake exchange, in process, on threads."""
 from __future__ import annotations
 
 import logging
@@ -8,11 +8,11 @@ from typing import Iterator
 
 import pytest
 
-from streaming.binance import TickerBatch
-import streaming.pool as pool_module
-from streaming.pacing import RETRY_JITTER, STEADY_DELAYS
-from streaming.pool import UpstreamPool
-from streaming.upstream import Timing, UpstreamConnection
+from streaming.exchanges.binance.protocol import TickerBatch
+import streaming.upstream.pool as pool_module
+from streaming.core.pacing import RETRY_JITTER, STEADY_DELAYS
+from streaming.upstream.pool import UpstreamPool
+from streaming.upstream.connection import Timing, UpstreamConnection
 from tests.fakes import protocol as fake_protocol
 from tests.fakes.binance import FakeBinance
 from tests.fakes.proxy import FreezableProxy

@@ -1,4 +1,4 @@
-"""streaming.auth: static tokens and HS256 JWTs (PyJWT verifies them against the wall clock)."""
+"""streaming.core.auth: static tokens and HS256 JWTs (PyJWT verifies them against the wall clock)."""
 from __future__ import annotations
 
 import base64
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from streaming.auth import AuthError, Authenticator, make_jwt
+from streaming.core.auth import AuthError, Authenticator, make_jwt
 
 SECRET = "s3cret-for-tests-s3cret-for-tests"  # 33 bytes: HS256 needs at least 32
 LEEWAY = 10.0

@@ -1,4 +1,4 @@
-"""streaming.backlog: conflation keeps the newest price per symbol and everything else, in order; the guard
+"""streaming.gateway.fastpath.backlog: conflation keeps the newest price per symbol and everything else, in order; the guard
 cuts off a client that stays behind for the timeout, and only such a client."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from queue import Queue
 from typing import Any
 
 from metrics.collectors import ServiceMetrics
-from streaming.backlog import CHECK_INTERVAL, BacklogGuard, conflate, price_symbol
+from streaming.gateway.fastpath.backlog import CHECK_INTERVAL, BacklogGuard, conflate, price_symbol
 
 
 @dataclass

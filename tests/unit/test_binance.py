@@ -1,4 +1,4 @@
-"""streaming.binance: URLs, control requests, and parsing of real Binance frames (tests/data samples)."""
+"""streaming.exchanges.binance.protocol: URLs, control requests, and parsing of real Binance frames (tests/data samples)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streaming.binance import (
+from streaming.exchanges.binance.protocol import (
     ErrorReply,
     Reply,
     TickerBatch,
@@ -25,7 +25,7 @@ from streaming.binance import (
     trade_from_rest,
     tradable_usdt_perpetuals,
 )
-from streaming.errors import ProtocolError
+from streaming.core.errors import ProtocolError
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

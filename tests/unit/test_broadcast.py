@@ -1,4 +1,4 @@
-"""streaming.broadcast: the room message is byte for byte what python-socketio sends; it is written directly
+"""streaming.gateway.fastpath.broadcast: the room message is byte for byte what python-socketio sends; it is written directly
 to clients with nothing queued, and queued (in order) for the others."""
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import socket
 import engineio
 import socketio
 
-from streaming.broadcast import RoomBroadcaster
-from streaming.frames import frame
-from streaming.outlets import Outlet
+from streaming.gateway.fastpath.broadcast import RoomBroadcaster
+from streaming.core.frames import frame
+from streaming.gateway.fastpath.outlets import Outlet
 
 PAYLOAD = {"symbol": "BTCUSDT", "price": "97000.10", "eventTime": 1764201600000, "note": "€"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from cache.codec import decode, encode, key_for
-from streaming.errors import ProtocolError
+from streaming.core.errors import ProtocolError
 from tests.unit.test_models import make_ticker
 
 

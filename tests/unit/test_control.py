@@ -1,7 +1,7 @@
-"""streaming.control: per-connection SUBSCRIBE/UNSUBSCRIBE planning, id matching and pacing."""
+"""streaming.exchanges.binance.control: per-connection SUBSCRIBE/UNSUBSCRIBE planning, id matching and pacing."""
 from __future__ import annotations
 
-from streaming.control import ControlChannel, PendingRequest
+from streaming.exchanges.binance.control import ControlChannel, PendingRequest
 from tests.helpers import most_in_any_window
 from tests.unit.test_pacing import FakeClock
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from streaming.descriptors import RESERVED_DESCRIPTORS, DescriptorError, plan_descriptors
+from streaming.runtime.descriptors import RESERVED_DESCRIPTORS, DescriptorError, plan_descriptors
 
 HEADROOM = 256
 

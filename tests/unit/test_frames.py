@@ -1,10 +1,10 @@
-"""streaming.frames: server frames as RFC 6455 defines them, read back by an independent parser (wsproto)."""
+"""streaming.core.frames: server frames as RFC 6455 defines them, read back by an independent parser (wsproto)."""
 from __future__ import annotations
 
 import pytest
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
-from streaming.frames import BINARY, TEXT, frame
+from streaming.core.frames import BINARY, TEXT, frame
 
 
 def parse(data: bytes) -> list:

@@ -1,10 +1,10 @@
-"""streaming.gc_policy: freezes on schedule, plans full collections, records every pause without locks."""
+"""streaming.runtime.gc_policy: freezes on schedule, plans full collections, records every pause without locks."""
 from __future__ import annotations
 
 import gc
 
 from metrics.collectors import ServiceMetrics
-from streaming.gc_policy import GcPolicy, PauseRecorder
+from streaming.runtime.gc_policy import GcPolicy, PauseRecorder
 
 
 class FakeCollector:

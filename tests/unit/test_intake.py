@@ -6,7 +6,7 @@ import errno
 import pytest
 
 from metrics.labels import AcceptError
-from streaming.intake import EXHAUSTION_ERRORS, AddressTable, Exhaustion
+from streaming.core.intake import EXHAUSTION_ERRORS, AddressTable, Exhaustion
 from tests.unit.test_pacing import FakeClock
 
 

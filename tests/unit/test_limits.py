@@ -1,7 +1,7 @@
-"""streaming.limits: per-key token buckets; abuse is being over the limit for longer than a timeout."""
+"""streaming.core.limits: per-key token buckets; abuse is being over the limit for longer than a timeout."""
 from __future__ import annotations
 
-from streaming.limits import ABUSE, ADMIT, LIMITED, NOTICE_INTERVAL, OVER_LIMIT_GAP, KeyedLimiter
+from streaming.core.limits import ABUSE, ADMIT, LIMITED, NOTICE_INTERVAL, OVER_LIMIT_GAP, KeyedLimiter
 from tests.unit.test_pacing import FakeClock
 
 

@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from streaming.logs import JsonFormatter, SecretMask, configure_logging
+from streaming.runtime.logs import JsonFormatter, SecretMask, configure_logging
 
 
 @pytest.fixture(autouse=True)

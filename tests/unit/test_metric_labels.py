@@ -11,15 +11,15 @@ from prometheus_client import Counter, generate_latest
 
 from metrics.collectors import ServiceMetrics
 from metrics.labels import ControlMethod, ReconnectReason, RejectedCode, StreamType, TaskName, UpstreamEvent
-from streaming.auth import AuthError
-from streaming.binance import stream_type
-from streaming.control import ControlChannel
-from streaming.errors import InvalidRequestError, InvalidSymbolError, TooManySymbolsError, UnknownSymbolError
+from streaming.core.auth import AuthError
+from streaming.exchanges.binance.protocol import stream_type
+from streaming.exchanges.binance.control import ControlChannel
+from streaming.core.errors import InvalidRequestError, InvalidSymbolError, TooManySymbolsError, UnknownSymbolError
 from streaming.service import SHUTTING_DOWN, TOO_MANY_CONNECTIONS
 from tests.metrics_samples import samples_of
 
 ROOT = Path(__file__).resolve().parents[2]
-SOURCES = sorted([*ROOT.glob("streaming/*.py"), *ROOT.glob("cache/*.py"), ROOT / "app.py"])
+SOURCES = sorted([*ROOT.glob("streaming/**/*.py"), *ROOT.glob("cache/*.py"), ROOT / "app.py"])
 
 
 def sample_name(counter: Counter) -> str:
@@ -59,7 +59,7 @@ def test_every_labelled_counter_has_declared_sets_or_is_open_ended() -> None:
 
 def test_every_reconnect_reason_of_the_upstream_connection_is_declared() -> None:
     """The reason is the first word of what a session returns, or of what maintain() forces (reconnect(...))."""
-    upstream = [ROOT / "streaming" / "upstream.py"]
+    upstream = [ROOT / "streaming" / "upstream" / "connection.py"]
     reasons = source_matches(r'(?:return|reconnect\()\s*f?"([a-z_]+):', upstream)
     reasons -= {"stopped"}  # returned only when the connection is stopped: no reconnect follows
     assert reasons <= set(ReconnectReason), reasons - set(ReconnectReason)

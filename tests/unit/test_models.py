@@ -1,9 +1,9 @@
-"""streaming.models: the price_update, trade and book_ticker wire forms."""
+"""streaming.core.models: the price_update, trade and book_ticker wire forms."""
 from __future__ import annotations
 
 import json
 
-from streaming.models import BookTicker, Ticker, Trade, iso_timestamp
+from streaming.core.models import BookTicker, Ticker, Trade, iso_timestamp
 
 
 def make_ticker(**changes: object) -> Ticker:

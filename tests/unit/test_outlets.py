@@ -1,4 +1,4 @@
-"""streaming.outlets: direct writes never block, never interleave with other writes, and lose no byte.
+"""streaming.gateway.fastpath.outlets: direct writes never block, never interleave with other writes, and lose no byte.
 
 Real connected sockets (socketpair) with small buffers, so "the socket takes part of a frame" really happens."""
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Callable
 
 import pytest
 
-from streaming.frames import frame
-from streaming.outlets import Outlet, attach
+from streaming.core.frames import frame
+from streaming.gateway.fastpath.outlets import Outlet, attach
 
 BUFFER = 4096
 

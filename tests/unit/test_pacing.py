@@ -1,11 +1,11 @@
-"""streaming.pacing: reconnect delays, the token bucket, the budget and the REST gate, on injected clocks."""
+"""streaming.core.pacing: reconnect delays, the token bucket, the budget and the REST gate, on injected clocks."""
 from __future__ import annotations
 
 import random
 from itertools import islice
 from typing import Callable
 
-from streaming.pacing import (
+from streaming.core.pacing import (
     HEALTHY_AFTER,
     RETRY_JITTER,
     STEADY_DELAYS,

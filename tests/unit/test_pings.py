@@ -1,4 +1,4 @@
-"""streaming.pings: python-engineio's ping task becomes a deferred green thread; every other task is untouched."""
+"""streaming.gateway.fastpath.pings: python-engineio's ping task becomes a deferred green thread; every other task is untouched."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import engineio
 from engineio import packet
 
-from streaming.pings import _DeferredPing, ping_on_timers, send_ping
+from streaming.gateway.fastpath.pings import _DeferredPing, ping_on_timers, send_ping
 
 
 def eio_server(async_mode: str = "eventlet") -> engineio.Server:

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import pytest
 
-from streaming.shutdown import GracefulShutdown
+from streaming.runtime.shutdown import GracefulShutdown
 
 
 class Steps:

@@ -1,11 +1,11 @@
-"""streaming.singleflight: one execution per key for concurrent callers."""
+"""streaming.core.singleflight: one execution per key for concurrent callers."""
 from __future__ import annotations
 
 import threading
 
 import pytest
 
-from streaming.singleflight import SingleFlight
+from streaming.core.singleflight import SingleFlight
 from tests.helpers import wait_for
 
 

@@ -1,7 +1,7 @@
-"""streaming.status: per-symbol stream states and their transitions."""
+"""streaming.hub.status: per-symbol stream states and their transitions."""
 from __future__ import annotations
 
-from streaming.status import LIVE, RECONNECTING, STALE, StreamStates
+from streaming.hub.status import LIVE, RECONNECTING, STALE, StreamStates
 
 
 def test_first_tick_is_silent_and_recovery_is_reported() -> None:

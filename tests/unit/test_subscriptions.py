@@ -1,7 +1,7 @@
-"""streaming.subscriptions: the registry reports first and last subscribers."""
+"""streaming.core.subscriptions: the registry reports first and last subscribers."""
 from __future__ import annotations
 
-from streaming.subscriptions import SubscriptionRegistry
+from streaming.core.subscriptions import SubscriptionRegistry
 
 
 def test_first_and_last_subscriber_transitions() -> None:

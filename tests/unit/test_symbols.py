@@ -1,10 +1,10 @@
-"""streaming.symbols: normalising symbols and validating subscribe payloads."""
+"""streaming.core.symbols: normalising symbols and validating subscribe payloads."""
 from __future__ import annotations
 
 import pytest
 
-from streaming.errors import InvalidRequestError, InvalidSymbolError
-from streaming.symbols import normalise_symbol, parse_symbol_request, room_for
+from streaming.core.errors import InvalidRequestError, InvalidSymbolError
+from streaming.core.symbols import normalise_symbol, parse_symbol_request, room_for
 
 
 @pytest.mark.parametrize("raw, expected", [("BTCUSDT", "BTCUSDT"), ("btcusdt", "BTCUSDT"), (" ethUSDT ", "ETHUSDT"),

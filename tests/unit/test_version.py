@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streaming.version import VERSION, build_details, git_commit
+from streaming.runtime.version import VERSION, build_details, git_commit
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

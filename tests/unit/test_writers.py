@@ -1,10 +1,10 @@
-"""streaming.writers: what is queued for a client goes out in order, on demand, and the end closes the socket."""
+"""streaming.gateway.fastpath.writers: what is queued for a client goes out in order, on demand, and the end closes the socket."""
 from __future__ import annotations
 
 import engineio
 from engineio import packet
 
-from streaming.writers import OnDemandWriter
+from streaming.gateway.fastpath.writers import OnDemandWriter
 
 
 class FakeWebSocket:

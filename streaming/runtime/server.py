@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 if TYPE_CHECKING:  # flask must not be imported before monkey_patch runs
     from flask import Flask
 
-    from streaming.guard import ConnectionGuard
+    from streaming.runtime.guard import ConnectionGuard
 
 __all__ = ["SERVED_MODES", "HttpServer", "make_server", "monkey_patch", "on_signals"]
 
@@ -100,7 +100,7 @@ class EventletServer:
         import eventlet
         import eventlet.wsgi
 
-        from streaming.guard import HeaderTimeout
+        from streaming.runtime.guard import HeaderTimeout
 
         guard = self._guard
 
@@ -154,10 +154,10 @@ class GeventServer:
         from gevent import pywsgi
         from gevent.pool import Pool
 
-        from streaming.guard import HeaderTimeout
+        from streaming.runtime.guard import HeaderTimeout
 
         class Handler(pywsgi.WSGIHandler):
-            """pywsgi's handler, for WebSocket requests served by streaming.gevent_ws (or simple-websocket): the
+            """pywsgi's handler, for WebSocket requests served by streaming.gateway.fastpath.gevent_ws (or simple-websocket): the
             HTTP connection ends with the WebSocket (what follows are frames, never a next
             request), and an error escaping python-engineio there (malformed Engine.IO input) is one log line,
             not a traceback: the connection is upgraded, no HTTP error answer is possible."""
@@ -228,7 +228,7 @@ class GeventServer:
             def handle(self, sock, address):  # type: ignore[no-untyped-def]
                 _served(guard, _host(address), super().handle, sock, address)
 
-        # WebSockets: streaming.gevent_ws (streaming.broadcast installs it), or simple-websocket, which
+        # WebSockets: streaming.gateway.fastpath.gevent_ws (streaming.gateway.fastpath.broadcast installs it), or simple-websocket, which
         # python-engineio's gevent driver picks up, when per-message compression is on.
         self._server = Server(
             (host, port), app, log=None, error_log=logging.getLogger("gevent.pywsgi"), handler_class=Handler,

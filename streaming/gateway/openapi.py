@@ -1,6 +1,6 @@
 """The OpenAPI 3.0.3 description of the HTTP API, built as a plain dict, and GET /openapi.json serving it.
 
-The document describes what the routes answer today (streaming/routes.py, cache/routes.py, metrics/routes.py
+The document describes what the routes answer today (streaming/gateway/routes.py, cache/routes.py, metrics/routes.py
 and the JSON error handlers of app.py); tests/e2e/test_openapi.py checks the live service against it.
 """
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
-from streaming.symbols import SYMBOL_PATTERN
-from streaming.version import VERSION
+from streaming.core.symbols import SYMBOL_PATTERN
+from streaming.runtime.version import VERSION
 
 __all__ = ["OPENAPI_VERSION", "blueprint", "openapi_document"]
 
@@ -22,9 +22,9 @@ blueprint = Blueprint("openapi", __name__)
 JSON = "application/json"
 # Canonical symbols as the service emits them (anchored: JSON Schema patterns match anywhere).
 SYMBOL = f"^{SYMBOL_PATTERN.pattern}$"
-# streaming.models.iso_timestamp: UTC, milliseconds, 'Z'.
+# streaming.core.models.iso_timestamp: UTC, milliseconds, 'Z'.
 ISO_MILLIS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
-# streaming.routes.format_uptime: "2h 15m 30s", with a leading "Nd " past a day.
+# streaming.gateway.routes.format_uptime: "2h 15m 30s", with a leading "Nd " past a day.
 UPTIME = r"^(\d+d )?\d+h \d+m \d+s$"
 ERROR_CODE = r"^[A-Z][A-Z0-9_]*$"
 

@@ -22,7 +22,7 @@ from wsproto.events import (AcceptConnection, BytesMessage, CloseConnection, Mes
 from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from streaming.outlets import Outlet, without_delay
+from streaming.gateway.fastpath.outlets import Outlet, without_delay
 
 __all__ = ["GeventWebSocket", "handshake_request"]
 

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from metrics.collectors import ServiceMetrics
 from metrics.labels import TaskName
-from streaming.tasks import PeriodicTask, TaskRunner
+from streaming.runtime.tasks import PeriodicTask, TaskRunner
 
 __all__ = ["GcPolicy", "PauseRecorder"]
 

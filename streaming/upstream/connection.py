@@ -14,7 +14,7 @@ from typing import Callable, Protocol
 
 import websocket
 
-from streaming.binance import (
+from streaming.exchanges.binance.protocol import (
     ErrorReply,
     Reply,
     TickerBatch,
@@ -24,9 +24,9 @@ from streaming.binance import (
     parse_message,
     symbol_of_stream,
 )
-from streaming.control import ControlChannel
-from streaming.pacing import ReconnectPolicy
-from streaming.tasks import TaskRunner
+from streaming.exchanges.binance.control import ControlChannel
+from streaming.core.pacing import ReconnectPolicy
+from streaming.runtime.tasks import TaskRunner
 
 __all__ = ["UpstreamConnection", "UpstreamStatus", "Timing", "UpstreamObserver"]
 

@@ -5,7 +5,7 @@
 - ``Exhaustion``: episodes of failed ``accept()`` calls for want of descriptors (EMFILE, ENFILE): when to log,
   how long to pause.
 
-Clocks are injected; the servers in ``streaming.server`` drive these.
+Clocks are injected; the servers in ``streaming.runtime.server`` drive these.
 """
 from __future__ import annotations
 

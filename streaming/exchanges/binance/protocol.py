@@ -13,8 +13,8 @@ from typing import Any, Iterable, Mapping, Union
 from urllib.parse import quote
 
 from metrics.labels import StreamType
-from streaming.errors import ProtocolError
-from streaming.models import BookTicker, Ticker, Trade
+from streaming.core.errors import ProtocolError
+from streaming.core.models import BookTicker, Ticker, Trade
 
 __all__ = [
     "MARKET_ROUTE",

@@ -1,6 +1,6 @@
-"""ConnectionGuard: the I/O side of ``streaming.intake`` for the HTTP server, the same under eventlet and gevent.
+"""ConnectionGuard: the I/O side of ``streaming.core.intake`` for the HTTP server, the same under eventlet and gevent.
 
-The servers in ``streaming.server`` call it around ``accept()`` and when a request's headers took too long; it
+The servers in ``streaming.runtime.server`` call it around ``accept()`` and when a request's headers took too long; it
 keeps the counts, closes what must be closed, logs once per kind of trouble and counts everything in metrics.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Callable
 
 from metrics.collectors import ServiceMetrics
 from metrics.labels import AcceptError, TcpRefusal
-from streaming.intake import EXHAUSTION_ERRORS, AddressTable, Exhaustion
+from streaming.core.intake import EXHAUSTION_ERRORS, AddressTable, Exhaustion
 
 __all__ = ["ConnectionGuard", "HeaderTimeout", "ACCEPT_PAUSE"]
 

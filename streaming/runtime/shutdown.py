@@ -20,9 +20,9 @@ from typing import Callable
 
 from flask_socketio import SocketIO
 
-from streaming.server import HttpServer
+from streaming.runtime.server import HttpServer
 from streaming.service import StreamingService
-from streaming.transport import abort_connection, close_transport
+from streaming.gateway.fastpath.transport import abort_connection, close_transport
 
 __all__ = ["GracefulShutdown"]
 

@@ -11,7 +11,7 @@ from typing import Any, Iterable
 import jwt
 
 from config import MIN_JWT_SECRET_BYTES
-from streaming.errors import StreamingError
+from streaming.core.errors import StreamingError
 
 __all__ = ["Authenticator", "AuthError", "make_jwt", "JWT_ALGORITHM"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from streaming.pacing import TokenBucket
+from streaming.core.pacing import TokenBucket
 
 __all__ = ["ControlChannel", "PendingRequest", "Outcome"]
 

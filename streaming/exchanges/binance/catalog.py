@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from streaming.errors import UnknownSymbolError
+from streaming.core.errors import UnknownSymbolError
 
 __all__ = ["SymbolCatalog"]
 

@@ -16,10 +16,10 @@ from typing import Any, Callable
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
-from streaming.frames import frame
-from streaming.gevent_ws import GeventWebSocket
-from streaming.outlets import Outlet, attach
-from streaming.writers import OnDemandWriter
+from streaming.core.frames import frame
+from streaming.gateway.fastpath.gevent_ws import GeventWebSocket
+from streaming.gateway.fastpath.outlets import Outlet, attach
+from streaming.gateway.fastpath.writers import OnDemandWriter
 
 __all__ = ["RoomBroadcaster"]
 

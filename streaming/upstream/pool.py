@@ -13,11 +13,11 @@ import threading
 import time
 from typing import Callable, Iterable
 
-from streaming.binance import stream_name
-from streaming.control import ControlChannel
-from streaming.pacing import SlidingWindowBudget
-from streaming.tasks import PeriodicTask, TaskRunner
-from streaming.upstream import Timing, UpstreamConnection, UpstreamObserver, UpstreamStatus
+from streaming.exchanges.binance.protocol import stream_name
+from streaming.exchanges.binance.control import ControlChannel
+from streaming.core.pacing import SlidingWindowBudget
+from streaming.runtime.tasks import PeriodicTask, TaskRunner
+from streaming.upstream.connection import Timing, UpstreamConnection, UpstreamObserver, UpstreamStatus
 
 __all__ = ["UpstreamPool", "CONNECTIONS_PER_WINDOW", "CONNECTION_WINDOW"]
 

@@ -12,10 +12,10 @@ import requests
 
 from metrics.collectors import ServiceMetrics
 from metrics.labels import RestEndpoint, RestOutcome
-from streaming.binance import rest_error, ticker_from_rest
-from streaming.errors import ProtocolError, RateLimitedError, UnknownSymbolError, UpstreamUnavailableError
-from streaming.models import Ticker
-from streaming.pacing import RequestGate
+from streaming.exchanges.binance.protocol import rest_error, ticker_from_rest
+from streaming.core.errors import ProtocolError, RateLimitedError, UnknownSymbolError, UpstreamUnavailableError
+from streaming.core.models import Ticker
+from streaming.core.pacing import RequestGate
 
 __all__ = ["BinanceRest", "INVALID_SYMBOL_CODE"]
 

@@ -11,12 +11,12 @@ from flask import request
 from flask_socketio import SocketIO, emit
 from socketio import packet as socketio_packet
 
-from streaming.auth import AuthError
-from streaming.errors import InvalidRequestError
-from streaming.limits import ABUSE, ADMIT
+from streaming.core.auth import AuthError
+from streaming.core.errors import InvalidRequestError
+from streaming.core.limits import ABUSE, ADMIT
 from streaming.service import StreamingService, SubscribeOutcome
-from streaming.symbols import SymbolRequest, parse_symbol_request
-from streaming.transport import close_transport
+from streaming.core.symbols import SymbolRequest, parse_symbol_request
+from streaming.gateway.fastpath.transport import close_transport
 
 __all__ = ["register_events", "WELCOME"]
 
@@ -136,7 +136,7 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         """None if the client may send this event now; else the RATE_LIMITED error, for its acknowledgement.
 
         While a client is refused, the error is also emitted for the first refused event and then at most once
-        a second (streaming/limits.py); a client over the limit for longer than CLIENT_ABUSE_TIMEOUT is
+        a second (streaming/core/limits.py); a client over the limit for longer than CLIENT_ABUSE_TIMEOUT is
         disconnected."""
         verdict = service.event_limiter.admit(request.sid)
         if verdict.outcome == ADMIT:

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Hashable
 
-from streaming.pacing import TokenBucket
+from streaming.core.pacing import TokenBucket
 
 __all__ = ["KeyedLimiter", "Verdict", "ADMIT", "LIMITED", "ABUSE", "OVER_LIMIT_GAP", "NOTICE_INTERVAL"]
 

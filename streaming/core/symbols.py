@@ -5,7 +5,7 @@ import re
 import reprlib
 from dataclasses import dataclass
 
-from streaming.errors import InvalidRequestError, InvalidSymbolError, TooManySymbolsError
+from streaming.core.errors import InvalidRequestError, InvalidSymbolError, TooManySymbolsError
 
 __all__ = [
     "SYMBOL_PATTERN",

@@ -8,9 +8,9 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 
 from cache.writer import CacheStatus
-from streaming.models import iso_timestamp
+from streaming.core.models import iso_timestamp
 from streaming.service import StreamingService
-from streaming.version import VERSION, build_details
+from streaming.runtime.version import VERSION, build_details
 
 __all__ = ["blueprint", "can_serve_prices", "format_uptime"]
 

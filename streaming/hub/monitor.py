@@ -11,10 +11,10 @@ import threading
 import time
 from typing import Any, Callable, Iterable
 
-from streaming.models import iso_timestamp
-from streaming.status import LIVE, RECONNECTING, STALE, StreamState, StreamStates
-from streaming.symbols import room_for
-from streaming.tasks import PeriodicTask, TaskRunner
+from streaming.core.models import iso_timestamp
+from streaming.hub.status import LIVE, RECONNECTING, STALE, StreamState, StreamStates
+from streaming.core.symbols import room_for
+from streaming.runtime.tasks import PeriodicTask, TaskRunner
 
 __all__ = ["StreamMonitor", "STREAM_STATUS"]
 

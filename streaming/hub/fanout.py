@@ -11,8 +11,8 @@ from typing import Callable
 
 from cache.writer import TickerCache
 from metrics.collectors import ServiceMetrics
-from streaming.binance import TickerBatch
-from streaming.symbols import room_for
+from streaming.exchanges.binance.protocol import TickerBatch
+from streaming.core.symbols import room_for
 
 __all__ = ["Fanout", "PRICE_UPDATE"]
 

@@ -18,8 +18,8 @@ from typing import Any, Callable, Iterable
 
 from metrics.collectors import ServiceMetrics
 from metrics.labels import TaskName
-from streaming.tasks import PeriodicTask, TaskRunner
-from streaming.transport import abort_connection
+from streaming.runtime.tasks import PeriodicTask, TaskRunner
+from streaming.gateway.fastpath.transport import abort_connection
 
 __all__ = ["conflate", "price_symbol", "BacklogGuard"]
 

@@ -1,0 +1,1 @@
+"""Pure core: symbols, models, wire frames, errors, pacing, limits, subscriptions, auth. No sockets, eventlet, redis or flask."""

@@ -1,0 +1,1 @@
+"""The client side: Socket.IO handlers, HTTP routes and the OpenAPI document."""
