@@ -5,15 +5,21 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test install install-dev node browser promtool recovery clean
+.PHONY: run test lint install install-dev node browser promtool recovery clean
 
 run: install
 	$(PY) app.py
 
-# The whole suite with the default async mode (eventlet), then the end-to-end tests again under gevent.
-test: install-dev node browser promtool
+# The static checks, the whole suite with the default async mode (eventlet), then the end-to-end tests again
+# under gevent.
+test: lint node browser promtool
 	ASYNC_MODE=eventlet $(PY) -m pytest
 	ASYNC_MODE=gevent $(PY) -m pytest tests/e2e
+
+# ruff over everything (pyproject.toml: [tool.ruff]); mypy over the service, strict on the pure core.
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed

@@ -20,7 +20,8 @@ if __name__ == "__main__":  # must run before anything imports socket, ssl or th
 import logging
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
@@ -34,18 +35,17 @@ from config import ConfigError, Settings, read_environment, retired_keys
 from metrics.labels import TaskName
 from metrics.routes import blueprint as metrics_blueprint
 from streaming.core.auth import AuthError
-from streaming.runtime.descriptors import DescriptorError, plan_descriptors, raise_open_files_limit
 from streaming.gateway.events import register_events
-from streaming.runtime.gc_policy import GcPolicy
 from streaming.gateway.openapi import blueprint as openapi_blueprint
-from streaming.gateway.fastpath.pings import ping_on_timers
 from streaming.gateway.routes import blueprint as streaming_blueprint
+from streaming.runtime.descriptors import DescriptorError, plan_descriptors, raise_open_files_limit
+from streaming.runtime.gc_policy import GcPolicy
 from streaming.runtime.logs import configure_logging
 from streaming.runtime.server import HTTP_HEADROOM, SERVED_MODES, make_server, on_signals
-from streaming.service import StreamingService
 from streaming.runtime.shutdown import GracefulShutdown
 from streaming.runtime.version import VERSION
 from streaming.runtime.wsgi import without_websocket_compression
+from streaming.service import StreamingService
 
 __all__ = ["create_app", "main", "origin_check"]
 
@@ -99,7 +99,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         logger=False,
         engineio_logger=False,
     )
-    ping_on_timers(socketio.server.eio)  # no green thread per client just to wait for its next heartbeat
     if not settings.ws_compression:
         app.wsgi_app = without_websocket_compression(app.wsgi_app)  # type: ignore[method-assign]
     service = StreamingService(settings, socketio)

@@ -5,9 +5,10 @@ This is the only module that reads the environment; everything else receives a `
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from dotenv import dotenv_values
 
@@ -62,6 +63,9 @@ class Settings:
     # permessage-deflate on client WebSockets: off, since tickers are small (it costs CPU per delivery and
     # memory per connection; see docs/PERFORMANCE.md).
     ws_compression: bool = False
+    # The fast path (streaming/gateway/fastpath): frame-once room writes straight into each client's socket, no
+    # green thread parked per client. false: the libraries' own delivery, slower, the same bytes.
+    fast_path: bool = True
     redis_enabled: bool = True
     redis_host: str = "127.0.0.1"
     redis_port: int = 6379
@@ -121,7 +125,8 @@ class Settings:
     # answered within CLIENT_PING_TIMEOUT is disconnected (the Socket.IO defaults; clients learn both on connect).
     client_ping_interval: int = 25  # whole seconds: Engine.IO announces it to clients in whole seconds
     client_ping_timeout: float = 20.0
-    # Garbage collection (streaming/runtime/gc_policy.py): every GC_FREEZE_INTERVAL seconds what survived is frozen out of
+    # Garbage collection (streaming/runtime/gc_policy.py): every GC_FREEZE_INTERVAL seconds what survived is frozen
+    # out of
     # automatic collections; every GC_FULL_INTERVAL seconds one planned full collection. 0 turns either off.
     gc_freeze_interval: float = 1.0
     gc_full_interval: float = 3600.0
@@ -137,7 +142,7 @@ class Settings:
     protect_ops_endpoints: bool = False
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build settings from an environment mapping; raise ConfigError naming the first bad key."""
         values: dict[str, Any] = {}
         for f in fields(cls):
@@ -155,7 +160,7 @@ class Settings:
         return settings
 
     @classmethod
-    def load(cls, environ: Mapping[str, str], dotenv_path: str | None = ".env") -> "Settings":
+    def load(cls, environ: Mapping[str, str], dotenv_path: str | None = ".env") -> Settings:
         """Settings from ``.env`` (if present) under the given environment: real variables win."""
         return cls.from_env(read_environment(environ, dotenv_path))
 
@@ -188,7 +193,7 @@ class Settings:
         path = Path(self.log_file).expanduser()
         return path if path.is_absolute() else PROJECT_ROOT / path
 
-    def with_overrides(self, **changes: Any) -> "Settings":
+    def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (tests and tools)."""
         settings = replace(self, **changes)
         settings.validate()
@@ -315,6 +320,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "async_mode": _choice("eventlet", "gevent", "threading"),
     "shutdown_timeout": _seconds(1, 600),
     "ws_compression": _bool,
+    "fast_path": _bool,
     "redis_enabled": _bool,
     "redis_host": _non_empty,
     "redis_port": _int_range(1, 65535),

@@ -26,13 +26,24 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
-from bench.perf_processes import (CpuSample, Loadgen, ReferenceTarget, ServiceTarget, Target, TickObserver,
-                                  node_binary, open_files, raise_open_files_limit, rss_bytes)
+from bench.perf_processes import (
+    CpuSample,
+    Loadgen,
+    ReferenceTarget,
+    ServiceTarget,
+    Target,
+    TickObserver,
+    node_binary,
+    open_files,
+    raise_open_files_limit,
+    rss_bytes,
+)
 from bench.perf_report import Row, console_tables, markdown_section, merge_reports, settings_note, write_section
 from tests.e2e.process import ROOT
 from tests.fakes.binance import FakeBinance
@@ -305,7 +316,7 @@ def context(scenario: Scenario, targets: Sequence[str], load_before: str) -> lis
     return [
         f"Scenario `{scenario.key}`: {scenario.describe()}; {scenario.workers} loadgen processes",
         f"Machine: {os.cpu_count()} cores, {cpu_model()}; load average before the run {load_before}",
-        f"Run: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, Node {node}; "
+        f"Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, Node {node}; "
         f"targets: {', '.join(target_name(t) for t in targets)} (async modes: "
         f"{', '.join(t for t in targets if t != REFERENCE) or 'none'})",
     ]

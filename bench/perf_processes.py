@@ -14,9 +14,10 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import IO, Any, Mapping, Protocol
+from typing import IO, Any, Protocol
 
 import requests
 import websocket

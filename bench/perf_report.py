@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 __all__ = ["Deliveries", "Row", "console_tables", "markdown_section", "merge_reports", "replace_section",
            "settings_note", "write_section"]

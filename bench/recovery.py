@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tests.e2e.clients import RecordingClient
 from tests.e2e.process import ServiceProcess, service_env

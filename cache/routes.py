@@ -21,8 +21,8 @@ from streaming.core.errors import (
 )
 from streaming.core.limits import ADMIT
 from streaming.core.models import Ticker
-from streaming.service import StreamingService
 from streaming.core.symbols import normalise_symbol
+from streaming.service import StreamingService
 
 __all__ = ["blueprint", "json_error"]
 

@@ -5,7 +5,7 @@ RedisStore raises CacheUnavailable on any Redis failure; the writer decides what
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 import redis
 from redis.backoff import NoBackoff

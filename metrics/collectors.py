@@ -6,9 +6,9 @@ value of those sets is exported as 0 from the start.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from enum import StrEnum
 from itertools import product
-from typing import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -179,6 +179,12 @@ class ServiceMetrics:
         self.build_info = Info(f"{ns}_build", "Version, commit, Python and async mode of this process.", registry=r)
         self.shutting_down = Gauge(
             f"{ns}_shutting_down", "1 while the service is shutting down (draining clients), else 0.", registry=r
+        )
+        self.fast_path = Gauge(
+            f"{ns}_fast_path",
+            "1 when the fast path delivers (frame-once room writes, direct socket writes), 0 when messages go out "
+            "through the libraries' own delivery (FAST_PATH=false, or untested library versions).",
+            registry=r,
         )
         self.gc_pause = Histogram(
             f"{ns}_gc_pause_seconds",

@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from flask_socketio import SocketIO
 
@@ -19,25 +20,25 @@ from config import Settings
 from metrics.collectors import ServiceMetrics
 from metrics.labels import DeliveryPath, RejectedCode, StaleScope, TaskName
 from streaming.core.auth import Authenticator
-from streaming.gateway.fastpath.backlog import BacklogGuard
-from streaming.exchanges.binance.protocol import TickerBatch, stream_type, symbol_of_stream, tradable_usdt_perpetuals
-from streaming.gateway.fastpath.broadcast import RoomBroadcaster
-from streaming.exchanges.binance.catalog import SymbolCatalog
 from streaming.core.errors import ProtocolError, StreamingError, TooManySymbolsError, UnknownSymbolError
-from streaming.hub.fanout import PRICE_UPDATE, Fanout
-from streaming.runtime.guard import ConnectionGuard
 from streaming.core.limits import KeyedLimiter
-from streaming.hub.monitor import STREAM_STATUS, StreamMonitor
 from streaming.core.models import Ticker, iso_timestamp
-from streaming.upstream.pool import UpstreamPool
-from streaming.exchanges.binance.rest import BinanceRest
-from streaming.runtime.server import HTTP_HEADROOM
 from streaming.core.singleflight import SingleFlight
 from streaming.core.subscriptions import SubscriptionRegistry
 from streaming.core.symbols import SymbolRequest, room_for
+from streaming.exchanges.binance.catalog import SymbolCatalog
+from streaming.exchanges.binance.protocol import TickerBatch, stream_type, symbol_of_stream, tradable_usdt_perpetuals
+from streaming.exchanges.binance.rest import BinanceRest
+from streaming.gateway.fastpath.backlog import BacklogGuard
+from streaming.gateway.fastpath.install import install as install_fast_path
+from streaming.hub.fanout import PRICE_UPDATE, Fanout
+from streaming.hub.monitor import STREAM_STATUS, StreamMonitor
+from streaming.runtime.guard import ConnectionGuard
+from streaming.runtime.server import HTTP_HEADROOM
 from streaming.runtime.tasks import PeriodicTask, SocketIOTasks
-from streaming.upstream.connection import Timing, UpstreamConnection
 from streaming.runtime.version import build_details
+from streaming.upstream.connection import Timing, UpstreamConnection
+from streaming.upstream.pool import UpstreamPool
 
 __all__ = ["StreamingService", "SubscribeOutcome"]
 
@@ -75,9 +76,10 @@ class StreamingService:
         self.metrics = ServiceMetrics()
         self.tasks = SocketIOTasks(socketio)
         self.registry = SubscriptionRegistry()
-        # with per-message compression on, the WebSocket servers frame (compress) every message themselves
-        self.broadcaster = RoomBroadcaster(socketio.server, socketio.start_background_task,
-                                           direct=not settings.ws_compression)
+        self.fast_path = install_fast_path(socketio, socketio.start_background_task, enabled=settings.fast_path,
+                                           compression=settings.ws_compression)
+        self.broadcaster = self.fast_path.broadcaster
+        self.metrics.fast_path.set(1 if self.fast_path.enabled else 0)
         self.catalog = SymbolCatalog()
         self.rest = BinanceRest(settings.binance_rest_url, settings.http_timeout, self.metrics)
         store = (

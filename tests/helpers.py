@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import time
 from bisect import bisect_left
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 

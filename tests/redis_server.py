@@ -5,8 +5,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis
@@ -64,7 +64,7 @@ class RedisProcess:
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "RedisProcess":
+    def start(self) -> RedisProcess:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is not installed"
         self.proc = subprocess.Popen(

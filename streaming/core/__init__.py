@@ -1,1 +1,3 @@
-"""Pure core: symbols, models, wire frames, errors, pacing, limits, subscriptions, auth. No sockets, eventlet, redis or flask."""
+"""Pure core: symbols, models, wire frames, errors, pacing, limits, subscriptions, auth. No sockets, eventlet, redis
+or flask.
+"""

@@ -6,7 +6,8 @@ never appear in error messages or logs.
 from __future__ import annotations
 
 import hmac
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import jwt
 

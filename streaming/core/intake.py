@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import errno
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 __all__ = ["AddressTable", "Exhaustion", "ExhaustionStep", "EXHAUSTION_ERRORS"]
 

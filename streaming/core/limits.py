@@ -13,8 +13,8 @@ key that keeps flooding is abuse at its first refusal past ``abuse_after`` secon
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Callable, Hashable
 
 from streaming.core.pacing import TokenBucket
 
@@ -75,11 +75,10 @@ class KeyedLimiter:
         if entry.bucket.try_take():
             return Verdict(ADMIT)
         starts = entry.over_since is None
-        if starts:
-            entry.over_since = now
+        over_since = entry.over_since = now if entry.over_since is None else entry.over_since
         entry.last_refusal = now
         retry_after = entry.bucket.wait_time()
-        if self._abuse_after and now - entry.over_since > self._abuse_after:
+        if self._abuse_after and now - over_since > self._abuse_after:
             return Verdict(ABUSE, retry_after, notify=True)
         notify = starts or now - entry.last_notice >= NOTICE_INTERVAL
         if notify:

@@ -7,14 +7,15 @@ in ``to_wire``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["BINANCE", "BookTicker", "Ticker", "Trade", "iso_timestamp"]
+from streaming.core.channels import BINANCE
 
-BINANCE = "binance"  # the exchange of every model today
+__all__ = ["BookTicker", "Ticker", "Trade", "iso_timestamp"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def iso_timestamp(epoch_ms: int) -> str:

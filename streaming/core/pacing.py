@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable, Iterator
 from itertools import count
-from typing import Callable, Iterator
 
 __all__ = [
     "backoff", "ReconnectPolicy", "TokenBucket", "SlidingWindowBudget", "RequestGate",

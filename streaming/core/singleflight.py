@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable, Generic, Hashable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 __all__ = ["SingleFlight"]
 
@@ -14,7 +15,7 @@ class SingleFlight(Generic[T]):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._calls: dict[Hashable, "_Call[T]"] = {}
+        self._calls: dict[Hashable, _Call[T]] = {}
 
     def waiters(self, key: Hashable) -> int:
         """Callers waiting for the flight of ``key`` (0 when none is under way)."""

@@ -5,7 +5,7 @@ leaving.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 __all__ = ["SubscriptionRegistry"]
 

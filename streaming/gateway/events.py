@@ -9,21 +9,20 @@ from urllib.parse import parse_qs
 
 from flask import request
 from flask_socketio import SocketIO, emit
-from socketio import packet as socketio_packet
 
 from streaming.core.auth import AuthError
 from streaming.core.errors import InvalidRequestError
 from streaming.core.limits import ABUSE, ADMIT
-from streaming.service import StreamingService, SubscribeOutcome
 from streaming.core.symbols import SymbolRequest, parse_symbol_request
+from streaming.gateway.fastpath.packets import intercept_packets
 from streaming.gateway.fastpath.transport import close_transport
+from streaming.service import StreamingService, SubscribeOutcome
 
 __all__ = ["register_events", "WELCOME"]
 
 log = logging.getLogger(__name__)
 
 WELCOME = "Connected to WebSocket Streaming Service"
-CONNECT_PACKET = str(socketio_packet.CONNECT)
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "*"})
 MAX_SYMBOLS_IN_ERROR = 20
 
@@ -70,53 +69,29 @@ def _refusal(service: StreamingService, data: str, environ: dict[str, Any]) -> s
 
 
 def guard_packets(socketio: SocketIO, service: StreamingService) -> None:
-    """Refuse unauthenticated connections (when authentication is on) with a connect_error, and close the
-    connection of a client that sends a malformed Socket.IO packet, with a log line, not a traceback.
-
-    python-socketio decodes packets before any handler runs and lets decoding errors (invalid JSON, unknown
-    packet types, unexpected binary attachments) escape to Engine.IO, which logs them with a traceback and keeps
-    the connection. socket.io-client itself closes the connection on a packet it cannot parse; so does this.
-    """
-    server = socketio.server
-    handle = server._handle_eio_message  # the one Engine.IO message handler python-socketio registers
+    """Refuse connections the service does not admit (shutting down, too many, unauthenticated) with a
+    connect_error, and close the connection of a client that sends a malformed Socket.IO packet, with a log
+    line, not a traceback (socket.io-client itself closes the connection on a packet it cannot parse)."""
     reported: set[str] = set()
 
-    def guarded(eio_sid: str, data: Any) -> Any:
-        if isinstance(data, str) and data[:1] == CONNECT_PACKET:
-            environ = server.environ.get(eio_sid, {})
-            code, refusal = service.connection_refusal(environ.get("REMOTE_ADDR", "")) or ("", None)
-            if refusal is None and service.auth.enabled:
-                refusal, code = _refusal(service, data, environ), AuthError.code
-            if refusal is not None:
-                service.count_rejection(code)
-                server._send_packet(eio_sid, server.packet_class(
-                    socketio_packet.CONNECT_ERROR, data={"message": refusal, "data": {"code": code}}, namespace="/"))
-                return None
-        try:
-            return handle(eio_sid, data)
-        except (ValueError, TypeError, KeyError, IndexError, RecursionError) as exc:
-            service.count_rejection("MALFORMED_PACKET")
-            kind = type(exc).__name__
-            if kind not in reported:  # once per kind; the counter has the rest
-                reported.add(kind)
-                log.warning("closing a client that sent a malformed Socket.IO packet (%s: %.80s); further ones "
-                            "are only counted in rejected_inputs_total{code=\"MALFORMED_PACKET\"}", kind, exc)
-            close_transport(socketio, eio_sid)
+    def refuse(data: str, environ: dict[str, Any]) -> tuple[str, str] | None:
+        code, refusal = service.connection_refusal(environ.get("REMOTE_ADDR", "")) or ("", None)
+        if refusal is None and service.auth.enabled:
+            refusal, code = _refusal(service, data, environ), AuthError.code
+        if refusal is None:
             return None
+        service.count_rejection(code)
+        return code, refusal
 
-    server.eio.on("message", guarded)
+    def malformed(exc: Exception) -> None:
+        service.count_rejection("MALFORMED_PACKET")
+        kind = type(exc).__name__
+        if kind not in reported:  # once per kind; the counter has the rest
+            reported.add(kind)
+            log.warning("closing a client that sent a malformed Socket.IO packet (%s: %.80s); further ones "
+                        "are only counted in rejected_inputs_total{code=\"MALFORMED_PACKET\"}", kind, exc)
 
-    handle_event = server._handle_event  # python-socketio's dispatcher of decoded EVENT packets
-
-    def ordinary_events_only(eio_sid: str, namespace: str | None, ack_id: Any, data: list[Any]) -> Any:
-        """Events named like the server's own lifecycle handlers ("connect", "disconnect") or like the
-        catch-all ("*", which Flask-SocketIO would run with the first argument as the sid) never reach them:
-        they are dispatched as unknown events instead."""
-        if data and isinstance(data[0], str) and data[0] in RESERVED_EVENTS:
-            data = [f"reserved:{data[0]}"]
-        return handle_event(eio_sid, namespace, ack_id, data)
-
-    server._handle_event = ordinary_events_only
+    intercept_packets(socketio, refuse=refuse, malformed=malformed, reserved=RESERVED_EVENTS)
 
 
 def register_events(socketio: SocketIO, service: StreamingService) -> None:

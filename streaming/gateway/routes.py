@@ -9,8 +9,8 @@ from flask.typing import ResponseReturnValue
 
 from cache.writer import CacheStatus
 from streaming.core.models import iso_timestamp
-from streaming.service import StreamingService
 from streaming.runtime.version import VERSION, build_details
+from streaming.service import StreamingService
 
 __all__ = ["blueprint", "can_serve_prices", "format_uptime"]
 

@@ -1,1 +1,3 @@
-"""Between upstream and clients: publishing each update (ordering, cache, fan-out), the streams' status and its monitor."""
+"""Between upstream and clients: publishing each update (ordering, cache, fan-out), the streams' status and its
+monitor.
+"""

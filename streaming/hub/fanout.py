@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from cache.writer import TickerCache
 from metrics.collectors import ServiceMetrics
-from streaming.exchanges.binance.protocol import TickerBatch
 from streaming.core.symbols import room_for
+from streaming.exchanges.binance.protocol import TickerBatch
 
 __all__ = ["Fanout", "PRICE_UPDATE"]
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from streaming.core.models import iso_timestamp
-from streaming.hub.status import LIVE, RECONNECTING, STALE, StreamState, StreamStates
 from streaming.core.symbols import room_for
+from streaming.hub.status import LIVE, RECONNECTING, STALE, StreamState, StreamStates
 from streaming.runtime.tasks import PeriodicTask, TaskRunner
 
 __all__ = ["StreamMonitor", "STREAM_STATUS"]

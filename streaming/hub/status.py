@@ -5,8 +5,8 @@ symbol seen for the first time becomes live silently.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 __all__ = ["StreamStates", "StreamState", "LIVE", "RECONNECTING", "STALE"]
 

@@ -1,1 +1,3 @@
-"""Running the process: serving under eventlet or gevent, admission at the TCP level, shutdown, GC policy, logging, tasks, version."""
+"""Running the process: serving under eventlet or gevent, admission at the TCP level, shutdown, GC policy, logging,
+tasks, version.
+"""

@@ -22,7 +22,8 @@ import gc
 import logging
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from metrics.collectors import ServiceMetrics
 from metrics.labels import TaskName

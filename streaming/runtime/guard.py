@@ -10,7 +10,7 @@ import logging
 import os
 import socket
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from metrics.collectors import ServiceMetrics
 from metrics.labels import AcceptError, TcpRefusal

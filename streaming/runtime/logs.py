@@ -9,9 +9,10 @@ import json
 import logging
 import logging.handlers
 import sys
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO
 
 __all__ = ["JsonFormatter", "SecretMask", "TEXT_FORMAT", "configure_logging"]
 
@@ -24,7 +25,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,

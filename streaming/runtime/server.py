@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # flask must not be imported before monkey_patch runs
     from flask import Flask
@@ -157,7 +158,8 @@ class GeventServer:
         from streaming.runtime.guard import HeaderTimeout
 
         class Handler(pywsgi.WSGIHandler):
-            """pywsgi's handler, for WebSocket requests served by streaming.gateway.fastpath.gevent_ws (or simple-websocket): the
+            """pywsgi's handler, for WebSocket requests served by streaming.gateway.fastpath.gevent_ws (or
+            simple-websocket): the
             HTTP connection ends with the WebSocket (what follows are frames, never a next
             request), and an error escaping python-engineio there (malformed Engine.IO input) is one log line,
             not a traceback: the connection is upgraded, no HTTP error answer is possible."""
@@ -228,7 +230,8 @@ class GeventServer:
             def handle(self, sock, address):  # type: ignore[no-untyped-def]
                 _served(guard, _host(address), super().handle, sock, address)
 
-        # WebSockets: streaming.gateway.fastpath.gevent_ws (streaming.gateway.fastpath.broadcast installs it), or simple-websocket, which
+        # WebSockets: streaming.gateway.fastpath.gevent_ws (streaming.gateway.fastpath.broadcast installs it), or
+        # simple-websocket, which
         # python-engineio's gevent driver picks up, when per-message compression is on.
         self._server = Server(
             (host, port), app, log=None, error_log=logging.getLogger("gevent.pywsgi"), handler_class=Handler,

@@ -16,13 +16,13 @@ import logging
 import os
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from flask_socketio import SocketIO
 
+from streaming.gateway.fastpath.transport import abort_connection, close_transport
 from streaming.runtime.server import HttpServer
 from streaming.service import StreamingService
-from streaming.gateway.fastpath.transport import abort_connection, close_transport
 
 __all__ = ["GracefulShutdown"]
 

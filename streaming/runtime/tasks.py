@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 __all__ = ["TaskRunner", "SocketIOTasks", "PeriodicTask"]
 
@@ -25,7 +26,7 @@ class TaskRunner(Protocol):
 class SocketIOTasks:
     """TaskRunner backed by Flask-SocketIO's helpers (eventlet, gevent or threads alike); counts running tasks."""
 
-    def __init__(self, socketio: "SocketIOLike") -> None:
+    def __init__(self, socketio: SocketIOLike) -> None:
         self._socketio = socketio
         self._lock = threading.Lock()
         self.running = 0

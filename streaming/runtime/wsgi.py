@@ -1,7 +1,8 @@
 """WSGI middleware of the service's own: what Flask-SocketIO and python-engineio offer no switch for."""
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 __all__ = ["without_websocket_compression"]
 

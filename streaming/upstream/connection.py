@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import websocket
 
+from streaming.core.pacing import ReconnectPolicy
+from streaming.exchanges.binance.control import ControlChannel
 from streaming.exchanges.binance.protocol import (
     ErrorReply,
     Reply,
@@ -24,8 +27,6 @@ from streaming.exchanges.binance.protocol import (
     parse_message,
     symbol_of_stream,
 )
-from streaming.exchanges.binance.control import ControlChannel
-from streaming.core.pacing import ReconnectPolicy
 from streaming.runtime.tasks import TaskRunner
 
 __all__ = ["UpstreamConnection", "UpstreamStatus", "Timing", "UpstreamObserver"]
@@ -51,7 +52,7 @@ class UpstreamObserver(Protocol):
     def on_tickers(self, batch: TickerBatch, received_at: float) -> None:
         """Ticks of one frame; ``received_at`` is ``time.perf_counter()`` when the frame was read."""
 
-    def on_event(self, connection: "UpstreamConnection", event: str, detail: str = "") -> None: ...
+    def on_event(self, connection: UpstreamConnection, event: str, detail: str = "") -> None: ...
 
     def on_pool_error(self) -> None: ...
 

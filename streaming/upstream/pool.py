@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
-from streaming.exchanges.binance.protocol import stream_name
-from streaming.exchanges.binance.control import ControlChannel
 from streaming.core.pacing import SlidingWindowBudget
+from streaming.exchanges.binance.control import ControlChannel
+from streaming.exchanges.binance.protocol import stream_name
 from streaming.runtime.tasks import PeriodicTask, TaskRunner
 from streaming.upstream.connection import Timing, UpstreamConnection, UpstreamObserver, UpstreamStatus
 

@@ -5,7 +5,8 @@ import json
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import socketio
 import websocket
@@ -108,6 +109,7 @@ class RawClient:
         assert isinstance(opened, str) and opened.startswith("0{"), f"not an Engine.IO open packet: {opened!r}"
         self.ws.send("40")
         self.events: list[tuple[str, Any]] = []
+        self.frames: list[str] = []  # the text of every Socket.IO event frame, as it came
         self.connect_errors: list[Any] = []
 
     def emit(self, event: str, data: Any = None) -> None:
@@ -133,6 +135,7 @@ class RawClient:
         if frame == "2":  # Engine.IO ping
             self.ws.send("3")
         elif isinstance(frame, str) and frame.startswith("42"):
+            self.frames.append(frame)
             name, *args = json.loads(frame[2:])
             self.events.append((name, args[0] if args else None))
         elif isinstance(frame, str) and frame.startswith("44"):

@@ -1,8 +1,8 @@
 """End-to-end fixtures: the service as a real process (``python app.py``) against the fake exchange."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import redis
@@ -13,7 +13,7 @@ from tests.redis_server import redis_server  # noqa: F401  (fixture)
 
 
 @pytest.fixture
-def clean_redis(redis_server: str) -> Iterator[redis.Redis]:
+def clean_redis(redis_server: str) -> Iterator[redis.Redis]:  # noqa: F811  (the fixture imported above)
     client = redis.Redis(host="127.0.0.1", port=6379, db=TEST_REDIS_DB)
     client.flushdb()
     yield client

@@ -60,7 +60,7 @@ class Hog:
             sock.close()
             self.closed_by_server += 1
 
-    def run_for(self, seconds: float) -> "Hog":
+    def run_for(self, seconds: float) -> Hog:
         """Keep ``count`` connections open for ``seconds`` in a background thread (``stop`` ends it early)."""
         until = time.monotonic() + seconds
 

@@ -38,7 +38,7 @@ class ServiceProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, wait_ready: bool = True) -> "ServiceProcess":
+    def start(self, wait_ready: bool = True) -> ServiceProcess:
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [*self.prefix, sys.executable, "app.py"], cwd=ROOT, env=self.env, stdout=self._log, stderr=subprocess.STDOUT

@@ -48,7 +48,7 @@ def test_browser_example_page(service, tmp_path) -> None:
     shown = json.loads(result.stdout.strip().splitlines()[-1])
     assert shown["pageErrors"] == []
     assert sorted(row[0] for row in shown["rows"]) == ["BTCUSDT", "ETHUSDT"]
-    for symbol, price, change, updated in shown["rows"]:
+    for _symbol, price, change, updated in shown["rows"]:
         assert float(price.replace(",", "")) > 0 and float(change) == float(change)
         assert len(updated) == 12 and updated.count(":") == 2
     assert shown["status"] == "Subscribed to 2 symbols" and shown["updates"] >= 4

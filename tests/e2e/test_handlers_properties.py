@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import string
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -18,9 +19,9 @@ from hypothesis import strategies as st
 
 from app import create_app
 from config import Settings
+from streaming.core.symbols import SYMBOL_PATTERN
 from streaming.gateway.events import WELCOME
 from streaming.service import StreamingService
-from streaming.core.symbols import SYMBOL_PATTERN
 from tests.fakes.binance import FakeBinance
 from tests.helpers import wait_for
 

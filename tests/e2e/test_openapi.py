@@ -6,7 +6,8 @@ The live service must serve it: anything but a 200 with the in-process document 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import unquote
 
 import pytest

@@ -15,8 +15,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -157,7 +158,7 @@ def kill_leftovers(pm2: Pm2, pids: set[int]) -> None:
             pass  # the recorded PIDs below are the fallback
     for pid in pids:
         try:
-            wait_for(lambda: not alive(pid), timeout=5, interval=0.1)
+            wait_for(lambda pid=pid: not alive(pid), timeout=5, interval=0.1)
         except AssertionError:
             if str(ROOT / "app.py") in command_line(pid) or str(pm2.home) in command_line(pid):
                 os.kill(pid, signal.SIGKILL)
@@ -209,7 +210,7 @@ def test_pm2_starts_restarts_and_deletes_the_service(fake_binance: FakeBinance, 
         pm2.run("kill")
         wait_for(lambda: not port_answers(port), timeout=10, interval=0.1, message=f"port {port} to close")
         for pid in (first, second, daemon):  # `pm2 kill` returns while the daemon is still exiting
-            wait_for(lambda: not alive(pid), timeout=10, interval=0.1, message=f"pid {pid} to exit")
+            wait_for(lambda pid=pid: not alive(pid), timeout=10, interval=0.1, message=f"pid {pid} to exit")
         output = (tmp_path / "pm2.out.log").read_text(errors="replace")
         errors = (tmp_path / "pm2.error.log").read_text(errors="replace")
         assert output, "PM2_OUT_FILE did not receive the service's output"

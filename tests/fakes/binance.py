@@ -16,10 +16,11 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from types import MappingProxyType
-from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -492,7 +493,7 @@ class FakeBinance:
             try:
                 await asyncio.wait_for(self._tick_wakeup.wait(), timeout=self._tick_interval)
                 continue  # the interval changed: start a fresh wait
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             snapshot = self._market.step()
             self._tick_count += 1

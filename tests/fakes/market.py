@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from tests.fakes.exchange_info import SymbolSpec
 

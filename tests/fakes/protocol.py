@@ -9,9 +9,10 @@ from __future__ import annotations
 import collections
 import json
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 # Routes of the 2026 URL scheme (facts §1); "" is the legacy un-routed URL, which acks but never delivers.
 ROUTES = ("market", "public", "private")

@@ -27,7 +27,7 @@ class FreezableProxy:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
-    def start(self) -> "FreezableProxy":
+    def start(self) -> FreezableProxy:
         self._thread.start()
         return self
 
@@ -45,7 +45,7 @@ class FreezableProxy:
         self._pairs.clear()
         self._listener.close()
 
-    def __enter__(self) -> "FreezableProxy":
+    def __enter__(self) -> FreezableProxy:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -14,9 +14,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -234,7 +235,7 @@ def test_agg_trades_and_book_tickers_are_refused_on_the_other_route(fake_binance
 
 def test_rest_book_ticker_as_documented(fake_binance) -> None:
     base = fake_binance.rest_url
-    for attempt in range(2):  # the weight resets at a clock-minute boundary; retry once if it fell in between
+    for _attempt in range(2):  # the weight resets at a clock-minute boundary; retry once if it fell in between
         one = requests.get(f"{base}/fapi/v1/ticker/bookTicker", params={"symbol": "BTCUSDT"}, timeout=5)
         every = requests.get(f"{base}/fapi/v1/ticker/bookTicker", timeout=5)
         if int(every.headers["X-MBX-USED-WEIGHT-1M"]) - int(one.headers["X-MBX-USED-WEIGHT-1M"]) == 5:
@@ -575,7 +576,7 @@ def test_exchange_info_carries_the_traps(fake_binance) -> None:
 
 def test_ping_time_and_the_weight_header(fake_binance) -> None:
     base = fake_binance.rest_url
-    for attempt in range(2):  # a clock-minute boundary resets the weight; retry once if it fell in between
+    for _attempt in range(2):  # a clock-minute boundary resets the weight; retry once if it fell in between
         ping = requests.get(f"{base}/fapi/v1/ping", timeout=5)
         clock = requests.get(f"{base}/fapi/v1/time", timeout=5)
         everything = requests.get(f"{base}/fapi/v1/ticker/24hr", timeout=5)
@@ -591,7 +592,7 @@ def test_ping_time_and_the_weight_header(fake_binance) -> None:
 
 def test_weight_over_the_limit_answers_429(make_fake) -> None:
     fake = make_fake(rest_weight_limit=3, tick_interval=60)
-    for attempt in range(2):  # see the minute-boundary note above
+    for _attempt in range(2):  # see the minute-boundary note above
         answers = [requests.get(f"{fake.rest_url}/fapi/v1/ping", timeout=5) for _ in range(4)]
         if [a.status_code for a in answers] == [200, 200, 200, 429]:
             break

@@ -3,21 +3,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import fields
-from typing import Iterator
 
 import pytest
 
-from streaming.exchanges.binance.protocol import TickerBatch
 import streaming.upstream.pool as pool_module
 from streaming.core.pacing import RETRY_JITTER, STEADY_DELAYS
-from streaming.upstream.pool import UpstreamPool
+from streaming.exchanges.binance.protocol import TickerBatch
 from streaming.upstream.connection import Timing, UpstreamConnection
+from streaming.upstream.pool import UpstreamPool
 from tests.fakes import protocol as fake_protocol
 from tests.fakes.binance import FakeBinance
 from tests.fakes.proxy import FreezableProxy
 from tests.helpers import most_in_any_window, wait_for
-
 
 TIMING_FIELDS = {f.name for f in fields(Timing)}
 
@@ -251,7 +250,7 @@ def test_reconnects_stay_within_the_connection_budget(fake_binance, tasks, recor
     pool.pin(["BTCUSDT"])
     pool.start()
     try:
-        for attempt in range(5):
+        for _attempt in range(5):
             wait_for(lambda: fake_binance.open_connections() or "connection_budget" in
                      [name for _, name, _ in recorder.events], timeout=5)
             fake_binance.drop_all()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from streaming.core.auth import AuthError, Authenticator, make_jwt
+from streaming.core.auth import Authenticator, AuthError, make_jwt
 
 SECRET = "s3cret-for-tests-s3cret-for-tests"  # 33 bytes: HS256 needs at least 32
 LEEWAY = 10.0

@@ -1,4 +1,5 @@
-"""streaming.gateway.fastpath.backlog: conflation keeps the newest price per symbol and everything else, in order; the guard
+"""streaming.gateway.fastpath.backlog: conflation keeps the newest price per symbol and everything else, in order; the
+guard
 cuts off a client that stays behind for the timeout, and only such a client."""
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""streaming.exchanges.binance.protocol: URLs, control requests, and parsing of real Binance frames (tests/data samples)."""
+"""streaming.exchanges.binance protocol and payloads: URLs, control requests, and parsing of real Binance frames
+(tests/data samples).
+"""
 from __future__ import annotations
 
 import json
@@ -6,6 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from streaming.core.errors import ProtocolError
+from streaming.exchanges.binance.payloads import (
+    book_ticker_from_payload,
+    book_ticker_from_rest,
+    ticker_from_rest,
+    trade_from_payload,
+    trade_from_rest,
+)
 from streaming.exchanges.binance.protocol import (
     ErrorReply,
     Reply,
@@ -18,14 +28,8 @@ from streaming.exchanges.binance.protocol import (
     stream_name,
     stream_type,
     symbol_of_stream,
-    book_ticker_from_payload,
-    book_ticker_from_rest,
-    ticker_from_rest,
-    trade_from_payload,
-    trade_from_rest,
     tradable_usdt_perpetuals,
 )
-from streaming.core.errors import ProtocolError
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -178,7 +182,8 @@ def test_real_book_tickers_parse_exactly() -> None:
     assert (book.symbol, book.bid, book.bid_qty, book.ask, book.ask_qty) == (
         "BTCUSDT", "85999.90", "15.739", "86000.00", "4.613")
     assert (book.update_id, book.transaction_time, book.event_time) == (11747004261523, 1791283218109, 1791283218110)
-    older = [book_ticker_from_payload(row) for row in payloads("futures_ws_bookTicker.cryptofeed-binance_futures.jsonl")]
+    older_rows = payloads("futures_ws_bookTicker.cryptofeed-binance_futures.jsonl")
+    older = [book_ticker_from_payload(row) for row in older_rows]
     assert older[0].symbol == "SUSHIUSDT" and older[0].update_id == 600859600576
 
 

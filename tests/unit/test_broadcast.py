@@ -1,5 +1,5 @@
-"""streaming.gateway.fastpath.broadcast: the room message is byte for byte what python-socketio sends; it is written directly
-to clients with nothing queued, and queued (in order) for the others."""
+"""streaming.gateway.fastpath.broadcast: the room message is byte for byte what python-socketio sends; it is written
+directly to clients with nothing queued, and queued (in order) for the others."""
 from __future__ import annotations
 
 import socket
@@ -7,8 +7,8 @@ import socket
 import engineio
 import socketio
 
-from streaming.gateway.fastpath.broadcast import RoomBroadcaster
 from streaming.core.frames import frame
+from streaming.gateway.fastpath.broadcast import RoomBroadcaster
 from streaming.gateway.fastpath.outlets import Outlet
 
 PAYLOAD = {"symbol": "BTCUSDT", "price": "97000.10", "eventTime": 1764201600000, "note": "€"}

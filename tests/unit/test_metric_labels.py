@@ -12,9 +12,9 @@ from prometheus_client import Counter, generate_latest
 from metrics.collectors import ServiceMetrics
 from metrics.labels import ControlMethod, ReconnectReason, RejectedCode, StreamType, TaskName, UpstreamEvent
 from streaming.core.auth import AuthError
-from streaming.exchanges.binance.protocol import stream_type
-from streaming.exchanges.binance.control import ControlChannel
 from streaming.core.errors import InvalidRequestError, InvalidSymbolError, TooManySymbolsError, UnknownSymbolError
+from streaming.exchanges.binance.control import ControlChannel
+from streaming.exchanges.binance.protocol import stream_type
 from streaming.service import SHUTTING_DOWN, TOO_MANY_CONNECTIONS
 from tests.metrics_samples import samples_of
 

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from itertools import islice
-from typing import Callable
 
 from streaming.core.pacing import (
     HEALTHY_AFTER,

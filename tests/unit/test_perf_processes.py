@@ -1,10 +1,9 @@
 """bench/perf_processes.py: the service under the bench runs the production defaults but for what it must change."""
 from __future__ import annotations
 
+import re
 from dataclasses import fields
 from pathlib import Path
-
-import re
 
 import pytest
 

@@ -1,4 +1,6 @@
-"""streaming.gateway.fastpath.pings: python-engineio's ping task becomes a deferred green thread; every other task is untouched."""
+"""streaming.gateway.fastpath.pings: python-engineio's ping task becomes a deferred green thread; every other task is
+untouched.
+"""
 from __future__ import annotations
 
 from types import SimpleNamespace

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Callable
-
-import pytest
+from collections.abc import Callable
+from typing import Any
 
 from streaming.runtime.shutdown import GracefulShutdown
 
@@ -16,7 +15,7 @@ class Steps:
 
 
 class FakeEioSocket:
-    def __init__(self, sid: str, sockets: dict[str, "FakeEioSocket"], steps: Steps) -> None:
+    def __init__(self, sid: str, sockets: dict[str, FakeEioSocket], steps: Steps) -> None:
         self.sid, self._sockets, self._steps = sid, sockets, steps
 
     def close(self, wait: bool = True, abort: bool = False) -> None:
@@ -67,7 +66,8 @@ class FakeService:
         self.steps.done.append("stop service")
 
 
-def build(clients: int = 2, timeout: float = 5.0, stop_takes: float = 0.0) -> tuple[GracefulShutdown, Steps, list[int], FakeService]:
+def build(clients: int = 2, timeout: float = 5.0,
+          stop_takes: float = 0.0) -> tuple[GracefulShutdown, Steps, list[int], FakeService]:
     steps, exits = Steps(), []
     service = FakeService(steps, stop_takes)
     shutdown = GracefulShutdown(service, FakeSocketIO(steps, clients), FakeServer(steps), timeout,  # type: ignore[arg-type]

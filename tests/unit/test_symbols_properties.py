@@ -1,6 +1,7 @@
 """Property tests (Hypothesis) of the pure edges that take untrusted input.
 
-streaming.core.symbols (client symbols and subscribe payloads), streaming.exchanges.binance.protocol.parse_message (upstream frames) and
+streaming.core.symbols (client symbols and subscribe payloads), streaming.exchanges.binance.protocol.parse_message
+(upstream frames) and
 cache.codec (stored tickers). Pinned ``@example``s are inputs that once broke a property: they run every time.
 """
 from __future__ import annotations
@@ -15,10 +16,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cache.codec import decode, encode
-from streaming.exchanges.binance.protocol import TickerBatch, parse_message
 from streaming.core.errors import InvalidRequestError, InvalidSymbolError, ProtocolError, TooManySymbolsError
 from streaming.core.models import Ticker
 from streaming.core.symbols import MAX_SYMBOL_LENGTH, SYMBOL_PATTERN, normalise_symbol, parse_symbol_request
+from streaming.exchanges.binance.protocol import TickerBatch, parse_message
 
 PROPERTIES = settings(max_examples=200, deadline=None, database=None,  # failures print their example
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -148,7 +149,7 @@ def test_parse_symbol_request_keeps_the_first_of_each_symbol_in_order(symbols: l
     assert len(parsed.rejected) == sum(1 for value in symbols if value in ("BTC-USDT", 7))
 
 
-# -- streaming.exchanges.binance.protocol.parse_message --------------------------------------------------------------------------
+# -- streaming.exchanges.binance.protocol.parse_message ---------------------------------------------------------
 
 decimal_text = st.one_of(
     st.decimals(allow_nan=False, allow_infinity=False, places=8, min_value=-10**9, max_value=10**9).map(str),

@@ -1,4 +1,6 @@
-"""streaming.gateway.fastpath.writers: what is queued for a client goes out in order, on demand, and the end closes the socket."""
+"""streaming.gateway.fastpath.writers: what is queued for a client goes out in order, on demand, and the end closes
+the socket.
+"""
 from __future__ import annotations
 
 import engineio

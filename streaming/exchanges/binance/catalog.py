@@ -1,7 +1,7 @@
 """SymbolCatalog: the set of symbols clients may subscribe to (trading USDT perpetuals). No I/O."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from streaming.core.errors import UnknownSymbolError
 

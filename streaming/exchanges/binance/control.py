@@ -5,8 +5,8 @@ flight (matched by integer id), and plans the next SUBSCRIBE / UNSUBSCRIBE under
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from streaming.core.pacing import TokenBucket
 

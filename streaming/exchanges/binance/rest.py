@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import requests
 
 from metrics.collectors import ServiceMetrics
 from metrics.labels import RestEndpoint, RestOutcome
-from streaming.exchanges.binance.protocol import rest_error, ticker_from_rest
 from streaming.core.errors import ProtocolError, RateLimitedError, UnknownSymbolError, UpstreamUnavailableError
 from streaming.core.models import Ticker
 from streaming.core.pacing import RequestGate
+from streaming.exchanges.binance.payloads import ticker_from_rest
+from streaming.exchanges.binance.protocol import rest_error
 
 __all__ = ["BinanceRest", "INVALID_SYMBOL_CODE"]
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from queue import Empty
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from metrics.collectors import ServiceMetrics
 from metrics.labels import TaskName
-from streaming.runtime.tasks import PeriodicTask, TaskRunner
 from streaming.gateway.fastpath.transport import abort_connection
+from streaming.runtime.tasks import PeriodicTask, TaskRunner
 
 __all__ = ["conflate", "price_symbol", "BacklogGuard"]
 

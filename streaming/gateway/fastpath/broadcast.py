@@ -11,7 +11,8 @@ queue, which the BacklogGuard conflates and cuts off as before.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from engineio import packet as eio_packet
 from socketio import packet as sio_packet
@@ -42,10 +43,13 @@ def writer_context(target: Callable[..., Any]) -> tuple[Any, Any] | None:
 
 
 class RoomBroadcaster:
-    def __init__(self, server: Any, spawn: Callable[[Callable[[], None]], object], direct: bool = True) -> None:
+    def __init__(self, server: Any, spawn: Callable[[Callable[[], None]], object], direct: bool = True,
+                 library: bool = False) -> None:
         """``server``: the python-socketio Server (Flask-SocketIO's ``socketio.server``). With ``direct`` False
-        every packet goes through python-engineio's queues (compressed WebSockets frame messages themselves)."""
+        every packet goes through python-engineio's queues (compressed WebSockets frame messages themselves);
+        with ``library`` True every message is python-socketio's own ``emit`` (the fast path is off)."""
         self._server = server
+        self._library = library
         self._eio = server.eio
         self._spawn = spawn
         self._outlets: dict[str, Outlet] = {}
@@ -109,11 +113,11 @@ class RoomBroadcaster:
     def emit(self, event: str, data: Any, room: str) -> tuple[int, int]:
         """Send ``event`` with ``data`` to every client in ``room``; returns how many clients were written to
         directly and how many got it through their queue."""
+        if self._library:
+            return 0, self._library_emit(event, data, room)
         encoded = self._server.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[event, data]).encode()
         if isinstance(encoded, list):  # binary attachments: python-socketio's own path
-            recipients = sum(1 for _ in self._server.manager.get_participants(NAMESPACE, room))
-            self._server.emit(event, data, to=room, namespace=NAMESPACE)
-            return 0, recipients
+            return 0, self._library_emit(event, data, room)
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         wire = frame(eio_pkt.encode().encode("utf-8")) if self._outlets else b""
         sockets = self._eio.sockets
@@ -130,3 +134,9 @@ class RoomBroadcaster:
             self._eio.send_packet(eio_sid, eio_pkt)
             queued += 1
         return direct, queued
+
+    def _library_emit(self, event: str, data: Any, room: str) -> int:
+        """python-socketio's own emit to the room; returns how many clients it was queued for."""
+        recipients = sum(1 for _ in self._server.manager.get_participants(NAMESPACE, room))
+        self._server.emit(event, data, to=room, namespace=NAMESPACE)
+        return recipients

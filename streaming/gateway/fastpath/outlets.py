@@ -12,14 +12,16 @@ once straight into a client's socket, without blocking, when nothing else is on 
   a socket send would.
 
 ``attach`` hooks an Outlet into the WebSocket object of eventlet's server, so that its own sends go through
-``write``; under gevent streaming.gateway.fastpath.gevent_ws writes through one of its own. Per-message compression frames
+``write``; under gevent streaming.gateway.fastpath.gevent_ws writes through one of its own. Per-message compression
+frames
 messages itself: the service never attaches outlets when WS_COMPRESSION is on.
 """
 from __future__ import annotations
 
 import socket
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["Outlet", "attach", "without_delay"]
 
@@ -78,7 +80,8 @@ def attach(ws: Any, spawn: Callable[[Callable[[], None]], object]) -> Outlet | N
     """Route the sends of a WebSocket object handed to python-engineio's handler through a new Outlet.
 
     eventlet: ``eventlet.websocket.RFC6455WebSocket`` (every frame goes through its ``_send``). gevent:
-    streaming.gateway.fastpath.gevent_ws made its own Outlet, which is returned. None for any other kind (simple-websocket,
+    streaming.gateway.fastpath.gevent_ws made its own Outlet, which is returned. None for any other kind
+    (simple-websocket,
     used only with compression on, when no outlet is wanted): that client is served through python-engineio's
     queue alone."""
     own = getattr(ws, "outlet", None)

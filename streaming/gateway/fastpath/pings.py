@@ -10,7 +10,8 @@ found by python-engineio's service task, which checks every client's ping timeou
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from engineio import packet
 from engineio.socket import Socket

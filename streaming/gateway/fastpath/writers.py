@@ -1,7 +1,8 @@
 """A WebSocket client's queue written out on demand, instead of by a green thread parked per client.
 
 python-engineio starts a writer task for every WebSocket: a green thread that waits on the client's send queue
-for the connection's whole life. With the fan-out writing most frames directly (see streaming.gateway.fastpath.outlets), that
+for the connection's whole life. With the fan-out writing most frames directly (see
+streaming.gateway.fastpath.outlets), that
 thread mostly sits idle, holding its stack (about 10 KB per client). OnDemandWriter stands in for it: the
 client's queue wakes it on every put, and a short-lived green thread sends what is queued, in order, through
 the same WebSocket object, then ends. As python-engineio's writer does, it closes the WebSocket when it reads
@@ -14,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from queue import Empty
-from typing import Any, Callable
+from typing import Any
 
 __all__ = ["OnDemandWriter", "waking_queue"]
 

@@ -1,0 +1,97 @@
+"""The fast path and the libraries' own delivery (FAST_PATH=false) send the same bytes.
+
+Two services are fed the same ticks by one fake exchange, one with each path. For every update both delivered,
+the raw WebSocket frames are byte for byte the same, and python-socketio and socket.io-client decode the same
+events.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+from tests.e2e.clients import RawClient, RecordingClient
+from tests.e2e.process import ROOT, ServiceProcess
+from tests.helpers import wait_for
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+PREFIX = "websocket_streaming_"
+ENOUGH = 12  # updates both paths delivered, to compare
+
+
+def by_tick(updates: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    return {(update["symbol"], update["eventTime"]): update for update in updates}
+
+
+def common(first: dict, second: dict) -> list:
+    return sorted(set(first) & set(second))
+
+
+def node_updates(service: ServiceProcess, count: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(["node", "docs/examples/node-client.js", "--url", service.url, "--symbols",
+                             ",".join(SYMBOLS), "--count", str(count)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_both_paths_deliver_byte_identical_streams(start_service) -> None:
+    fast = start_service()
+    library = start_service(FAST_PATH="false")
+    assert fast.metric(PREFIX + "fast_path") == 1 and library.metric(PREFIX + "fast_path") == 0
+    assert "fast path on" in fast.log() and "fast path off" in library.log()
+    services = {"fast": fast, "library": library}
+    raw = {name: RawClient(service.url, receive_buffer=1 << 20) for name, service in services.items()}
+    python = {name: RecordingClient(service.url) for name, service in services.items()}
+    node = {name: node_updates(service, 4 * ENOUGH) for name, service in services.items()}
+    try:
+        for name in services:
+            raw[name].emit("subscribe", {"symbols": SYMBOLS})
+            python[name].call("subscribe", {"symbols": SYMBOLS})
+
+        def frames_by_tick(name: str) -> dict[tuple[str, int], str]:
+            frames = {}
+            for text in raw[name].frames:
+                event, data = json.loads(text[2:])
+                if event == "price_update":
+                    frames[(data["symbol"], data["eventTime"])] = text
+            return frames
+
+        # each read blocks on its own socket: read one more event from each in turn until they overlap enough
+        for _ in range(40 * ENOUGH):
+            if len(common(frames_by_tick("fast"), frames_by_tick("library"))) >= ENOUGH:
+                break
+            for client in raw.values():
+                had = len(client.events)
+                client.read(lambda events, had=had: len(events) > had, timeout=10)
+        fast_frames, library_frames = frames_by_tick("fast"), frames_by_tick("library")
+        shared = common(fast_frames, library_frames)
+        assert len(shared) >= ENOUGH, f"only {len(shared)} updates delivered by both"
+        for tick in shared:
+            assert fast_frames[tick] == library_frames[tick], tick
+
+        wait_for(lambda: len(common(*(by_tick(python[n].received("price_update")) for n in services))) >= ENOUGH,
+                 timeout=30, message="python-socketio clients: updates delivered by both")
+        seen = {name: by_tick(python[name].received("price_update")) for name in services}
+        for tick in common(seen["fast"], seen["library"]):
+            assert seen["fast"][tick] == seen["library"][tick], tick
+
+        outputs = {name: process.communicate(timeout=60) for name, process in node.items()}
+        decoded = {}
+        for name, (stdout, stderr) in outputs.items():
+            assert node[name].returncode == 0, stderr
+            lines = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+            decoded[name] = by_tick([line["data"] for line in lines if line["event"] == "price_update"])
+        shared_node = common(decoded["fast"], decoded["library"])
+        assert len(shared_node) >= ENOUGH, f"socket.io-client: only {len(shared_node)} updates delivered by both"
+        for tick in shared_node:
+            assert decoded["fast"][tick] == decoded["library"][tick], tick
+    finally:
+        for process in node.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        for client in (*raw.values(), *python.values()):
+            client.close()
+    # the fast path wrote directly; the libraries' own delivery queued everything
+    assert fast.metric(PREFIX + "deliveries_total", path="direct") > 0
+    assert library.metric(PREFIX + "deliveries_total", path="direct") == 0
+    assert library.metric(PREFIX + "deliveries_total", path="queued") > 0
