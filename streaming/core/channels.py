@@ -2,7 +2,7 @@
 
 A kind is declared once here (its wire event, whether a subscriber gets the latest update at once, and what
 happens to a client that cannot keep up); each exchange declares, in its own package, the upstream stream that
-carries the kind and its parser. Imports nothing but the standard library and the core's errors.
+carries the kind and its parser. Imports nothing but the standard library and the core's errors and symbol rules.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from streaming.core.errors import InvalidRequestError
+from streaming.core.symbols import shown_item
 
 __all__ = ["BINANCE", "DEFAULT_KINDS", "KINDS", "Channel", "Kind", "KindPolicy", "parse_kinds"]
 
@@ -74,17 +75,13 @@ def parse_kinds(value: object, *, default: tuple[Kind, ...] = DEFAULT_KINDS) -> 
     names = ", ".join(f'"{kind}"' for kind in Kind)
     if not isinstance(value, list) or not value:
         raise InvalidRequestError(f"'streams' must be a non-empty list drawn from {names}, e.g. [\"ticker\", "
-                                  f"\"trade\"]; got {_shown(value)}")
+                                  f"\"trade\"]; got {shown_item(value)!r}")
     kinds: list[Kind] = []
     for item in value:
         if not isinstance(item, str) or item not in _NAMES:
-            raise InvalidRequestError(f"unknown stream {_shown(item)} in 'streams'; use {names}")
+            raise InvalidRequestError(f"unknown stream {shown_item(item)!r} in 'streams'; use {names}")
         kind = Kind(item)
         if kind not in kinds:
             kinds.append(kind)
     return tuple(kinds)
 
-
-def _shown(value: object) -> str:
-    text = repr(value) if not isinstance(value, str) else f'"{value}"'
-    return text if len(text) <= 40 else text[:37] + "..."

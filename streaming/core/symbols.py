@@ -15,6 +15,7 @@ __all__ = [
     "normalise_symbol",
     "parse_symbol_request",
     "room_for",
+    "shown_item",
 ]
 
 MAX_SYMBOL_LENGTH = 32
@@ -33,14 +34,14 @@ def normalise_symbol(raw: object) -> str:
     candidate = raw.strip()
     if not candidate.isascii():  # before upper(): 'ſ'.upper() is 'S', and symbols are ASCII
         raise InvalidSymbolError(
-            f"invalid symbol '{_shown(candidate)}': expected ASCII letters and digits such as 'BTCUSDT'"
+            f"invalid symbol '{shown_item(candidate)}': expected ASCII letters and digits such as 'BTCUSDT'"
         )
     candidate = candidate.upper()
     if not candidate:
         raise InvalidSymbolError("symbol is empty; send a symbol such as 'BTCUSDT'")
     if len(candidate) > MAX_SYMBOL_LENGTH or not SYMBOL_PATTERN.fullmatch(candidate):
         raise InvalidSymbolError(
-            f"invalid symbol '{_shown(candidate)}': expected 2-{MAX_SYMBOL_LENGTH} letters and digits such as "
+            f"invalid symbol '{shown_item(candidate)}': expected 2-{MAX_SYMBOL_LENGTH} letters and digits such as "
             "'BTCUSDT'"
         )
     return candidate
@@ -89,7 +90,7 @@ def parse_symbol_request(payload: object, max_symbols: int | None = None) -> Sym
         try:
             symbol = normalise_symbol(item)
         except InvalidSymbolError as exc:
-            rejected.append((_shown(item), str(exc)))
+            rejected.append((shown_item(item), str(exc)))
             continue
         if symbol not in seen:
             seen.add(symbol)
@@ -101,8 +102,8 @@ def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _shown(item: object) -> str:
-    """A short, printable rendering of a client item for error messages."""
+def shown_item(item: object) -> str:
+    """A short, printable rendering of a client item for error messages (never its whole length)."""
     try:
         text = item if isinstance(item, str) else reprlib.repr(item)
     except ValueError:  # e.g. an int too long to print

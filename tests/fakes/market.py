@@ -118,20 +118,20 @@ TAPE_LENGTH = 1000
 
 
 class TradeTape:
-    """The last TAPE_LENGTH aggregated trades of every USD-M symbol, as `GET /fapi/v1/aggTrades` rows, oldest
-    first: the trades of every tick, streamed or not. Not thread-safe, like Market."""
+    """The last TAPE_LENGTH aggregated trades of every USD-M symbol: the trades of every tick, streamed or not.
+    A tick costs one append; rows are built only when asked for. Not thread-safe, like Market."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, deque[dict[str, Any]]] = {}
+        self._ticks: deque[tuple[MarketSnapshot, int]] = deque(maxlen=TAPE_LENGTH)
 
     def record(self, snapshot: MarketSnapshot, event_ms: int) -> None:
         """The trades of the tick `snapshot`, which happened at `event_ms` (the stream payloads' `E`)."""
-        for symbol, quote in snapshot.usd_m.items():
-            rows = self._rows.setdefault(symbol, deque(maxlen=TAPE_LENGTH))
-            rows.append(rest_agg_trade(agg_trade_payload(quote, event_ms)))
+        self._ticks.append((snapshot, event_ms))
 
     def rows(self, symbol: str) -> Sequence[dict[str, Any]]:
-        return tuple(self._rows.get(symbol, ()))
+        """`GET /fapi/v1/aggTrades` rows of `symbol`, oldest first (a symbol listed later has fewer)."""
+        return tuple(rest_agg_trade(agg_trade_payload(snapshot.usd_m[symbol], event_ms))
+                     for snapshot, event_ms in self._ticks if symbol in snapshot.usd_m)
 
 
 # ---------------------------------------------------------------- wire payloads (facts §2 and §5)
