@@ -117,10 +117,13 @@ class Settings:
     client_abuse_timeout: float = 10.0
     price_requests_per_second: float = 20.0
     price_request_burst: int = 40
-    # A client whose outgoing backlog exceeds this many messages has it conflated (newest price per symbol);
-    # one still behind SLOW_CLIENT_TIMEOUT seconds after that (it read less than arrived) is disconnected.
+    # A client whose outgoing backlog exceeds this many messages has it conflated (newest ticker and book ticker
+    # per symbol); one still behind SLOW_CLIENT_TIMEOUT seconds after that (it read less than arrived) is
+    # disconnected. Trades never conflate: a client with more than CLIENT_TRADE_BACKLOG_LIMIT messages left
+    # after conflation, trades among them, is disconnected at once with an `error` SLOW_CONSUMER.
     client_backlog_limit: int = 200
     slow_client_timeout: float = 30.0
+    client_trade_backlog_limit: int = 2000
     # Engine.IO heartbeat with clients: a PING every CLIENT_PING_INTERVAL seconds, a client that has not
     # answered within CLIENT_PING_TIMEOUT is disconnected (the Socket.IO defaults; clients learn both on connect).
     client_ping_interval: int = 25  # whole seconds: Engine.IO announces it to clients in whole seconds
@@ -357,6 +360,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "price_requests_per_second": _number(float, 0.1, 10_000, "a number of requests per second"),
     "price_request_burst": _int_range(1, 100_000),
     "client_backlog_limit": _int_range(10, 1_000_000),
+    "client_trade_backlog_limit": _int_range(10, 1_000_000),
     "slow_client_timeout": _seconds(0.5, 3600),
     "client_ping_interval": _int_range(1, 3600),
     "client_ping_timeout": _seconds(1, 3600),

@@ -1,6 +1,7 @@
-"""GET /price/<symbol>: the latest price from the cache, or from Binance REST when the cache has none fresh.
+"""GET /price/<symbol>, /book/<symbol> and /trades/<symbol>: the latest price, the best bid/ask and the last
+trades, from the service's memory (and Redis, for prices) when fresh, else from Binance REST.
 
-Every answer says how old its price is (``age``, seconds) and whether that is beyond PRICE_MAX_AGE
+Every /price answer says how old its price is (``age``, seconds) and whether that is beyond PRICE_MAX_AGE
 (``stale``). A stale price is never served as current: when Binance cannot be asked, the answer is a 503 that
 carries the last known price, marked stale.
 """
@@ -8,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from streaming.core.errors import (
+    InvalidRequestError,
     InvalidSymbolError,
     RateLimitedError,
     UnknownSymbolError,
@@ -21,7 +24,7 @@ from streaming.core.errors import (
 )
 from streaming.core.limits import ADMIT
 from streaming.core.models import Ticker
-from streaming.core.symbols import normalise_symbol
+from streaming.core.symbols import normalise_symbol, shown_item
 from streaming.service import StreamingService
 
 __all__ = ["blueprint", "json_error"]
@@ -29,6 +32,13 @@ __all__ = ["blueprint", "json_error"]
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("price", __name__)
+
+# GET /trades: as Binance's GET /fapi/v1/aggTrades ("limit: Default 500; max 1000").
+DEFAULT_TRADES = 500
+MIN_TRADES = 1
+MAX_TRADES = 1000
+
+T = TypeVar("T")
 
 
 def json_error(status: int, code: str, message: str, **extra: Any) -> ResponseReturnValue:
@@ -40,17 +50,30 @@ def _priced(service: StreamingService, ticker: Ticker) -> dict[str, Any]:
     return {"data": ticker.to_wire(), "age": round(max(0.0, age), 3), "stale": age > service.settings.price_max_age}
 
 
-@blueprint.get("/price/<path:raw_symbol>")
-def price(raw_symbol: str) -> ResponseReturnValue:
-    service: StreamingService = current_app.extensions["streaming"]
+def _admit(service: StreamingService) -> ResponseReturnValue | None:
+    """The 429 for an address over PRICE_REQUESTS_PER_SECOND (shared by /price, /book and /trades), else None."""
     verdict = service.price_limiter.admit(request.remote_addr or "unknown")
-    if verdict.outcome != ADMIT:
-        service.count_rejection("RATE_LIMITED")
-        body, status = json_error(  # type: ignore[misc]
-            429, "RATE_LIMITED",
-            f"too many /price requests from your address; at most {service.settings.price_requests_per_second:g}/s",
-        )
-        return body, status, {"Retry-After": str(max(1, math.ceil(verdict.retry_after)))}
+    if verdict.outcome == ADMIT:
+        return None
+    service.count_rejection("RATE_LIMITED")
+    body, status = json_error(  # type: ignore[misc]
+        429, "RATE_LIMITED",
+        f"too many requests from your address to /price, /book and /trades; at most "
+        f"{service.settings.price_requests_per_second:g}/s",
+    )
+    return body, status, {"Retry-After": str(max(1, math.ceil(verdict.retry_after)))}
+
+
+def _serve(raw_symbol: str, what: str, look_up: Callable[[StreamingService, str], tuple[T, str]],
+           render: Callable[[StreamingService, T], dict[str, Any]],
+           last_known: Callable[[StreamingService, str], dict[str, Any] | None] = lambda _service, _symbol: None,
+           ) -> ResponseReturnValue:
+    """One look-up endpoint: the rate limit, the symbol's validation, the look-up (cache, else Binance REST
+    behind the REST gate and single-flight) and its errors, the same for every endpoint."""
+    service: StreamingService = current_app.extensions["streaming"]
+    refused = _admit(service)
+    if refused is not None:
+        return refused
     try:
         symbol = normalise_symbol(raw_symbol)
         service.catalog.check(symbol)
@@ -61,21 +84,60 @@ def price(raw_symbol: str) -> ResponseReturnValue:
         service.count_rejection(exc.code)
         return json_error(404, exc.code, str(exc))
     try:
-        ticker, source = service.fresh_ticker(symbol)
+        found, source = look_up(service, symbol)
+    except InvalidRequestError as exc:
+        service.count_rejection(exc.code)
+        return json_error(400, exc.code, str(exc))
     except UnknownSymbolError:
         service.count_rejection(UnknownSymbolError.code)
         return json_error(
             404, UnknownSymbolError.code, f"unknown symbol {symbol!r}: Binance answered 'Invalid symbol.'"
         )
     except UpstreamUnavailableError as exc:
-        last = service.cache.latest(symbol)
-        extra: dict[str, Any] = {"last_known": _priced(service, last)} if last is not None else {}
-        response = json_error(
-            503, exc.code, f"no fresh price for {symbol} in the cache and {exc}; retry shortly", **extra
-        )
+        known = last_known(service, symbol)
+        extra: dict[str, Any] = {"last_known": known} if known is not None else {}
+        response = json_error(503, exc.code, f"no fresh {what} for {symbol} in the cache and {exc}; retry shortly",
+                              **extra)
         if isinstance(exc, RateLimitedError):  # already logged once by the REST client
             body, status = response  # type: ignore[misc]
             return body, status, {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
-        log.warning("/price/%s: no fresh cached price and %s", symbol, exc)
+        log.warning("%s of %s: none fresh in the cache and %s", what, symbol, exc)
         return response
-    return jsonify({"success": True, **_priced(service, ticker), "source": source})
+    return jsonify({"success": True, **render(service, found), "source": source})
+
+
+def _last_price(service: StreamingService, symbol: str) -> dict[str, Any] | None:
+    last = service.cache.latest(symbol)
+    return _priced(service, last) if last is not None else None
+
+
+@blueprint.get("/price/<path:raw_symbol>")
+def price(raw_symbol: str) -> ResponseReturnValue:
+    return _serve(raw_symbol, "price", lambda service, symbol: service.fresh_ticker(symbol), _priced, _last_price)
+
+
+@blueprint.get("/book/<path:raw_symbol>")
+def book(raw_symbol: str) -> ResponseReturnValue:
+    """The best bid and ask: the latest book_ticker from the stream, or Binance's /fapi/v1/ticker/bookTicker."""
+    return _serve(raw_symbol, "book ticker", lambda service, symbol: service.fresh_book(symbol),
+                  lambda _service, found: {"data": found.to_wire()})
+
+
+@blueprint.get("/trades/<path:raw_symbol>")
+def trades(raw_symbol: str) -> ResponseReturnValue:
+    """The last ``limit`` trades (default DEFAULT_TRADES, 1-MAX_TRADES), oldest first."""
+    raw_limit = request.args.get("limit")
+    return _serve(raw_symbol, "trades",
+                  lambda service, symbol: service.recent_trades(symbol, _trades_limit(raw_limit)),
+                  lambda _service, found: {"data": [trade.to_wire() for trade in found]})
+
+
+def _trades_limit(raw: str | None) -> int:
+    """The ``limit`` query parameter of /trades; InvalidRequestError with what to send instead."""
+    if raw is None:
+        return DEFAULT_TRADES
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 5 or not MIN_TRADES <= int(text) <= MAX_TRADES:
+        raise InvalidRequestError(f"'limit' must be a whole number from {MIN_TRADES} to {MAX_TRADES}, got "
+                                  f"{shown_item(raw)!r}")
+    return int(text)

@@ -62,7 +62,7 @@ class TickerCache:
         """Record a tick if it is newer than the one held; returns whether it was newer. No I/O."""
         with self._lock:
             held = self._latest.get(ticker.symbol)
-            if held is not None and held.event_time >= ticker.event_time:
+            if held is not None and not ticker.newer_than(held):
                 return False
             self._latest[ticker.symbol] = ticker
             if self._store is not None:

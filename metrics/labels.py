@@ -55,6 +55,8 @@ class StreamType(StrEnum):
     """upstream_messages_total{stream_type}."""
 
     TICKER = "ticker"
+    TRADE = "trade"
+    BOOK = "book"
     TICKER_ARRAY = "ticker_array"
     OTHER = "other"
 
@@ -101,6 +103,8 @@ class RestEndpoint(StrEnum):
 
     EXCHANGE_INFO = "/fapi/v1/exchangeInfo"
     TICKER_24HR = "/fapi/v1/ticker/24hr"
+    BOOK_TICKER = "/fapi/v1/ticker/bookTicker"
+    AGG_TRADES = "/fapi/v1/aggTrades"
 
 
 class RestOutcome(StrEnum):

@@ -1,4 +1,5 @@
-"""StreamingService: the per-app owner of subscriptions, upstream pool, cache, fan-out and metrics.
+"""StreamingService: wires the app's collaborators (upstream pools, stores, fan-out, demand, look-ups,
+admission, metrics) and starts and stops them.
 
 Socket.IO handlers and HTTP routes call it; its background tasks start through the SocketIO object, so they
 run under whatever async mode the app uses.
@@ -6,10 +7,8 @@ run under whatever async mode the app uses.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from flask_socketio import SocketIO
@@ -18,55 +17,38 @@ from cache.store import RedisStore
 from cache.writer import TickerCache
 from config import Settings
 from metrics.collectors import ServiceMetrics
-from metrics.labels import DeliveryPath, RejectedCode, StaleScope, TaskName
+from metrics.labels import DeliveryPath, StaleScope, TaskName
 from streaming.core.auth import Authenticator
-from streaming.core.errors import ProtocolError, StreamingError, TooManySymbolsError, UnknownSymbolError
+from streaming.core.channels import BINANCE, Channel, Kind
+from streaming.core.errors import ProtocolError, StreamingError
 from streaming.core.limits import KeyedLimiter
-from streaming.core.models import Ticker, iso_timestamp
-from streaming.core.singleflight import SingleFlight
-from streaming.core.subscriptions import SubscriptionRegistry
-from streaming.core.symbols import SymbolRequest, room_for
+from streaming.core.models import BookTicker, Ticker, Trade, iso_timestamp
+from streaming.core.symbols import SymbolRequest
 from streaming.exchanges.binance.catalog import SymbolCatalog
-from streaming.exchanges.binance.protocol import TickerBatch, stream_type, symbol_of_stream, tradable_usdt_perpetuals
+from streaming.exchanges.binance.protocol import StreamBatch, stream_type, tradable_usdt_perpetuals
 from streaming.exchanges.binance.rest import BinanceRest
+from streaming.exchanges.binance.streams import MARKET, ROUTES, channel_of_stream, route_of, stream_of
+from streaming.gateway.admission import Admission
 from streaming.gateway.fastpath.backlog import BacklogGuard
 from streaming.gateway.fastpath.install import install as install_fast_path
-from streaming.hub.fanout import PRICE_UPDATE, Fanout
-from streaming.hub.monitor import STREAM_STATUS, StreamMonitor
+from streaming.hub.demand import Demand, SubscribeOutcome
+from streaming.hub.fanout import Fanout
+from streaming.hub.lookups import Lookups
+from streaming.hub.monitor import StreamMonitor
+from streaming.hub.stores import LatestStore, TradeTape
 from streaming.runtime.guard import ConnectionGuard
 from streaming.runtime.server import HTTP_HEADROOM
 from streaming.runtime.tasks import PeriodicTask, SocketIOTasks
 from streaming.runtime.version import build_details
-from streaming.upstream.connection import Timing, UpstreamConnection
+from streaming.upstream.connection import Timing, UpstreamConnection, UpstreamStatus
 from streaming.upstream.pool import UpstreamPool
 
 __all__ = ["StreamingService", "SubscribeOutcome"]
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "/"
 UPSTREAM_STATES = ("connecting", "live", "reconnecting")
-# A new subscriber's first price comes from REST for at most this many symbols per request (request weight 1 each).
-WARM_UP_LIMIT = 20
-REST_SOURCE = "rest:ticker/24hr"
-# Symbols Binance called invalid are not asked about again for this long (only matters before exchangeInfo
-# has loaded: afterwards unknown symbols never reach Binance).
-UNKNOWN_SYMBOL_TTL = 300.0
-MAX_REMEMBERED_UNKNOWN = 10_000
 SERVER_SHUTDOWN = "server_shutdown"
-SHUTTING_DOWN = RejectedCode.SERVER_SHUTTING_DOWN
-TOO_MANY_CONNECTIONS = RejectedCode.TOO_MANY_CONNECTIONS
-
-
-@dataclass
-class SubscribeOutcome:
-    """What a subscribe/unsubscribe did: symbols served, and rejected ones grouped by error code."""
-
-    symbols: list[str] = field(default_factory=list)
-    rejected: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # code -> [(item, reason)]
-
-    def reject(self, code: str, item: str, reason: str) -> None:
-        self.rejected.setdefault(code, []).append((item, reason))
 
 
 class StreamingService:
@@ -75,7 +57,6 @@ class StreamingService:
         self.socketio = socketio
         self.metrics = ServiceMetrics()
         self.tasks = SocketIOTasks(socketio)
-        self.registry = SubscriptionRegistry()
         self.fast_path = install_fast_path(socketio, socketio.start_background_task, enabled=settings.fast_path,
                                            compression=settings.ws_compression)
         self.broadcaster = self.fast_path.broadcaster
@@ -88,15 +69,58 @@ class StreamingService:
             else None
         )
         self.cache = TickerCache(store, self.tasks, self.metrics)
+        self.books: LatestStore[BookTicker] = LatestStore()
+        self.trades = TradeTape()
+        self.pools = {route: self._pool(route) for route in ROUTES}
         self.monitor = StreamMonitor(
-            self._emit_to_room, self.registry.subscriber_count, lambda: self.pool.wanted_symbols(),
+            self._emit_to_room, lambda symbol: self.demand.ticker_subscribers(symbol), self._streamed_tickers,
             settings.stale_timeout, self.tasks,
             on_stale=lambda count: self.metrics.stale_detections.labels(StaleScope.SYMBOL).inc(count),
         )
         self.fanout = Fanout(
-            self._emit_to_room, self.registry.subscriber_count, self.cache, self.metrics, self.monitor.tick
+            self._emit_to_room, lambda channel: self.demand.subscriber_count(channel),
+            {Kind.TICKER: self.cache, Kind.TRADE: self.trades, Kind.BOOK: self.books},  # type: ignore[dict-item]
+            self.metrics, self.monitor.tick,
         )
-        self.pool = UpstreamPool(
+        self.lookups = Lookups(self.rest, self.cache, self.books, self.trades, self.fanout, self.tasks,
+                               settings.price_max_age, self.is_streamed)
+        self.demand = Demand(
+            socketio.server, socketio.emit, self.fanout, self.cache, self.books, self.monitor, self.catalog,
+            self.pools, self.lookups, self.metrics,
+            max_symbols_per_client=settings.max_symbols_per_client, max_age=settings.price_max_age,
+        )
+        self.admission = Admission(settings.max_connections, settings.max_connections_per_ip)
+        self.started_at = time.time()
+        self._catalog_task = PeriodicTask(
+            TaskName.SYMBOLS_CATALOG, self.tasks, self._refresh_step, settings.symbols_refresh_interval,
+            lambda name: self.metrics.task_errors.labels(name).inc(),
+        )
+        self._reported: set[str] = set()
+        self.event_limiter = KeyedLimiter(
+            settings.client_events_per_second, settings.client_event_burst, time.monotonic,
+            abuse_after=settings.client_abuse_timeout,
+        )
+        self.auth = Authenticator(settings.auth_tokens, settings.jwt_secret or None, settings.jwt_audience or None,
+                                  settings.jwt_issuer or None, settings.jwt_leeway)
+        self.price_limiter = KeyedLimiter(settings.price_requests_per_second, settings.price_request_burst,
+                                          time.monotonic)
+        self.backlog = BacklogGuard(
+            socketio.server.eio, lambda eio_sid: socketio.server.environ.get(eio_sid),
+            settings.client_backlog_limit, settings.slow_client_timeout, self.metrics, self.tasks,
+            trade_limit=settings.client_trade_backlog_limit,
+        )
+        # TCP-level admission for the HTTP server (streaming.runtime.server): per-address caps, header deadlines
+        self.guard = ConnectionGuard(
+            settings.max_tcp_connections_per_ip or settings.max_connections_per_ip + HTTP_HEADROOM,
+            settings.http_header_timeout, self.metrics,
+        )
+        self._direct_deliveries = self.metrics.deliveries.labels(DeliveryPath.DIRECT)
+        self._queued_deliveries = self.metrics.deliveries.labels(DeliveryPath.QUEUED)
+        self._bind_gauges()
+
+    def _pool(self, route: str) -> UpstreamPool:
+        settings = self.settings
+        return UpstreamPool(
             settings.binance_ws_url,
             self.tasks,
             self,
@@ -111,56 +135,22 @@ class StreamingService:
             ),
             grace=settings.unsubscribe_grace,
             max_age=settings.connection_max_age,
+            route=route,
         )
-        self.started_at = time.time()
-        self._lock = threading.Lock()
-        self._clients: set[str] = set()
-        self._address_of: dict[str, str] = {}  # sid -> client IP
-        self._per_address: dict[str, int] = {}  # client IP -> connections
-        self._stopping = threading.Event()
-        self.draining = False  # set once by begin_shutdown: no new clients, /ready answers 503
-        self._catalog_task = PeriodicTask(
-            TaskName.SYMBOLS_CATALOG, self.tasks, self._refresh_step, settings.symbols_refresh_interval,
-            lambda name: self.metrics.task_errors.labels(name).inc(),
-        )
-        self._reported: set[str] = set()
-        self._warming: set[str] = set()
-        self._fetches: SingleFlight[tuple[Ticker, str]] = SingleFlight()
-        self._unknown: dict[str, float] = {}  # symbol -> until when Binance's "Invalid symbol." is remembered
-        self.event_limiter = KeyedLimiter(
-            settings.client_events_per_second, settings.client_event_burst, time.monotonic,
-            abuse_after=settings.client_abuse_timeout,
-        )
-        self.auth = Authenticator(settings.auth_tokens, settings.jwt_secret or None, settings.jwt_audience or None,
-                                  settings.jwt_issuer or None, settings.jwt_leeway)
-        self.price_limiter = KeyedLimiter(settings.price_requests_per_second, settings.price_request_burst,
-                                          time.monotonic)
-        self.backlog = BacklogGuard(
-            socketio.server.eio, lambda eio_sid: socketio.server.environ.get(eio_sid),
-            settings.client_backlog_limit, settings.slow_client_timeout, self.metrics, self.tasks,
-        )
-        # TCP-level admission for the HTTP server (streaming.runtime.server): per-address caps, header deadlines
-        self.guard = ConnectionGuard(
-            settings.max_tcp_connections_per_ip or settings.max_connections_per_ip + HTTP_HEADROOM,
-            settings.http_header_timeout, self.metrics,
-        )
-        self._direct_deliveries = self.metrics.deliveries.labels(DeliveryPath.DIRECT)
-        self._queued_deliveries = self.metrics.deliveries.labels(DeliveryPath.QUEUED)
-        self._bind_gauges()
 
     def _bind_gauges(self) -> None:
         """Gauges are read from the owning objects at scrape time, so they can never drift."""
         m = self.metrics
-        m.connected_clients.set_function(lambda: len(self._clients))
-        m.subscriptions.set_function(self.registry.total_subscriptions)
-        m.subscribed_symbols.set_function(lambda: len(self.registry.symbols()))
-        m.upstream_streams.set_function(lambda: len(self.pool.active_streams()))
+        m.connected_clients.set_function(self.admission.count)
+        m.subscriptions.set_function(self.demand.total)
+        m.subscribed_symbols.set_function(lambda: len({channel.symbol for channel in self.demand.counts()}))
+        m.upstream_streams.set_function(lambda: len(self.active_streams()))
         m.background_tasks.set_function(lambda: self.tasks.running)
         m.symbol_subscriptions.bind(self._streamed_symbol_subscriptions)
         m.build_info.info(build_details(self.settings.async_mode))
         for state in UPSTREAM_STATES:
             m.upstream_connections.labels(state).set_function(
-                lambda state=state: sum(1 for s in self.pool.statuses() if s.state == state)
+                lambda state=state: sum(1 for s in self.upstream_statuses() if s.state == state)
             )
 
     # -- lifecycle --------------------------------------------------------------------------------------------
@@ -174,21 +164,28 @@ class StreamingService:
         )
         self.started_at = time.time()
         self.cache.start()
-        self.pool.pin(self.settings.default_symbols)
-        self.pool.start()
+        for symbol in self.settings.default_symbols:
+            channel = Channel(BINANCE, Kind.TICKER, symbol)
+            self.pools[route_of(channel)].pin([stream_of(channel)])
+        for route, pool in self.pools.items():
+            pool.start(connect_idle=route == MARKET)  # /ready waits for the /market connection
         self.monitor.start()
         self.backlog.start()
-        self._stopping.clear()
+        self.lookups.start()
         self._catalog_task.start()
+
+    @property
+    def draining(self) -> bool:
+        """Set by begin_shutdown: no new clients, /ready answers 503."""
+        return self.admission.draining
 
     def begin_shutdown(self, reason: str) -> int:
         """Refuse new clients from now on and tell the connected ones (``server_shutdown``); returns how many
         were told. Their connections are closed by the caller, after which their clients reconnect (to this
         service's next process) by themselves."""
-        self.draining = True
+        self.admission.draining = True
         self.metrics.shutting_down.set(1)
-        with self._lock:
-            told = len(self._clients)
+        told = self.admission.count()
         self.socketio.emit(SERVER_SHUTDOWN, {
             "reason": reason,
             "message": "the server is shutting down; your client reconnects by itself, or reconnect in a few seconds",
@@ -199,177 +196,58 @@ class StreamingService:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every background task and close upstream connections; safe to call twice."""
-        self._stopping.set()
+        self.lookups.stop()
         self._catalog_task.stop(timeout)
         self.monitor.stop(timeout)
         self.backlog.stop(timeout)
-        self.pool.stop(timeout)
+        for pool in self.pools.values():
+            pool.stop(timeout)
         self.cache.stop(timeout)
         self.rest.close()
         log.info("%s stopped", self.settings.service_name)
 
     # -- clients ----------------------------------------------------------------------------------------------
     def connection_refusal(self, address: str) -> tuple[str, str] | None:
-        """(code, reason) when a new connection from this address is refused: the service is shutting down
-        (SERVER_SHUTTING_DOWN), or MAX_CONNECTIONS / MAX_CONNECTIONS_PER_IP is reached (TOO_MANY_CONNECTIONS)."""
-        if self.draining:
-            return SHUTTING_DOWN, "the server is shutting down; reconnect in a few seconds"
-        with self._lock:
-            if len(self._clients) >= self.settings.max_connections:
-                return TOO_MANY_CONNECTIONS, "the server is full; try again later"
-            if self._per_address.get(address, 0) >= self.settings.max_connections_per_ip:
-                return TOO_MANY_CONNECTIONS, (
-                    f"too many connections from your address (at most {self.settings.max_connections_per_ip})"
-                )
-        return None
+        return self.admission.refusal(address)
 
     def client_connected(self, sid: str, address: str = "") -> None:
-        with self._lock:
-            self._clients.add(sid)
-            self._address_of[sid] = address
-            self._per_address[address] = self._per_address.get(address, 0) + 1
+        self.admission.connected(sid, address)
 
     def client_disconnected(self, sid: str) -> None:
-        with self._lock:
-            self._clients.discard(sid)
-            address = self._address_of.pop(sid, None)
-            if address is not None:
-                left = self._per_address.pop(address, 1) - 1
-                if left > 0:
-                    self._per_address[address] = left
-            last = self.registry.drop(sid)
-            self.event_limiter.forget(sid)
-        for symbol in last:
-            self.pool.release(symbol)
+        self.admission.disconnected(sid)
+        self.demand.drop(sid)
+        self.event_limiter.forget(sid)
 
     def check(self, sid: str, request: SymbolRequest) -> SubscribeOutcome:
-        """Which symbols of a subscribe request can be served, and why the others cannot. Changes nothing."""
-        outcome = self._outcome_for(request)
-        held = self.registry.symbols_of(sid)
-        room = self.settings.max_symbols_per_client - len(held)
-        for symbol in request.symbols:
-            if symbol not in held and room <= 0:
-                outcome.reject(
-                    TooManySymbolsError.code, symbol,
-                    f"a client may hold at most {self.settings.max_symbols_per_client} symbols; unsubscribe some first",
-                )
-                self.metrics.rejected_inputs.labels(TooManySymbolsError.code).inc()
-                continue
-            try:
-                self.catalog.check(symbol)
-            except UnknownSymbolError as exc:
-                outcome.reject(exc.code, symbol, str(exc))
-                self.metrics.rejected_inputs.labels(exc.code).inc()
-                continue
-            outcome.symbols.append(symbol)
-            if symbol not in held:
-                room -= 1
-        return outcome
+        return self.demand.check(sid, request)
 
-    def join(self, sid: str, symbols: Sequence[str]) -> None:
-        """Subscribe a client to checked symbols and send it their latest fresh prices and stream states.
+    def join(self, sid: str, symbols: Sequence[str], kinds: Sequence[Kind] = (Kind.TICKER,)) -> None:
+        self.demand.join(sid, symbols, kinds)
 
-        The room join and the cached prices happen under the fan-out's lock, so the client gets each tick
-        exactly once and in order, whether it comes from the cache or from the stream. Symbols without a fresh
-        tick get one from Binance REST in the background (at most WARM_UP_LIMIT per call, one fetch per symbol
-        at a time), so a new subscriber does not wait for the next stream tick.
-        """
-        max_age = self.settings.price_max_age
-        for symbol in symbols:
-            self.cache.latest(symbol)  # outside the lock: brings a Redis-only tick into memory
-        with self.fanout.lock:
-            for symbol in symbols:
-                self.socketio.server.enter_room(sid, room_for(symbol), namespace=NAMESPACE)
-            with self._lock:
-                _, first = self.registry.add(sid, symbols)
-            cold = []
-            for symbol in symbols:
-                ticker = self.cache.peek(symbol, max_age)
-                if ticker is not None:
-                    self.socketio.emit(PRICE_UPDATE, ticker.to_wire(), to=sid)
-                elif self.catalog.is_known(symbol):
-                    cold.append(symbol)
-        for status in self.monitor.status_of(symbols):
-            self.socketio.emit(STREAM_STATUS, status, to=sid)
-        for symbol in first:
-            self.pool.want(symbol)
-        with self._lock:
-            cold = [symbol for symbol in cold if symbol not in self._warming][:WARM_UP_LIMIT]
-            self._warming.update(cold)
-        if cold:
-            self.tasks.start(self._warm_up, cold)
+    def unsubscribe(self, sid: str, request: SymbolRequest, kinds: Sequence[Kind]) -> SubscribeOutcome:
+        return self.demand.leave(sid, request, kinds)
 
     def fresh_ticker(self, symbol: str) -> tuple[Ticker, str]:
-        """A fresh tick of a validated symbol and where it came from ("cache" or "api").
+        return self.lookups.fresh_ticker(symbol)
 
-        Concurrent callers for one symbol share one Binance call, and its result is cached before any of them
-        returns, so a burst of requests for an uncached symbol costs Binance one request.
-        Raises UnknownSymbolError, or UpstreamUnavailableError (RateLimitedError while Binance says back off).
-        """
-        ticker = self.cache.latest(symbol, max_age=self.settings.price_max_age)
-        if ticker is not None:
-            return ticker, "cache"
-        return self._fetches.do(symbol, lambda: self._fetch(symbol))
+    def fresh_book(self, symbol: str) -> tuple[BookTicker, str]:
+        return self.lookups.fresh_book(symbol)
 
-    def _fetch(self, symbol: str) -> tuple[Ticker, str]:
-        ticker = self.cache.latest(symbol, max_age=self.settings.price_max_age)
-        if ticker is not None:  # a tick arrived while this caller waited for the flight
-            return ticker, "cache"
-        if self._unknown.get(symbol, 0.0) > time.monotonic():
-            raise UnknownSymbolError(f"unknown symbol {symbol!r}: Binance answered 'Invalid symbol.'")
-        try:
-            ticker = self.rest.ticker_24hr(symbol)
-        except UnknownSymbolError:
-            if len(self._unknown) >= MAX_REMEMBERED_UNKNOWN:
-                self._unknown.clear()
-            self._unknown[symbol] = time.monotonic() + UNKNOWN_SYMBOL_TTL  # no second call for it meanwhile
-            raise
-        self.fanout.publish(TickerBatch(REST_SOURCE, (ticker,)), from_stream=False)  # cached, and sent on
-        return ticker, "api"
-
-    def _warm_up(self, symbols: list[str]) -> None:
-        try:
-            for symbol in symbols:
-                if self._stopping.is_set():
-                    break
-                try:
-                    self.fresh_ticker(symbol)
-                except StreamingError as exc:  # counted in rest_requests_total; the stream will follow
-                    log.debug("first price of %s from REST failed: %s", symbol, exc)
-        finally:
-            with self._lock:
-                self._warming.difference_update(symbols)
-
-    def unsubscribe(self, sid: str, request: SymbolRequest) -> SubscribeOutcome:
-        outcome = self._outcome_for(request)
-        with self._lock:
-            removed, last = self.registry.remove(sid, request.symbols)
-        for symbol in removed:
-            self.socketio.server.leave_room(sid, room_for(symbol), namespace=NAMESPACE)
-        for symbol in last:
-            self.pool.release(symbol)
-        outcome.symbols = removed
-        return outcome
-
-    def _outcome_for(self, request: SymbolRequest) -> SubscribeOutcome:
-        outcome = SubscribeOutcome()
-        for item, reason in request.rejected:
-            outcome.reject(RejectedCode.INVALID_SYMBOL, item, reason)
-        for code, items in outcome.rejected.items():
-            self.metrics.rejected_inputs.labels(code).inc(len(items))
-        return outcome
+    def recent_trades(self, symbol: str, limit: int) -> tuple[list[Trade], str]:
+        return self.lookups.recent_trades(symbol, limit)
 
     def count_rejection(self, code: str) -> None:
         self.metrics.rejected_inputs.labels(code).inc()
 
     # -- upstream observer ------------------------------------------------------------------------------------
-    def on_tickers(self, batch: TickerBatch, received_at: float) -> None:
+    def on_updates(self, batch: StreamBatch, received_at: float) -> None:
         self.metrics.upstream_messages.labels(stream_type(batch.stream)).inc()
         self.fanout.publish(batch, received_at=received_at)
 
     def on_event(self, connection: UpstreamConnection, event: str, detail: str = "") -> None:
         if event in ("reconnect", "stale"):
-            self.monitor.connection_down(connection.symbols(), stale=event == "stale")
+            tickers = [channel.symbol for channel in connection.channels() if channel.kind is Kind.TICKER]
+            self.monitor.connection_down(tickers, stale=event == "stale")
         if event == "reconnect":
             self.metrics.upstream_reconnects.labels(detail).inc()
         elif event == "request_sent":
@@ -383,8 +261,8 @@ class StreamingService:
             if kind not in self._reported:  # once per kind; the counter has the rest
                 self._reported.add(kind)
                 log.warning(
-                    "upstream %d: %s (%s); further ones are only counted in %s",
-                    connection.index, event, detail, "websocket_streaming_upstream_events_total",
+                    "upstream %d (%s): %s (%s); further ones are only counted in %s",
+                    connection.index, connection.route, event, detail, "websocket_streaming_upstream_events_total",
                 )
 
     def on_pool_error(self) -> None:
@@ -417,25 +295,10 @@ class StreamingService:
         for symbol in self.settings.default_symbols:
             if symbol not in symbols:
                 log.warning("DEFAULT_SYMBOLS has %s, which is not a trading USDT perpetual", symbol)
-        self._drop_unknown_subscriptions()
+        self.demand.drop_unknown(self.admission.clients())
         return True
 
-    def _drop_unknown_subscriptions(self) -> None:
-        """Remove subscriptions accepted before the catalog was loaded (or since delisted), telling clients."""
-        for symbol in self.registry.symbols():
-            try:
-                self.catalog.check(symbol)
-            except UnknownSymbolError as exc:
-                holders = [sid for sid in list(self._clients) if symbol in self.registry.symbols_of(sid)]
-                for sid in holders:
-                    self.unsubscribe(sid, SymbolRequest((symbol,), ()))
-                    self.socketio.emit(
-                        "error",
-                        {"code": exc.code, "message": str(exc), "event": "subscribe", "symbols": [symbol]},
-                        to=sid,
-                    )
-
-    # -- views for routes -------------------------------------------------------------------------------------
+    # -- views ------------------------------------------------------------------------------------------------
     def _emit_to_room(self, event: str, payload: dict, room: str) -> None:
         direct, queued = self.broadcaster.emit(event, payload, room)
         if direct:
@@ -443,27 +306,49 @@ class StreamingService:
         if queued:
             self._queued_deliveries.inc(queued)
 
+    def active_streams(self) -> list[str]:
+        """Streams Binance delivers to us now, on every route."""
+        return sorted(stream for pool in self.pools.values() for stream in pool.active_streams())
+
+    def wanted_streams(self) -> list[str]:
+        return sorted(stream for pool in self.pools.values() for stream in pool.wanted_streams())
+
+    def upstream_statuses(self) -> list[UpstreamStatus]:
+        return [status for pool in self.pools.values() for status in pool.statuses()]
+
+    def is_streamed(self, channel: Channel) -> bool:
+        return stream_of(channel) in self.pools[route_of(channel)].active_streams()
+
+    def _streamed_tickers(self) -> list[str]:
+        """Symbols whose ticker is streamed now (the monitor watches those)."""
+        channels = map(channel_of_stream, self.wanted_streams())
+        return [channel.symbol for channel in channels if channel is not None and channel.kind is Kind.TICKER]
+
     def _streamed_symbol_subscriptions(self) -> dict[str, int]:
         """Subscriptions per symbol, for the symbols streamed now only (a bounded set of metric labels)."""
-        streamed = {symbol_of_stream(stream) for stream in self.pool.active_streams()}
-        with self._lock:
-            by_symbol = self.registry.counts_by_symbol()
-        return {symbol: count for symbol, count in by_symbol.items() if symbol in streamed}
+        streamed = {channel.symbol for channel in map(channel_of_stream, self.active_streams()) if channel}
+        return {symbol: count for symbol, count in self._subscriptions_by_symbol().items() if symbol in streamed}
+
+    def _subscriptions_by_symbol(self) -> dict[str, int]:
+        by_symbol: dict[str, int] = {}
+        for channel, count in self.demand.counts().items():
+            by_symbol[channel.symbol] = by_symbol.get(channel.symbol, 0) + count
+        return dict(sorted(by_symbol.items()))
 
     def uptime_seconds(self) -> float:
         return time.time() - self.started_at
 
     def snapshot(self) -> dict[str, Any]:
         """Counters shared by /health and /stats."""
-        with self._lock:
-            by_symbol = self.registry.counts_by_symbol()
-            total = self.registry.total_subscriptions()
-            clients = len(self._clients)
-        streams = self.pool.active_streams()
+        counts = self.demand.counts()
+        streams = self.active_streams()
+        channels = sorted(filter(None, map(channel_of_stream, streams)))
         return {
             "active_streams": len(streams),
-            "active_symbols": sorted(filter(None, map(symbol_of_stream, streams))),
-            "total_subscriptions": total,
-            "subscriptions_by_symbol": by_symbol,
-            "connected_clients": clients,
+            "active_symbols": sorted({channel.symbol for channel in channels}),
+            "active_channels": [channel.key for channel in channels],
+            "total_subscriptions": sum(counts.values()),
+            "subscriptions_by_symbol": self._subscriptions_by_symbol(),
+            "subscriptions_by_channel": {channel.key: counts[channel] for channel in sorted(counts)},
+            "connected_clients": self.admission.count(),
         }

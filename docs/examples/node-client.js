@@ -1,6 +1,7 @@
 // Node.js client for websocket-streaming (socket.io-client v4).
-//   node docs/examples/node-client.js [--url http://localhost:5021] [--symbols BTCUSDT,ETHUSDT] [--count N]
-// Prints one JSON line per event; with --count it exits after N price updates.
+//   node docs/examples/node-client.js [--url http://localhost:5021] [--symbols BTCUSDT,ETHUSDT]
+//                                     [--streams ticker,trade,book] [--count N]
+// Prints one JSON line per event; with --count it exits after N updates (price_update, trade, book_ticker).
 const { io } = require("socket.io-client");
 
 function option(name, fallback) {
@@ -10,6 +11,7 @@ function option(name, fallback) {
 
 const url = option("url", process.env.SERVICE_URL || "http://localhost:5021");
 const symbols = option("symbols", "BTCUSDT,ETHUSDT").split(",");
+const streams = option("streams", "ticker").split(",");
 const count = Number(option("count", "0"));
 let received = 0;
 
@@ -18,17 +20,19 @@ const print = (event, data) => console.log(JSON.stringify({ event, data }));
 
 socket.on("connected", (data) => {
   print("connected", data);
-  socket.emit("subscribe", { symbols });
+  socket.emit("subscribe", { symbols, streams });
 });
 socket.on("subscribed", (data) => print("subscribed", data));
 socket.on("error", (data) => print("error", data));
-socket.on("price_update", (update) => {
-  print("price_update", update);
-  received += 1;
-  if (count && received >= count) {
-    socket.emit("unsubscribe", { symbols });
-  }
-});
+for (const event of ["price_update", "trade", "book_ticker"]) {
+  socket.on(event, (update) => {
+    print(event, update);
+    received += 1;
+    if (count && received === count) {
+      socket.emit("unsubscribe", { symbols });
+    }
+  });
+}
 socket.on("unsubscribed", (data) => {
   print("unsubscribed", data);
   socket.close();

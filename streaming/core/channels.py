@@ -60,6 +60,11 @@ class Channel:
         return f"{self.kind}:{self.symbol}"
 
     @property
+    def room(self) -> str:
+        """The Socket.IO room of the channel's subscribers (its key)."""
+        return self.key
+
+    @property
     def policy(self) -> KindPolicy:
         return KINDS[self.kind]
 

@@ -26,6 +26,7 @@ ABUSE = "abuse"  # over the limit for longer than abuse_after seconds: the calle
 IDLE_AFTER = 60.0  # seconds without a request after which a key's state is dropped (its bucket would be full)
 OVER_LIMIT_GAP = 1.0  # seconds without a refusal that end a spell over the limit (at least one token's refill time)
 NOTICE_INTERVAL = 1.0  # while a key is refused, at most one refusal per this many seconds asks for a notice
+MIN_RETRY_AFTER = 0.001  # seconds: the least retry_after a refusal says
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +78,9 @@ class KeyedLimiter:
         starts = entry.over_since is None
         over_since = entry.over_since = now if entry.over_since is None else entry.over_since
         entry.last_refusal = now
-        retry_after = entry.bucket.wait_time()
+        # never 0: the bucket may refill between the refusal and this reading, and "retry after 0 s" invites a
+        # client to hammer
+        retry_after = max(MIN_RETRY_AFTER, entry.bucket.wait_time())
         if self._abuse_after and now - over_since > self._abuse_after:
             return Verdict(ABUSE, retry_after, notify=True)
         notify = starts or now - entry.last_notice >= NOTICE_INTERVAL

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from streaming.core.channels import BINANCE
+from streaming.core.channels import BINANCE, Channel, Kind
 
-__all__ = ["BookTicker", "Ticker", "Trade", "iso_timestamp"]
+__all__ = ["BookTicker", "Model", "Ticker", "Trade", "iso_timestamp"]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -24,8 +24,21 @@ def iso_timestamp(epoch_ms: int) -> str:
     return f"{instant:%Y-%m-%dT%H:%M:%S}.{epoch_ms % 1000:03d}Z"
 
 
+class _Update:
+    """What every model has: the channel it belongs to, from its kind, exchange and symbol."""
+
+    __slots__ = ()
+    symbol: str
+    kind: ClassVar[Kind]
+    exchange: str
+
+    @property
+    def channel(self) -> Channel:
+        return Channel(self.exchange, self.kind, self.symbol)
+
+
 @dataclass(frozen=True, slots=True)
-class Ticker:
+class Ticker(_Update):
     """A 24-hour rolling ticker of one USD-M symbol. Decimal fields are Binance's strings, verbatim."""
 
     symbol: str
@@ -38,6 +51,12 @@ class Ticker:
     open: str
     quote_volume: str
     event_time: int
+    kind: ClassVar[Kind] = Kind.TICKER
+    exchange: ClassVar[str] = BINANCE  # type: ignore[misc]  # not a field: the cached form (cache/codec.py) has none
+
+    def newer_than(self, other: Ticker) -> bool:
+        """Whether this tick supersedes ``other`` of the same symbol (a later event)."""
+        return self.event_time > other.event_time
 
     def to_wire(self) -> dict[str, Any]:
         """The documented ``price_update`` payload: decimals as JSON numbers, times as ms and ISO 8601."""
@@ -57,7 +76,7 @@ class Ticker:
 
 
 @dataclass(frozen=True, slots=True)
-class Trade:
+class Trade(_Update):
     """One aggregated trade (Binance ``aggTrade``: the fills of 100 ms at one price and one taker side)."""
 
     symbol: str
@@ -70,6 +89,11 @@ class Trade:
     trade_time: int
     event_time: int
     exchange: str = BINANCE
+    kind: ClassVar[Kind] = Kind.TRADE
+
+    def newer_than(self, other: Trade) -> bool:
+        """Whether this trade comes after ``other`` of the same symbol (aggregate trade ids only grow)."""
+        return self.trade_id > other.trade_id
 
     @property
     def side(self) -> str:
@@ -94,7 +118,7 @@ class Trade:
 
 
 @dataclass(frozen=True, slots=True)
-class BookTicker:
+class BookTicker(_Update):
     """The best bid and ask of one symbol (Binance ``bookTicker``)."""
 
     symbol: str
@@ -106,6 +130,14 @@ class BookTicker:
     event_time: int
     transaction_time: int
     exchange: str = BINANCE
+    kind: ClassVar[Kind] = Kind.BOOK
+
+    def newer_than(self, other: BookTicker) -> bool:
+        """Whether this best bid/ask supersedes ``other`` of the same symbol: a higher update id when both have
+        one (the stream's), else a later transaction time (REST answers carry no update id)."""
+        if self.update_id is not None and other.update_id is not None:
+            return self.update_id > other.update_id
+        return self.transaction_time > other.transaction_time
 
     def to_wire(self) -> dict[str, Any]:
         """The documented ``book_ticker`` payload; ``timestamp`` is the event time."""
@@ -121,3 +153,6 @@ class BookTicker:
             "transactionTime": self.transaction_time,
             "timestamp": iso_timestamp(self.event_time),
         }
+
+
+Model = Ticker | Trade | BookTicker

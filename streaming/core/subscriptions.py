@@ -1,83 +1,86 @@
-"""SubscriptionRegistry: which client is subscribed to which symbols. No I/O.
+"""SubscriptionRegistry: which client holds which channels. No I/O.
 
-It reports the transitions the upstream side cares about: a symbol's first subscriber arriving and its last one
-leaving.
+It reports the transitions the upstream side cares about: a channel's first subscriber arriving and its last one
+leaving. Generic in what it holds (the service holds ``Channel``s; the tests also use plain strings).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
+from typing import Generic, TypeVar
 
 __all__ = ["SubscriptionRegistry"]
 
+K = TypeVar("K", bound=Hashable)
 
-class SubscriptionRegistry:
-    """Client id (Socket.IO sid) <-> symbols, in both directions."""
+
+class SubscriptionRegistry(Generic[K]):
+    """Client id (Socket.IO sid) <-> subscribed keys, in both directions."""
 
     def __init__(self) -> None:
-        self._by_client: dict[str, set[str]] = {}
-        self._by_symbol: dict[str, set[str]] = {}
+        self._by_client: dict[str, set[K]] = {}
+        self._by_key: dict[K, set[str]] = {}
 
-    def add(self, client: str, symbols: Iterable[str]) -> tuple[list[str], list[str]]:
-        """Subscribe a client. Returns ``(added, first)``: symbols new for this client, and those that had
-        no subscriber before."""
+    def add(self, client: str, keys: Iterable[K]) -> tuple[list[K], list[K]]:
+        """Subscribe a client. Returns ``(added, first)``: keys new for this client, and those that had no
+        subscriber before."""
         mine = self._by_client.setdefault(client, set())
-        added: list[str] = []
-        first: list[str] = []
-        for symbol in symbols:
-            if symbol in mine:
+        added: list[K] = []
+        first: list[K] = []
+        for key in keys:
+            if key in mine:
                 continue
-            mine.add(symbol)
-            added.append(symbol)
-            holders = self._by_symbol.setdefault(symbol, set())
+            mine.add(key)
+            added.append(key)
+            holders = self._by_key.setdefault(key, set())
             if not holders:
-                first.append(symbol)
+                first.append(key)
             holders.add(client)
         return added, first
 
-    def remove(self, client: str, symbols: Iterable[str]) -> tuple[list[str], list[str]]:
-        """Unsubscribe a client. Returns ``(removed, last)``: symbols it held, and those now without subscriber."""
+    def remove(self, client: str, keys: Iterable[K]) -> tuple[list[K], list[K]]:
+        """Unsubscribe a client. Returns ``(removed, last)``: keys it held, and those now without subscriber."""
         mine = self._by_client.get(client)
-        removed: list[str] = []
-        last: list[str] = []
+        removed: list[K] = []
+        last: list[K] = []
         if mine is None:
             return removed, last
-        for symbol in symbols:
-            if symbol not in mine:
+        for key in keys:
+            if key not in mine:
                 continue
-            mine.discard(symbol)
-            removed.append(symbol)
-            holders = self._by_symbol.get(symbol)
+            mine.discard(key)
+            removed.append(key)
+            holders = self._by_key.get(key)
             if holders is not None:
                 holders.discard(client)
                 if not holders:
-                    del self._by_symbol[symbol]
-                    last.append(symbol)
+                    del self._by_key[key]
+                    last.append(key)
         return removed, last
 
-    def drop(self, client: str) -> list[str]:
-        """Forget a client entirely (disconnect). Returns the symbols left without subscriber."""
-        symbols = sorted(self._by_client.get(client, ()))
-        _, last = self.remove(client, symbols)
+    def drop(self, client: str) -> list[K]:
+        """Forget a client entirely (disconnect). Returns the keys left without subscriber."""
+        _, last = self.remove(client, list(self._by_client.get(client, ())))
         self._by_client.pop(client, None)
         return last
 
-    def symbols_of(self, client: str) -> frozenset[str]:
+    def of(self, client: str) -> frozenset[K]:
+        """What a client holds."""
         return frozenset(self._by_client.get(client, ()))
 
-    def subscriber_count(self, symbol: str) -> int:
-        return len(self._by_symbol.get(symbol, ()))
+    def subscriber_count(self, key: K) -> int:
+        return len(self._by_key.get(key, ()))
 
-    def counts_by_symbol(self) -> dict[str, int]:
-        """Clients per symbol, sorted by symbol."""
-        return {symbol: len(self._by_symbol[symbol]) for symbol in sorted(self._by_symbol)}
+    def counts(self) -> dict[K, int]:
+        """Clients per key."""
+        return {key: len(holders) for key, holders in self._by_key.items()}
 
-    def symbols(self) -> frozenset[str]:
-        """Every symbol with at least one subscriber."""
-        return frozenset(self._by_symbol)
+    def keys(self) -> frozenset[K]:
+        """Every key with at least one subscriber."""
+        return frozenset(self._by_key)
 
     def total_subscriptions(self) -> int:
-        """Sum over clients of their subscribed symbols."""
-        return sum(len(symbols) for symbols in self._by_client.values())
+        """Sum over clients of what they hold."""
+        return sum(len(keys) for keys in self._by_client.values())
 
     def client_count(self) -> int:
         return len(self._by_client)

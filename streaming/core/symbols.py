@@ -1,4 +1,4 @@
-"""Symbol rules: normalise and validate symbols, name their rooms. Pure: imports no I/O."""
+"""Symbol rules: normalise and validate symbols and symbol requests. Pure: imports no I/O."""
 from __future__ import annotations
 
 import re
@@ -14,7 +14,6 @@ __all__ = [
     "SymbolRequest",
     "normalise_symbol",
     "parse_symbol_request",
-    "room_for",
     "shown_item",
 ]
 
@@ -45,11 +44,6 @@ def normalise_symbol(raw: object) -> str:
             "'BTCUSDT'"
         )
     return candidate
-
-
-def room_for(symbol: str) -> str:
-    """The Socket.IO room that receives a symbol's updates (the symbol itself)."""
-    return symbol
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from flask import request
 from flask_socketio import SocketIO, emit
 
 from streaming.core.auth import AuthError
+from streaming.core.channels import DEFAULT_KINDS, KINDS, Kind, parse_kinds
 from streaming.core.errors import InvalidRequestError
 from streaming.core.limits import ABUSE, ADMIT
 from streaming.core.symbols import SymbolRequest, parse_symbol_request
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 WELCOME = "Connected to WebSocket Streaming Service"
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "*"})
 MAX_SYMBOLS_IN_ERROR = 20
+EVERY_KIND = tuple(KINDS)
 
 
 def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -132,13 +134,15 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
             close_transport(socketio, socketio.server.manager.eio_sid_from_sid(request.sid, "/"))
         return payload
 
-    def parse(event: str, data: Any) -> SymbolRequest | dict[str, Any]:
-        """The validated request, or (already emitted) the error payload for a malformed or refused one."""
+    def parse(event: str, data: Any, default: tuple[Kind, ...]) -> tuple[SymbolRequest, tuple[Kind, ...]] | dict:
+        """The validated request and its streams (``default`` when it names none), or (already emitted) the
+        error payload for a malformed or refused one. A bad ``streams`` refuses the whole request."""
         refused = admitted(event)
         if refused is not None:
             return refused
         try:
-            return parse_symbol_request(data, service.settings.max_symbols_per_request)
+            symbols = parse_symbol_request(data, service.settings.max_symbols_per_request)
+            return symbols, parse_kinds(data.get("streams"), default=default)
         except InvalidRequestError as exc:
             service.count_rejection(exc.code)
             payload = _error(exc.code, str(exc), event=event)
@@ -147,22 +151,26 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
 
     @socketio.on("subscribe")
     def on_subscribe(data: Any = None, *_extra: Any) -> dict[str, Any]:
-        parsed = parse("subscribe", data)
+        parsed = parse("subscribe", data, DEFAULT_KINDS)
         if isinstance(parsed, dict):
             return parsed
-        outcome = service.check(request.sid, parsed)
-        answer = {"symbols": outcome.symbols, "message": f"Subscribed to {len(outcome.symbols)} symbols"}
+        symbols, kinds = parsed
+        outcome = service.check(request.sid, symbols)
+        answer = {"symbols": outcome.symbols, "streams": [str(kind) for kind in kinds],
+                  "message": f"Subscribed to {len(outcome.symbols)} symbols"}
         ack = _answer("subscribe", "subscribed", outcome, answer)
-        service.join(request.sid, outcome.symbols)  # then the latest prices, then live updates
+        service.join(request.sid, outcome.symbols, kinds)  # then the latest updates, then live ones
         return ack
 
     @socketio.on("unsubscribe")
     def on_unsubscribe(data: Any = None, *_extra: Any) -> dict[str, Any]:
-        parsed = parse("unsubscribe", data)
+        parsed = parse("unsubscribe", data, EVERY_KIND)  # without streams: every stream of those symbols
         if isinstance(parsed, dict):
             return parsed
-        outcome = service.unsubscribe(request.sid, parsed)
-        answer = {"symbols": outcome.symbols, "message": f"Unsubscribed from {len(outcome.symbols)} symbols"}
+        symbols, kinds = parsed
+        outcome = service.unsubscribe(request.sid, symbols, kinds)
+        answer = {"symbols": outcome.symbols, "streams": [str(kind) for kind in kinds],
+                  "message": f"Unsubscribed from {len(outcome.symbols)} symbols"}
         return _answer("unsubscribe", "unsubscribed", outcome, answer)
 
     @socketio.on("*")

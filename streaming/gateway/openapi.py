@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from streaming.core.channels import Kind
 from streaming.core.symbols import SYMBOL_PATTERN
 from streaming.runtime.version import VERSION
 
@@ -22,6 +23,7 @@ blueprint = Blueprint("openapi", __name__)
 JSON = "application/json"
 # Canonical symbols as the service emits them (anchored: JSON Schema patterns match anywhere).
 SYMBOL = f"^{SYMBOL_PATTERN.pattern}$"
+CHANNEL_KEY = f"^({'|'.join(kind.value for kind in Kind)}):{SYMBOL_PATTERN.pattern}$"
 # streaming.core.models.iso_timestamp: UTC, milliseconds, 'Z'.
 ISO_MILLIS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 # streaming.gateway.routes.format_uptime: "2h 15m 30s", with a leading "Nd " past a day.
@@ -67,6 +69,10 @@ def _schemas() -> dict[str, Any]:
     number = {"type": "number"}
     symbol = {"type": "string", "pattern": SYMBOL}
     symbols = {"type": "array", "items": symbol}
+    source = {
+        "type": "string", "enum": ["cache", "api"],
+        "description": "`cache`: what the service holds from the stream; `api`: Binance REST just now",
+    }
     return {
         "Error": _object(
             {
@@ -94,6 +100,52 @@ def _schemas() -> dict[str, Any]:
                 "eventTime": {**integer, "description": "Binance event time `E`, epoch milliseconds"},
             },
             description="The `price_update` payload of the Socket.IO API.",
+        ),
+        "Trade": _object(
+            {
+                "symbol": symbol,
+                "exchange": {"type": "string", "enum": ["binance"]},
+                "id": {**integer, "description": "aggregate trade id (Binance `a`); consecutive per symbol"},
+                "price": {**number, "description": "`p`"},
+                "quantity": {**number, "description": "`q`"},
+                "side": {"type": "string", "enum": ["buy", "sell"],
+                         "description": "the taker's side: `sell` when the buyer was the maker (`m` true)"},
+                "firstTradeId": {**integer, "description": "`f`"},
+                "lastTradeId": {**integer, "description": "`l`"},
+                "tradeTime": {**integer, "description": "`T`, epoch milliseconds"},
+                "eventTime": {**integer, "description": "`E`, epoch milliseconds (the trade time for trades "
+                              "fetched from Binance REST, which carry no event time)"},
+                "timestamp": {"type": "string", "format": "date-time", "pattern": ISO_MILLIS,
+                              "description": "`tradeTime` in ISO 8601 UTC"},
+            },
+            description="The `trade` payload of the Socket.IO API: one aggregated trade.",
+        ),
+        "BookTicker": _object(
+            {
+                "symbol": symbol,
+                "exchange": {"type": "string", "enum": ["binance"]},
+                "bid": {**number, "description": "best bid price (`b`)"},
+                "bidQty": {**number, "description": "`B`"},
+                "ask": {**number, "description": "best ask price (`a`)"},
+                "askQty": {**number, "description": "`A`"},
+                "updateId": {"type": "integer", "minimum": 0, "nullable": True,
+                             "description": "`u`; null for a book ticker from Binance REST that carries none"},
+                "eventTime": {**integer, "description": "`E`, epoch milliseconds"},
+                "transactionTime": {**integer, "description": "`T`, epoch milliseconds"},
+                "timestamp": {"type": "string", "format": "date-time", "pattern": ISO_MILLIS,
+                              "description": "`eventTime` in ISO 8601 UTC"},
+            },
+            description="The `book_ticker` payload of the Socket.IO API: the best bid and ask.",
+        ),
+        "Book": _object(
+            {"success": {"type": "boolean", "enum": [True]}, "data": _ref("BookTicker"), "source": source},
+        ),
+        "Trades": _object(
+            {
+                "success": {"type": "boolean", "enum": [True]},
+                "data": {"type": "array", "items": _ref("Trade"), "description": "oldest first, newest last"},
+                "source": source,
+            },
         ),
         "PricedTicker": _object(
             {
@@ -234,9 +286,18 @@ def _schemas() -> dict[str, Any]:
                         "active_streams": integer,
                         "active_symbols": symbols,
                         "total_subscriptions": integer,
+                        "active_channels": {
+                            "type": "array", "items": {"type": "string", "pattern": CHANNEL_KEY},
+                            "description": "`<kind>:<SYMBOL>` of every stream Binance delivers now",
+                        },
                         "subscriptions_by_symbol": {
                             "type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
-                            "description": "symbol -> clients subscribed to it",
+                            "description": "symbol -> subscriptions to its streams (a client holding its "
+                            "ticker and trades counts twice)",
+                        },
+                        "subscriptions_by_channel": {
+                            "type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
+                            "description": "`<kind>:<SYMBOL>` -> clients subscribed to it",
                         },
                         "connected_clients": integer,
                         "white_hat_mode": {"type": "boolean", "enum": [True]},
@@ -272,11 +333,14 @@ def _schemas() -> dict[str, Any]:
     }
 
 
+RETRY_AFTER = {
+    "description": "seconds to wait before asking again",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
 def _responses() -> dict[str, Any]:
-    retry_after = {
-        "description": "seconds to wait before asking again",
-        "schema": {"type": "integer", "minimum": 1},
-    }
+    retry_after = RETRY_AFTER
     return {
         "NotFound": _json(_ref("Error"), "No such route (`code` NOT_FOUND), or, where stated, no such resource."),
         "MethodNotAllowed": _json(
@@ -292,8 +356,9 @@ def _responses() -> dict[str, Any]:
             "An unexpected failure in the route; it has been logged.",
         ),
         "RateLimited": _json(
-            _error_with(["RATE_LIMITED"], "too many /price requests"),
-            "Too many /price requests from this address (PRICE_REQUESTS_PER_SECOND, PRICE_REQUEST_BURST).",
+            _error_with(["RATE_LIMITED"], "too many /price, /book and /trades requests"),
+            "Too many /price, /book and /trades requests from this address (PRICE_REQUESTS_PER_SECOND, "
+            "PRICE_REQUEST_BURST, shared by the three).",
             headers={"Retry-After": {**retry_after, "required": True}},
         ),
         "PriceUnavailable": _json(
@@ -314,6 +379,45 @@ def _operation(operation_id: str, summary: str, tags: list[str], responses: dict
         "tags": tags,
         **extra,
         "responses": {**responses, "500": _response("InternalError")},
+    }
+
+
+def _symbol_parameter() -> dict[str, Any]:
+    return {
+        "name": "symbol",
+        "in": "path",
+        "required": True,
+        "description": "A symbol such as `BTCUSDT`, case-insensitive. Anything else than 2-32 letters, digits or "
+        "`_` is answered 400, a well-formed symbol that is not a trading USDT perpetual 404.",
+        "schema": {"type": "string", "minLength": 1},
+        "example": "BTCUSDT",
+    }
+
+
+def _lookup_errors(what: str, bad_request: list[str] | None = None,
+                   bad_request_description: str = "the symbol is malformed") -> dict[str, Any]:
+    """The error answers every look-up route (/price, /book, /trades) shares."""
+    return {
+        "400": _json(
+            _error_with(bad_request or ["INVALID_SYMBOL"], bad_request_description),
+            "The symbol is not 2-32 letters, digits or `_` (after trimming and upper-casing), or a parameter is "
+            "out of range.",
+        ),
+        "404": _json(
+            _error_with(
+                ["UNKNOWN_SYMBOL", "NOT_FOUND"],
+                "UNKNOWN_SYMBOL: not a trading USDT perpetual (GET /symbols lists them), or Binance answered "
+                "'Invalid symbol.'; NOT_FOUND: an empty symbol matches no route",
+            ),
+            "Unknown symbol.",
+        ),
+        "429": _response("RateLimited"),
+        "503": _json(
+            _error_with(["UPSTREAM_UNAVAILABLE", "UPSTREAM_RATE_LIMITED"], f"no fresh {what} can be had now"),
+            f"The service holds no fresh {what} and Binance REST could not be asked (`UPSTREAM_UNAVAILABLE`) or "
+            "must not be asked now (`UPSTREAM_RATE_LIMITED`, then with `Retry-After`).",
+            headers={"Retry-After": {**RETRY_AFTER, "required": False}},
+        ),
     }
 
 
@@ -367,34 +471,42 @@ def _paths() -> dict[str, Any]:
                         "A price no older than PRICE_MAX_AGE: from the cache (`source: cache`) or just fetched "
                         "from Binance REST and cached (`source: api`).",
                     ),
-                    "400": _json(
-                        _error_with(["INVALID_SYMBOL"], "the symbol is malformed"),
-                        "The symbol is not 2-32 letters, digits or `_` (after trimming and upper-casing).",
-                    ),
-                    "404": _json(
-                        _error_with(
-                            ["UNKNOWN_SYMBOL", "NOT_FOUND"],
-                            "UNKNOWN_SYMBOL: not a trading USDT perpetual (GET /symbols lists them), or "
-                            "Binance answered 'Invalid symbol.'; NOT_FOUND: an empty symbol (`/price/`) "
-                            "matches no route",
-                        ),
-                        "Unknown symbol.",
-                    ),
-                    "429": _response("RateLimited"),
+                    **_lookup_errors("price"),
                     "503": _response("PriceUnavailable"),
                 },
-                parameters=[
-                    {
-                        "name": "symbol",
-                        "in": "path",
-                        "required": True,
-                        "description": "A symbol such as `BTCUSDT`, case-insensitive. Anything else than 2-32 "
-                        "letters, digits or `_` is answered 400, a well-formed symbol that is not a trading "
-                        "USDT perpetual 404.",
-                        "schema": {"type": "string", "minLength": 1},
-                        "example": "BTCUSDT",
-                    }
-                ],
+                parameters=[_symbol_parameter()],
+            )
+        },
+        "/book/{symbol}": {
+            "get": _operation(
+                "getBook", "The best bid and ask of a symbol: from the stream, else from Binance REST",
+                ["market data"],
+                {
+                    "200": _json(_ref("Book"), "A book ticker no older than PRICE_MAX_AGE: the latest from the "
+                                 "stream (`source: cache`), or just fetched from Binance's "
+                                 "/fapi/v1/ticker/bookTicker (`source: api`)."),
+                    **_lookup_errors("book ticker"),
+                },
+                parameters=[_symbol_parameter()],
+            )
+        },
+        "/trades/{symbol}": {
+            "get": _operation(
+                "getTrades", "The last trades of a symbol: from the stream, else from Binance REST",
+                ["market data"],
+                {
+                    "200": _json(_ref("Trades"), "The last `limit` aggregated trades, newest last: those the "
+                                 "service kept from the live trade stream when it holds that many without a gap "
+                                 "(`source: cache`), else Binance's /fapi/v1/aggTrades (`source: api`)."),
+                    **_lookup_errors("trades", ["INVALID_SYMBOL", "INVALID_REQUEST"],
+                                     "INVALID_SYMBOL: the symbol is malformed; INVALID_REQUEST: `limit` is not a "
+                                     "whole number from 1 to 1000"),
+                },
+                parameters=[_symbol_parameter(), {
+                    "name": "limit", "in": "query", "required": False,
+                    "description": "How many trades, 1-1000 (default 500, as Binance).",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 500},
+                }],
             )
         },
         "/metrics": {
@@ -430,8 +542,9 @@ def openapi_document(version: str = VERSION) -> dict[str, Any]:
             "title": "websocket-streaming HTTP API",
             "version": version,
             "description": (
-                "Live Binance USD-M futures tickers are streamed over Socket.IO (see the README); these routes "
-                "serve the latest prices and the service's state. Every error is JSON "
+                "Live Binance USD-M futures tickers, trades and book tickers are streamed over Socket.IO (see the "
+                "README); these routes serve the latest prices, best bids and asks, and trades, and the service's "
+                "state. Every error is JSON "
                 "`{success: false, error, code}`: also a route that does not exist (404 `NOT_FOUND`) and a "
                 "method a route does not accept (405 `METHOD_NOT_ALLOWED`). CORS: `Access-Control-Allow-Origin` "
                 "follows CORS_ALLOWED_ORIGINS."
@@ -439,7 +552,7 @@ def openapi_document(version: str = VERSION) -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "tags": [
-            {"name": "market data", "description": "prices and symbols"},
+            {"name": "market data", "description": "prices, book tickers, trades and symbols"},
             {"name": "operations", "description": "health, counters, metrics and this document"},
         ],
         "paths": _paths(),

@@ -37,7 +37,7 @@ def _upstream_view(service: StreamingService) -> dict[str, Any]:
     now = time.monotonic()
     connections = []
     newest: float | None = None
-    for status in service.pool.statuses():
+    for status in service.upstream_statuses():
         age = None if status.last_message_at is None else round(now - status.last_message_at, 3)
         if age is not None and status.state == "live":
             newest = age if newest is None else min(newest, age)
@@ -64,7 +64,7 @@ def _health_reasons(service: StreamingService, upstream: dict[str, Any], cache_s
     if cache_state == CacheStatus.MEMORY:
         reasons.append("cache: Redis unavailable, serving from memory")
     if not upstream["connected"]:
-        if service.pool.wanted_symbols():
+        if service.wanted_streams():
             reasons.append("upstream: not connected to Binance")
     elif upstream["last_message_age"] is not None and upstream["last_message_age"] > settings.stale_timeout:
         reasons.append(f"upstream: no data for {upstream['last_message_age']:.0f}s")

@@ -1,3 +1,4 @@
-"""Between upstream and clients: publishing each update (ordering, cache, fan-out), the streams' status and its
-monitor.
+"""Between upstream and clients: demand (who holds which channel, and what Binance is asked to stream),
+publishing each update (ordering gate per kind, stores, fan-out), REST-backed look-ups, and the streams' status
+and its monitor.
 """

@@ -1,65 +1,74 @@
-"""Fanout: one tick -> the cache (the ordering gate), the stream monitor, the symbol's room, and metrics.
+"""Fanout: one update -> its kind's store (the ordering gate), the stream monitor, its channel's room, metrics.
 
-Per symbol, a tick not newer than the last one is dropped, so clients never see an update older than one
-they already received (duplicates from overlapping connections included).
+Per channel, an update not newer than the last one is dropped, so clients never see an update older than one
+they already received (duplicates from overlapping connections included). Which store gates a kind, and which
+event carries it, is all the fan-out knows of kinds.
 """
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
-from cache.writer import TickerCache
 from metrics.collectors import ServiceMetrics
-from streaming.core.symbols import room_for
-from streaming.exchanges.binance.protocol import TickerBatch
+from streaming.core.channels import KINDS, Channel, Kind
+from streaming.core.models import Model
+from streaming.exchanges.binance.protocol import StreamBatch
 
-__all__ = ["Fanout", "PRICE_UPDATE"]
+__all__ = ["Fanout", "Gate", "PRICE_UPDATE"]
 
-PRICE_UPDATE = "price_update"
+PRICE_UPDATE = KINDS[Kind.TICKER].event
 
 Emit = Callable[[str, dict, str], None]
+
+
+class Gate(Protocol):
+    """A kind's store: keeps an update and returns True only if it is newer than the newest one held."""
+
+    def offer(self, update: Model, /) -> bool: ...
 
 
 class Fanout:
     def __init__(
         self,
         emit: Emit,
-        audience: Callable[[str], int],
-        cache: TickerCache,
+        audience: Callable[[Channel], int],
+        gates: Mapping[Kind, Gate],
         metrics: ServiceMetrics,
         on_tick: Callable[[str], None],
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._emit = emit
         self._audience = audience
-        self._cache = cache
+        self._gates = gates
         self._metrics = metrics
-        self._on_tick = on_tick
+        self._on_tick = on_tick  # a ticker of this symbol arrived from the stream (the monitor)
         self._wall_clock = wall_clock
-        # Held while a tick is cached and emitted, and while a client joins a room and gets the cached tick:
-        # so each client sees every tick once, in order.
+        # Held while an update is stored and emitted, and while a client joins a room and gets the stored
+        # update: so each client sees every update once, in order.
         self.lock = threading.Lock()
 
-    def publish(self, batch: TickerBatch, from_stream: bool = True, received_at: float | None = None) -> int:
-        """Emit every new tick of a batch to its room; returns how many were emitted.
+    def publish(self, batch: StreamBatch, from_stream: bool = True, received_at: float | None = None) -> int:
+        """Emit every new update of a batch to its channel's room; returns how many were emitted.
 
-        Ticks fetched over REST (``from_stream=False``) say nothing about the health of the stream.
+        Updates fetched over REST (``from_stream=False``) say nothing about the health of the stream.
         ``received_at`` (``time.perf_counter()`` when the frame was read) feeds the receipt-to-emit histogram."""
         emitted = 0
-        for ticker in batch.tickers:
+        for update in batch.updates:
+            channel = update.channel
             with self.lock:
-                if not self._cache.offer(ticker):
+                if not self._gates[channel.kind].offer(update):
                     self._metrics.updates_dropped.inc()
                     continue
-                if self._audience(ticker.symbol) > 0:
-                    self._emit(PRICE_UPDATE, ticker.to_wire(), room_for(ticker.symbol))
+                if self._audience(channel) > 0:
+                    self._emit(KINDS[channel.kind].event, update.to_wire(), channel.room)
                     emitted += 1
-            if from_stream:
-                self._on_tick(ticker.symbol)
+            if from_stream and channel.kind is Kind.TICKER:
+                self._on_tick(channel.symbol)
         if emitted:
             self._metrics.updates_emitted.inc(emitted)
-            latency = max(0.0, self._wall_clock() - batch.tickers[-1].event_time / 1000.0)
+            latency = max(0.0, self._wall_clock() - batch.updates[-1].event_time / 1000.0)
             self._metrics.emit_latency.observe(latency)
             if received_at is not None:
                 self._metrics.receive_latency.observe(max(0.0, time.perf_counter() - received_at))

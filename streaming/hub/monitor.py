@@ -1,6 +1,6 @@
-"""StreamMonitor: tells clients when their symbols' streams go down or quiet, and when they are live again.
+"""StreamMonitor: tells clients when their symbols' ticker streams go down or quiet, and when they are live again.
 
-Subscribers of a symbol receive ``stream_status`` ``{symbol, state, since}`` with state ``reconnecting`` (its
+Subscribers of a symbol's ticker receive ``stream_status`` ``{symbol, state, since}`` with state ``reconnecting`` (its
 connection dropped), ``stale`` (no tick for STALE_TIMEOUT although the connection is up) or ``live`` (ticks
 flow again). It is driven by upstream events, by the fan-out's ticks and by a once-a-second check.
 """
@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from streaming.core.channels import BINANCE, Channel, Kind
 from streaming.core.models import iso_timestamp
-from streaming.core.symbols import room_for
 from streaming.hub.status import LIVE, RECONNECTING, STALE, StreamState, StreamStates
 from streaming.runtime.tasks import PeriodicTask, TaskRunner
 
@@ -30,7 +30,7 @@ class StreamMonitor:
         self,
         emit: Callable[[str, dict, str], None],
         audience: Callable[[str], int],
-        watched: Callable[[], Iterable[str]],
+        watched: Callable[[], Iterable[str]],  # the symbols whose tickers are streamed now
         stale_timeout: float,
         tasks: TaskRunner,
         wall_clock: Callable[[], float] = time.time,
@@ -39,7 +39,7 @@ class StreamMonitor:
     ) -> None:
         self._emit = emit
         self._on_stale = on_stale  # told how many symbols the check found quiet
-        self._audience = audience
+        self._audience = audience  # subscribers of a symbol's ticker
         self._watched = watched  # symbols streamed now
         self._stale_timeout = stale_timeout
         self._wall_clock = wall_clock
@@ -55,7 +55,7 @@ class StreamMonitor:
     def _announce(self, states: Iterable[StreamState]) -> None:
         for state in states:
             if self._audience(state.symbol):
-                self._emit(STREAM_STATUS, self.payload(state), room_for(state.symbol))
+                self._emit(STREAM_STATUS, self.payload(state), _ticker_room(state.symbol))
 
     # -- inputs -----------------------------------------------------------------------------------------------
     def connection_down(self, symbols: Iterable[str], stale: bool = False) -> None:
@@ -107,3 +107,7 @@ class StreamMonitor:
             log.warning("%d streams stale: no tick for %.0fs (%s)", len(changed), self._stale_timeout,
                         ", ".join(s.symbol for s in changed[:5]))
         self._announce(changed)
+
+
+def _ticker_room(symbol: str) -> str:
+    return Channel(BINANCE, Kind.TICKER, symbol).room

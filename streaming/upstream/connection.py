@@ -1,7 +1,7 @@
 """UpstreamConnection: one Binance combined-stream connection and its reader task.
 
-The reader connects on the /market route, answers server pings (echoing the payload), hands every frame to
-``binance.parse_message``, passes ticker batches to the sink, settles control replies, reconnects after drops
+The reader connects on its route (/market or /public), answers server pings (echoing the payload), hands every frame to
+``binance.parse_message``, passes each frame's updates to the observer, settles control replies, reconnects after drops
 (``pacing.ReconnectPolicy``), and closes a connection that carries streams but has been silent too long (watchdog).
 """
 from __future__ import annotations
@@ -15,18 +15,19 @@ from typing import Protocol
 
 import websocket
 
+from streaming.core.channels import Channel
 from streaming.core.pacing import ReconnectPolicy
 from streaming.exchanges.binance.control import ControlChannel
 from streaming.exchanges.binance.protocol import (
     ErrorReply,
     Reply,
-    TickerBatch,
+    StreamBatch,
     Unrecognised,
     control_request,
-    market_stream_url,
     parse_message,
-    symbol_of_stream,
+    stream_url,
 )
+from streaming.exchanges.binance.streams import MARKET, channel_of_stream
 from streaming.runtime.tasks import TaskRunner
 
 __all__ = ["UpstreamConnection", "UpstreamStatus", "Timing", "UpstreamObserver"]
@@ -49,8 +50,8 @@ class UpstreamObserver(Protocol):
 
     An event's ``detail`` starts with a bounded category, up to the first ':' (e.g. ``code=2: id=7 ...``)."""
 
-    def on_tickers(self, batch: TickerBatch, received_at: float) -> None:
-        """Ticks of one frame; ``received_at`` is ``time.perf_counter()`` when the frame was read."""
+    def on_updates(self, batch: StreamBatch, received_at: float) -> None:
+        """The updates of one frame; ``received_at`` is ``time.perf_counter()`` when the frame was read."""
 
     def on_event(self, connection: UpstreamConnection, event: str, detail: str = "") -> None: ...
 
@@ -81,7 +82,7 @@ class UpstreamStatus:
 
 
 class UpstreamConnection:
-    """One connection to ``{base}/market/stream``. Its channel is guarded by ``lock``."""
+    """One connection to ``{base}{route}/stream``. Its control channel is guarded by ``lock``."""
 
     def __init__(
         self,
@@ -93,9 +94,11 @@ class UpstreamConnection:
         timing: Timing,
         connection_slot: Callable[[], float] = lambda: 0.0,
         clock: Callable[[], float] = time.monotonic,
+        route: str = MARKET,
     ) -> None:
         self.index = index
         self.base_url = base_url
+        self.route = route
         self.channel = channel
         self.lock = threading.Lock()
         self._observer = observer
@@ -111,7 +114,7 @@ class UpstreamConnection:
         self._ws: websocket.WebSocket | None = None
         self._send_lock = threading.Lock()
         self.state = "idle"
-        self.url = market_stream_url(base_url)
+        self.url = stream_url(base_url, route)
         self.connected_since: float | None = None
         self.last_message_at: float | None = None
         self.messages = 0
@@ -149,11 +152,11 @@ class UpstreamConnection:
         self.state = "closing"  # no more requests on it; the reader reconnects
         self._close_socket()
 
-    def symbols(self) -> list[str]:
-        """The symbols this connection is meant to carry."""
+    def channels(self) -> list[Channel]:
+        """The channels this connection is meant to carry."""
         with self.lock:
             streams = list(self.channel.wanted)
-        return sorted(filter(None, map(symbol_of_stream, streams)))
+        return sorted(filter(None, map(channel_of_stream, streams)))
 
     def status(self) -> UpstreamStatus:
         with self.lock:
@@ -240,7 +243,7 @@ class UpstreamConnection:
         """One connection, from open to close; returns why it ended (first word is a bounded category)."""
         with self.lock:
             initial = sorted(self.channel.wanted - self.channel.rejected)[:URL_STREAM_LIMIT]
-        url = market_stream_url(self.base_url, initial)
+        url = stream_url(self.base_url, self.route, initial)
         self.state = "connecting"
         if not self._wait_for_connection_slot():
             return "stopped: while waiting for the connection budget"
@@ -320,7 +323,7 @@ class UpstreamConnection:
     def _silence(self) -> float | None:
         """Seconds without data, if the connection carries streams and that is longer than the stale timeout.
 
-        Pings, acknowledgements and error frames do not count as data: only ticker frames reset the watchdog.
+        Pings, acknowledgements and error frames do not count as data: only data frames reset the watchdog.
         """
         silent_for = self._clock() - (self.last_message_at or self._clock())
         if silent_for <= self._timing.stale_timeout:
@@ -331,10 +334,10 @@ class UpstreamConnection:
 
     def _handle(self, data: bytes | str, received_at: float) -> None:
         message = parse_message(data)
-        if isinstance(message, TickerBatch):
+        if isinstance(message, StreamBatch):
             self.last_message_at = self._clock()
             self.messages += 1
-            self._observer.on_tickers(message, received_at)
+            self._observer.on_updates(message, received_at)
         elif isinstance(message, Reply):
             with self.lock:
                 outcome = self.channel.on_reply(message.id)

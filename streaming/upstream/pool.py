@@ -1,7 +1,11 @@
-"""UpstreamPool: owns every upstream connection, places streams on them, paces control messages, rotates.
+"""UpstreamPool: owns the upstream connections of one route, places streams on them, paces control messages,
+rotates.
 
-Symbols become wanted when their first client subscribes (or they are defaults) and stop being wanted after a
-grace period without subscribers. Each wanted stream lives on one connection with room for it (Binance allows
+Binance serves each stream on one route (/market or /public) and a connection carries one route's streams, so
+the service has one pool per route. Streams become wanted when their channel's first client subscribes (or
+they are defaults) and stop being wanted after a grace period without subscribers.
+
+Each wanted stream lives on one connection with room for it (Binance allows
 1024 streams per connection). One pool task sends the paced SUBSCRIBE / UNSUBSCRIBE requests and pings, and
 replaces each connection before Binance's 24-hour limit: the successor subscribes the same streams, takes
 over once it delivers, and only then is the old one closed (the fan-out drops the overlap's duplicates).
@@ -15,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 from streaming.core.pacing import SlidingWindowBudget
 from streaming.exchanges.binance.control import ControlChannel
-from streaming.exchanges.binance.protocol import stream_name
+from streaming.exchanges.binance.streams import MARKET
 from streaming.runtime.tasks import PeriodicTask, TaskRunner
 from streaming.upstream.connection import Timing, UpstreamConnection, UpstreamObserver, UpstreamStatus
 
@@ -46,8 +50,10 @@ class UpstreamPool:
         timing: Timing,
         grace: float,
         max_age: float,
+        route: str = MARKET,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.route = route
         self._base_url = base_url
         self._tasks = tasks
         self._observer = observer
@@ -61,9 +67,9 @@ class UpstreamPool:
         self._connections: list[UpstreamConnection] = []
         self._successors: dict[UpstreamConnection, tuple[UpstreamConnection, float]] = {}  # old -> (new, started)
         self._next_index = 0
-        self._placement: dict[str, UpstreamConnection] = {}  # symbol -> connection carrying it
-        self._pinned: set[str] = set()  # always streamed (DEFAULT_SYMBOLS)
-        self._releases: dict[str, float] = {}  # symbol -> when it stops being wanted
+        self._placement: dict[str, UpstreamConnection] = {}  # stream -> connection carrying it
+        self._pinned: set[str] = set()  # always streamed (the tickers of DEFAULT_SYMBOLS)
+        self._releases: dict[str, float] = {}  # stream -> when it stops being wanted
         self._budget = SlidingWindowBudget(CONNECTIONS_PER_WINDOW, CONNECTION_WINDOW, clock)
         self._budget_lock = threading.Lock()
         self._task = PeriodicTask(
@@ -72,31 +78,31 @@ class UpstreamPool:
         self._running = False
 
     # -- what is wanted ---------------------------------------------------------------------------------------
-    def pin(self, symbols: Iterable[str]) -> None:
-        """Symbols streamed whatever the subscriptions (the defaults)."""
-        for symbol in symbols:
-            self._pinned.add(symbol)
-            self.want(symbol)
+    def pin(self, streams: Iterable[str]) -> None:
+        """Streams carried whatever the subscriptions (the defaults)."""
+        for stream in streams:
+            self._pinned.add(stream)
+            self.want(stream)
 
-    def want(self, symbol: str) -> None:
-        """Stream a symbol (its first subscriber arrived); cancels a pending release."""
+    def want(self, stream: str) -> None:
+        """Carry a stream (its channel's first subscriber arrived); cancels a pending release."""
         with self._lock:
-            self._releases.pop(symbol, None)
-            if symbol in self._placement:
+            self._releases.pop(stream, None)
+            if stream in self._placement:
                 return
             connection = self._connection_with_room()
             with connection.lock:
-                connection.channel.want(stream_name(symbol))
-            self._placement[symbol] = connection
+                connection.channel.want(stream)
+            self._placement[stream] = connection
         self._task.wake()
 
-    def release(self, symbol: str) -> None:
-        """Its last subscriber left: stop streaming after the grace period unless it is pinned or wanted again."""
-        if symbol in self._pinned:
+    def release(self, stream: str) -> None:
+        """Its last subscriber left: stop carrying it after the grace period unless it is pinned or wanted again."""
+        if stream in self._pinned:
             return
         with self._lock:
-            if symbol in self._placement:
-                self._releases[symbol] = self._clock() + self._grace
+            if stream in self._placement:
+                self._releases[stream] = self._clock() + self._grace
         self._task.wake()
 
     def _new_connection(self) -> UpstreamConnection:
@@ -109,6 +115,7 @@ class UpstreamPool:
             self._timing,
             self._connection_slot,
             self._clock,
+            self.route,
         )
         self._next_index += 1
         return connection
@@ -132,14 +139,14 @@ class UpstreamPool:
     def _expire_releases(self) -> None:
         now = self._clock()
         with self._lock:
-            due = [symbol for symbol, at in self._releases.items() if at <= now]
-            for symbol in due:
-                del self._releases[symbol]
-                connection = self._placement.pop(symbol)
+            due = [stream for stream, at in self._releases.items() if at <= now]
+            for stream in due:
+                del self._releases[stream]
+                connection = self._placement.pop(stream)
                 with connection.lock:
-                    connection.channel.unwant(stream_name(symbol))
-        for symbol in due:
-            log.info("stream %s released: no subscribers for %.1fs", symbol, self._grace)
+                    connection.channel.unwant(stream)
+        for stream in due:
+            log.info("stream %s released: no subscribers for %.1fs", stream, self._grace)
 
     # -- rotation ---------------------------------------------------------------------------------------------
     def _rotate(self) -> None:
@@ -178,16 +185,16 @@ class UpstreamPool:
     def _hand_over(self, old: UpstreamConnection, successor: UpstreamConnection) -> None:
         with self._lock:
             self._connections[self._connections.index(old)] = successor
-            for symbol, connection in self._placement.items():
+            for stream, connection in self._placement.items():
                 if connection is old:
-                    self._placement[symbol] = successor
+                    self._placement[stream] = successor
             del self._successors[old]
         log.info("upstream %d: successor %d took over; closing the old connection", old.index, successor.index)
         self._observer.on_event(successor, "rotated")
         self._tasks.start(old.stop)
 
     # -- views ------------------------------------------------------------------------------------------------
-    def wanted_symbols(self) -> list[str]:
+    def wanted_streams(self) -> list[str]:
         with self._lock:
             return sorted(self._placement)
 
@@ -207,9 +214,11 @@ class UpstreamPool:
         return [connection.status() for connection in self._all_connections()]
 
     # -- the pool task ----------------------------------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, connect_idle: bool = True) -> None:
+        """Start the connections and the pool task; with ``connect_idle`` False a pool with nothing to carry
+        opens its first connection only when a stream is wanted."""
         with self._lock:
-            if not self._connections:
+            if not self._connections and connect_idle:
                 self._connection_with_room()
             self._running = True  # from now on, new connections start as they are made
             connections = list(self._connections)

@@ -13,7 +13,8 @@ import websocket
 
 from tests.helpers import scaled, wait_for
 
-EVENTS = ("connected", "subscribed", "unsubscribed", "price_update", "error", "stream_status", "server_shutdown")
+EVENTS = ("connected", "subscribed", "unsubscribed", "price_update", "trade", "book_ticker", "error", "stream_status",
+          "server_shutdown")
 
 
 class RecordingClient:

@@ -41,11 +41,14 @@ CHECKS = [
 ]
 # Status endpoints answer 503 with their own body (what is wrong), not the error body.
 STATUS_PATHS = {"/health": "#/components/schemas/Health", "/ready": "#/components/schemas/Ready"}
-DOCUMENTED = {"/health", "/ready", "/stats", "/symbols", "/price/{symbol}", "/metrics", "/openapi.json"}
+DOCUMENTED = {"/health", "/ready", "/stats", "/symbols", "/price/{symbol}", "/book/{symbol}", "/trades/{symbol}",
+              "/metrics", "/openapi.json"}
 REQUEST_TIMEOUT = 10.0
 MAX_EXAMPLES = 50  # per operation and strategy
 DEADLINE_MS = 3000  # per example
 PRICE = "/price/{symbol}"
+# The look-up routes: the same symbol validation, limits and errors
+LOOKUPS = (PRICE, "/book/{symbol}", "/trades/{symbol}")
 OPENAPI_JSON = "/openapi.json"
 # Values a person would try first; Hypothesis adds its own. Cache hit, REST fallback, case, blanks, 400s, 404s.
 PRICE_EXAMPLES = ("BTCUSDT", "LINKUSDT", "ethusdt", " SOLUSDT ", "NOTACOINUSDT", "BTCUSDT_260327", "BTC-USDT",
@@ -169,7 +172,7 @@ def _steps(operation: Any, base_url: str | None, symbols: list[str]) -> dict[str
 
     def examples() -> None:
         fixed = [operation.Case()]
-        if operation.path == PRICE:
+        if operation.path in LOOKUPS:
             fixed = [operation.Case(path_parameters={"symbol": value}) for value in PRICE_EXAMPLES]
         for case in fixed:
             check(case)
@@ -177,7 +180,8 @@ def _steps(operation: Any, base_url: str | None, symbols: list[str]) -> dict[str
     def raw_symbols() -> None:
         failed = []
         for raw in RAW_PRICE_SYMBOLS:
-            response = requests.get(f"{base_url}/price/{raw}", timeout=REQUEST_TIMEOUT, allow_redirects=False)
+            response = requests.get(base_url + operation.path.replace("{symbol}", raw), timeout=REQUEST_TIMEOUT,
+                                    allow_redirects=False)
             case = operation.Case(path_parameters={"symbol": unquote(raw, errors="replace")})
             try:
                 case.validate_response(response, checks=CHECKS)
@@ -191,7 +195,7 @@ def _steps(operation: Any, base_url: str | None, symbols: list[str]) -> dict[str
         # Schemathesis' own generation from the schema
         "generated": HYPOTHESIS(given(case=operation.as_strategy())(check)),
     }
-    if operation.path == PRICE:
+    if operation.path in LOOKUPS:
         steps["generated symbols"] = HYPOTHESIS(given(case=_price_cases(operation, symbols))(check))
         if base_url:
             steps["percent-encoded symbols"] = raw_symbols
@@ -211,7 +215,7 @@ def _run(operations: list[Any], base_url: str | None, symbols: list[str]) -> dic
     return failures
 
 
-@pytest.mark.timeout(scaled(60))
+@pytest.mark.timeout(scaled(120))
 def test_live_service_conforms_to_its_openapi_document(live_service: ServiceProcess) -> None:
     """Schemathesis against the live service: no 5xx, documented status codes, content types, bodies, headers."""
     url = live_service.url + OPENAPI_JSON

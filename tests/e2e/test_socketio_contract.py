@@ -39,7 +39,7 @@ def test_subscribe_acknowledges_and_sends_the_cached_price_at_once(service, clie
     client = clients()
     client.emit("subscribe", {"symbols": ["btcusdt", "ETHUSDT", "BTCUSDT"]})
     (ack,) = client.wait("subscribed")
-    assert ack == {"symbols": ["BTCUSDT", "ETHUSDT"], "message": "Subscribed to 2 symbols"}
+    assert ack == {"symbols": ["BTCUSDT", "ETHUSDT"], "streams": ["ticker"], "message": "Subscribed to 2 symbols"}
     updates = client.wait("price_update", count=2, timeout=3)
     assert {u["symbol"] for u in updates} == {"BTCUSDT", "ETHUSDT"}
 
@@ -72,7 +72,8 @@ def test_updates_reach_only_subscribers_and_stop_after_unsubscribe(clients) -> N
     assert {u["symbol"] for u in eth.received("price_update")} == {"ETHUSDT"}
     btc.emit("unsubscribe", {"symbols": ["btcusdt", "SOLUSDT"]})
     (ack,) = btc.wait("unsubscribed")
-    assert ack == {"symbols": ["BTCUSDT"], "message": "Unsubscribed from 1 symbols"}
+    assert ack == {"symbols": ["BTCUSDT"], "streams": ["ticker", "trade", "book"],
+                   "message": "Unsubscribed from 1 symbols"}
     btc.clear()
     eth.wait("price_update", count=len(eth.received("price_update")) + 5)  # several ticks pass
     assert btc.received("price_update") == []
@@ -81,12 +82,13 @@ def test_updates_reach_only_subscribers_and_stop_after_unsubscribe(clients) -> N
 def test_ack_callbacks_answer_too(clients) -> None:
     client = clients()
     answer = client.call("subscribe", {"symbols": ["SOLUSDT"]})
-    assert answer == {"symbols": ["SOLUSDT"], "message": "Subscribed to 1 symbols"}
+    assert answer == {"symbols": ["SOLUSDT"], "streams": ["ticker"], "message": "Subscribed to 1 symbols"}
     answer = client.call("subscribe", {"symbols": ["NOPEUSDT"]})
     assert answer["symbols"] == [] and [e["code"] for e in answer["errors"]] == ["UNKNOWN_SYMBOL"]
     assert client.call("subscribe", "junk")["code"] == "INVALID_REQUEST"
     answer = client.call("unsubscribe", {"symbols": ["SOLUSDT"]})
-    assert answer == {"symbols": ["SOLUSDT"], "message": "Unsubscribed from 1 symbols"}
+    assert answer == {"symbols": ["SOLUSDT"], "streams": ["ticker", "trade", "book"],
+                      "message": "Unsubscribed from 1 symbols"}
 
 
 @pytest.mark.parametrize("payload, code", [
@@ -118,7 +120,8 @@ def test_a_request_with_only_invalid_items_gets_only_the_error(clients, event: s
     assert client.received(confirmation, lambda answer: answer["symbols"] == []) == []
     ack = client.call(event, {"symbols": ["BTC-USDT"]})
     verb = "Subscribed to" if event == "subscribe" else "Unsubscribed from"
-    assert ack == {"symbols": [], "message": f"{verb} 0 symbols", "errors": [
+    streams = ["ticker"] if event == "subscribe" else ["ticker", "trade", "book"]
+    assert ack == {"symbols": [], "streams": streams, "message": f"{verb} 0 symbols", "errors": [
         {"code": "INVALID_SYMBOL", "message": ack["errors"][0]["message"], "event": event, "symbols": ["BTC-USDT"]}]}
 
 

@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 DEFAULT_SEED = 20260423
 CALL_TIMEOUT = 10.0  # seconds a synchronous API call (start, stop, drop_all, ...) may take
+CATCH_UP = 0.05  # seconds of ticks a late tick loop makes up for (a pause of the process, a busy machine)
 # Close codes a peer must never send in a close frame (RFC 6455 §7.4.1).
 _RESERVED_CLOSE_CODES = frozenset({1004, 1005, 1006, 1015})
 _T = TypeVar("_T")
@@ -131,6 +132,7 @@ class FakeBinance:
         self._sent_times: dict[str, set[int]] = {}  # symbol -> `E` of every 24hrTicker payload sent
         self._trades_sent: dict[str, dict[int, dict[str, Any]]] = {}  # symbol -> aggTrade payloads sent, by `a`
         self._last_books: dict[str, dict[str, Any]] = {}  # symbol -> the last bookTicker payload sent
+        self._books_sent: dict[str, dict[int, dict[str, Any]]] = {}  # symbol -> bookTicker payloads sent, by `u`
         self._attempts: list[float] = []  # wall-clock times of every WebSocket handshake attempt
         self._refused: list[float] = []  # ... and of those refused by refuse_connections
         self._rate_limited: list[float] = []  # ... and of those over the connection-attempt limit
@@ -220,10 +222,11 @@ class FakeBinance:
         with self._lock:
             return [info for info in self._infos if info.open]
 
-    def subscribed_streams(self) -> set[str]:
-        """Union of the streams of the open /market connections."""
+    def subscribed_streams(self, route: str | None = "market") -> set[str]:
+        """Union of the streams of the open connections of a route ("market", "public"; None: every route)."""
         with self._lock:
-            return {stream for info in self._infos if info.open and info.route == "market" for stream in info.streams}
+            return {stream for info in self._infos if info.open and route in (None, info.route)
+                    for stream in info.streams}
 
     def control_messages(self) -> list[tuple[int, object]]:
         """(conn_id, parsed JSON or raw text) of every text frame received, in arrival order."""
@@ -262,6 +265,12 @@ class FakeBinance:
         with self._lock:
             payload = self._last_books.get(symbol)
             return dict(payload) if payload is not None else None
+
+    def books_sent(self, symbol: str) -> list[dict[str, Any]]:
+        """Every `bookTicker` payload the fake sent for `symbol` (a payload sent on two connections counts
+        once), in update id order."""
+        with self._lock:
+            return [dict(row) for _, row in sorted(self._books_sent.get(symbol, {}).items())]
 
     def ticker_event_times(self, symbol: str) -> list[int]:
         """The event time `E` of every `24hrTicker` payload the fake sent for `symbol` (any stream, any
@@ -610,6 +619,7 @@ class FakeBinance:
                     self._trades_sent.setdefault(row["s"], {})[row["a"]] = row
                 elif event == "bookTicker":
                     self._last_books[row["s"]] = row
+                    self._books_sent.setdefault(row["s"], {})[row["u"]] = row
 
     def connection_closed(self, conn_id: int, code: int, reason: str) -> None:
         self._live.pop(conn_id, None)

@@ -10,7 +10,8 @@ import pytest
 
 import streaming.upstream.pool as pool_module
 from streaming.core.pacing import RETRY_JITTER, STEADY_DELAYS
-from streaming.exchanges.binance.protocol import TickerBatch
+from streaming.exchanges.binance.protocol import StreamBatch
+from streaming.exchanges.binance.streams import PUBLIC
 from streaming.upstream.connection import Timing, UpstreamConnection
 from streaming.upstream.pool import UpstreamPool
 from tests.fakes import protocol as fake_protocol
@@ -21,6 +22,14 @@ from tests.helpers import most_in_any_window, wait_for
 TIMING_FIELDS = {f.name for f in fields(Timing)}
 
 
+def ticker(symbol: str) -> str:
+    return symbol.lower() + "@ticker"
+
+
+def tickers(*symbols: str) -> list[str]:
+    return [ticker(symbol) for symbol in symbols]
+
+
 class Recorder:
     """UpstreamObserver that keeps what it is told."""
 
@@ -29,11 +38,14 @@ class Recorder:
         self.symbols: list[str] = []
         self.event_times: dict[str, list[int]] = {}  # symbol -> event time of every tick, in arrival order
         self.events: list[tuple[int, str, str]] = []
+        self.kinds: dict[str, set[str]] = {}  # symbol -> the kinds of its updates
 
-    def on_tickers(self, batch: TickerBatch, received_at: float) -> None:
+    def on_updates(self, batch: StreamBatch, received_at: float) -> None:
         with self.lock:
-            self.symbols.extend(t.symbol for t in batch.tickers)
-            for ticker in batch.tickers:
+            for update in batch.updates:
+                self.kinds.setdefault(update.symbol, set()).add(update.kind.value)
+            self.symbols.extend(t.symbol for t in batch.updates)
+            for ticker in batch.updates:
                 self.event_times.setdefault(ticker.symbol, []).append(ticker.event_time)
 
     def on_event(self, connection: UpstreamConnection, event: str, detail: str = "") -> None:
@@ -88,15 +100,30 @@ def make_pool(tasks, recorder: Recorder) -> Iterator:
 def test_pinned_symbols_stream_on_one_market_connection(fake_binance, make_pool, recorder, caplog) -> None:
     caplog.set_level(logging.INFO)
     pool = make_pool(fake_binance)
-    pool.pin(["BTCUSDT", "ETHUSDT"])
+    pool.pin(tickers("BTCUSDT", "ETHUSDT"))
     pool.start()
     wait_for(lambda: recorder.count("BTCUSDT") >= 2 and recorder.count("ETHUSDT") >= 2)
     (connection,) = fake_binance.open_connections()
     assert connection.path == "/market/stream" and connection.streams == {"btcusdt@ticker", "ethusdt@ticker"}
     assert pool.active_streams() == ["btcusdt@ticker", "ethusdt@ticker"]
-    pool.release("BTCUSDT")  # pinned: ignored
-    assert pool.wanted_symbols() == ["BTCUSDT", "ETHUSDT"]
+    pool.release(ticker("BTCUSDT"))  # pinned: ignored
+    assert pool.wanted_streams() == ["btcusdt@ticker", "ethusdt@ticker"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_pool_per_route_carries_only_its_routes_streams(fake_binance, make_pool, recorder) -> None:
+    market, public = make_pool(fake_binance), make_pool(fake_binance, route=PUBLIC)
+    market.want("btcusdt@aggTrade")
+    market.want(ticker("BTCUSDT"))
+    public.want("ethusdt@bookTicker")
+    market.start()
+    public.start()
+    wait_for(lambda: recorder.kinds.get("BTCUSDT") == {"ticker", "trade"} and recorder.kinds.get("ETHUSDT"))
+    by_path = {c.path: c.streams for c in fake_binance.open_connections()}
+    assert by_path == {"/market/stream": {"btcusdt@aggTrade", "btcusdt@ticker"},
+                       "/public/stream": {"ethusdt@bookTicker"}}
+    assert recorder.kinds["ETHUSDT"] == {"book"}
+    assert [s.url for s in public.statuses()] == [fake_binance.ws_url + "/public/stream"]
 
 
 def test_streams_spread_over_connections_at_the_per_connection_limit(make_pool, recorder) -> None:
@@ -105,7 +132,7 @@ def test_streams_spread_over_connections_at_the_per_connection_limit(make_pool, 
         symbols = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT", "XRPUSDT", "DOTUSDT"]
         pool.start()
         for symbol in symbols:
-            pool.want(symbol)
+            pool.want(ticker(symbol))
         wait_for(lambda: fake.subscribed_streams() == {s.lower() + "@ticker" for s in symbols}, timeout=10)
         opened = fake.open_connections()
         assert len(opened) == 3 and all(len(c.streams) <= 3 for c in opened)
@@ -117,11 +144,11 @@ def test_streams_spread_over_connections_at_the_per_connection_limit(make_pool, 
 def test_released_symbol_is_unsubscribed_after_the_grace_period(fake_binance, make_pool) -> None:
     pool = make_pool(fake_binance, grace=0.5)
     pool.start()
-    pool.want("XRPUSDT")
+    pool.want(ticker("XRPUSDT"))
     wait_for(lambda: "xrpusdt@ticker" in fake_binance.subscribed_streams())
-    pool.release("XRPUSDT")
-    pool.want("XRPUSDT")  # came back before the grace period ended
-    pool.release("XRPUSDT")
+    pool.release(ticker("XRPUSDT"))
+    pool.want(ticker("XRPUSDT"))  # came back before the grace period ended
+    pool.release(ticker("XRPUSDT"))
     wait_for(lambda: "xrpusdt@ticker" not in fake_binance.subscribed_streams(), timeout=5)
     methods = [m["method"] for _, m in fake_binance.control_messages() if isinstance(m, dict)]
     assert methods == ["SUBSCRIBE", "UNSUBSCRIBE"]
@@ -129,7 +156,7 @@ def test_released_symbol_is_unsubscribed_after_the_grace_period(fake_binance, ma
 
 def test_silent_connection_is_detected_and_replaced(fake_binance, make_pool, recorder) -> None:
     pool = make_pool(fake_binance, stale_timeout=1.0)
-    pool.pin(["BTCUSDT"])
+    pool.pin(tickers("BTCUSDT"))
     pool.start()
     wait_for(lambda: recorder.count("BTCUSDT") >= 1)
     fake_binance.set_silent(True)
@@ -144,9 +171,9 @@ def test_silent_connection_is_detected_and_replaced(fake_binance, make_pool, rec
 @pytest.mark.parametrize("code, reason", [(1008, "Too many requests"), (1001, "going away"), (1011, "oops")])
 def test_server_close_is_healed_with_every_stream(fake_binance, make_pool, recorder, code: int, reason: str) -> None:
     pool = make_pool(fake_binance)
-    pool.pin(["BTCUSDT", "ETHUSDT"])
+    pool.pin(tickers("BTCUSDT", "ETHUSDT"))
     pool.start()
-    pool.want("XRPUSDT")
+    pool.want(ticker("XRPUSDT"))
     wanted = {"btcusdt@ticker", "ethusdt@ticker", "xrpusdt@ticker"}
     wait_for(lambda: fake_binance.subscribed_streams() == wanted)
     assert fake_binance.close_all(code, reason) == 1
@@ -160,7 +187,7 @@ def test_server_close_is_healed_with_every_stream(fake_binance, make_pool, recor
 def test_server_pings_are_answered(make_pool, recorder) -> None:
     with FakeBinance(tick_interval=0.2, ping_interval=0.2, pong_timeout=0.6) as fake:
         pool = make_pool(fake)
-        pool.pin(["BTCUSDT"])
+        pool.pin(tickers("BTCUSDT"))
         pool.start()
         wait_for(lambda: recorder.count("BTCUSDT") >= 10, timeout=10)  # > 3 pong deadlines
         assert len(fake.connections()) == 1 and fake.open_connections(), "never closed for a missing pong"
@@ -169,7 +196,7 @@ def test_server_pings_are_answered(make_pool, recorder) -> None:
 
 def test_stop_ends_every_task_and_connection(fake_binance, make_pool, tasks) -> None:
     pool = make_pool(fake_binance)
-    pool.pin(["BTCUSDT"])
+    pool.pin(tickers("BTCUSDT"))
     pool.start()
     wait_for(lambda: fake_binance.open_connections())
     pool.stop()
@@ -179,7 +206,7 @@ def test_stop_ends_every_task_and_connection(fake_binance, make_pool, tasks) -> 
 
 def test_reconnect_waits_the_reconnect_delay(fake_binance, make_pool, recorder) -> None:
     pool = make_pool(fake_binance, reconnect_delay=1.0)
-    pool.pin(["BTCUSDT"])
+    pool.pin(tickers("BTCUSDT"))
     pool.start()
     wait_for(lambda: recorder.count("BTCUSDT") >= 1)
     fake_binance.close_all(1001, "going away")
@@ -192,7 +219,7 @@ def test_reconnect_waits_the_reconnect_delay(fake_binance, make_pool, recorder) 
 def test_pings_alone_do_not_hide_a_silent_connection(make_pool, recorder) -> None:
     with FakeBinance(tick_interval=0.2, ping_interval=0.2) as fake:
         pool = make_pool(fake, stale_timeout=1.0)
-        pool.pin(["BTCUSDT"])
+        pool.pin(tickers("BTCUSDT"))
         pool.start()
         wait_for(lambda: recorder.count("BTCUSDT") >= 1)
         fake.set_silent(True)  # pings keep coming every 0.2 s, under the 0.5 s receive poll
@@ -206,7 +233,7 @@ def test_a_dead_peer_is_found_by_our_own_pings(fake_binance, tasks, recorder) ->
                             messages_per_second=4.0, grace=0.2, max_age=3600.0,
                             timing=Timing(reconnect_delay=0.2, stale_timeout=60.0, ping_interval=0.3,
                                           pong_timeout=0.7))
-        pool.pin(["BTCUSDT"])
+        pool.pin(tickers("BTCUSDT"))
         pool.start()
         try:
             wait_for(lambda: recorder.count("BTCUSDT") >= 2)
@@ -223,7 +250,7 @@ def test_a_dead_peer_is_found_by_our_own_pings(fake_binance, tasks, recorder) ->
 
 def test_connection_is_rotated_before_its_age_limit_without_a_gap(fake_binance, make_pool, recorder) -> None:
     pool = make_pool(fake_binance, max_age=1.5)
-    pool.pin(["BTCUSDT", "ETHUSDT"])
+    pool.pin(tickers("BTCUSDT", "ETHUSDT"))
     pool.start()
     wait_for(lambda: len([c for c in fake_binance.connections() if c.close_code == 1000]) >= 2, timeout=10,
              message="two rotations")
@@ -247,7 +274,7 @@ def test_reconnects_stay_within_the_connection_budget(fake_binance, tasks, recor
     monkeypatch.setattr(pool_module, "CONNECTIONS_PER_WINDOW", 3)
     pool = UpstreamPool(fake_binance.ws_url, tasks, recorder, max_streams_per_connection=10,
                         messages_per_second=4.0, grace=0.2, max_age=3600.0, timing=Timing(reconnect_delay=0.05))
-    pool.pin(["BTCUSDT"])
+    pool.pin(tickers("BTCUSDT"))
     pool.start()
     try:
         for _attempt in range(5):
@@ -268,7 +295,7 @@ def test_flapping_stays_under_the_exchange_connection_limit(make_pool, recorder,
     monkeypatch.setattr(pool_module, "CONNECTION_WINDOW", window)
     with FakeBinance(tick_interval=0.2, max_connections_per_window=limit, connection_window=window) as fake:
         pool = make_pool(fake, reconnect_delay=0.05, max_reconnect_delay=0.1)
-        pool.pin(["BTCUSDT"])
+        pool.pin(tickers("BTCUSDT"))
         pool.start()
         for _ in range(3 * budget + 1):  # every connection dropped as soon as it opens, for three windows
             wait_for(fake.open_connections, timeout=2 * window, message="the next connection")
@@ -284,7 +311,7 @@ def test_flapping_stays_under_the_exchange_connection_limit(make_pool, recorder,
 
 def test_refused_reconnects_back_off_with_jitter_up_to_the_cap(fake_binance, make_pool, recorder) -> None:
     pool = make_pool(fake_binance, reconnect_delay=0.2, max_reconnect_delay=1.0)
-    pool.pin(["BTCUSDT"])
+    pool.pin(tickers("BTCUSDT"))
     pool.start()
     wait_for(lambda: recorder.count("BTCUSDT") >= 1)
     fake_binance.refuse_connections(4.0)
@@ -304,10 +331,10 @@ def test_a_thousand_streams_are_restored_in_small_requests_at_the_paced_rate(fak
     rate = 4  # CONTROL_MESSAGES_PER_SECOND's default
     symbols = [f"SYM{i:04d}USDT" for i in range(1000)]  # well-formed: acknowledged, silent
     pool = make_pool(fake_binance, stale_timeout=600.0, messages_per_second=float(rate))
-    pool.pin(["BTCUSDT"])
+    pool.pin(tickers("BTCUSDT"))
     pool.start()
     for symbol in symbols:
-        pool.want(symbol)
+        pool.want(ticker(symbol))
     wanted = {s.lower() + "@ticker" for s in symbols} | {"btcusdt@ticker"}
     wait_for(lambda: fake_binance.subscribed_streams() == wanted, timeout=30)
     fake_binance.drop_all()

@@ -1,14 +1,24 @@
-"""streaming.gateway.fastpath.backlog: conflation keeps the newest price per symbol and everything else, in order; the
-guard
-cuts off a client that stays behind for the timeout, and only such a client."""
+"""streaming.gateway.fastpath.backlog: conflation keeps the newest ticker and book ticker per symbol and everything
+else (trades included), in order; the guard cuts off a client that stays behind for the timeout, and only such a
+client, and a client that cannot keep up with its trades at once, with an error that says so."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from queue import Queue
 from typing import Any
 
+import streaming.gateway.fastpath.backlog as backlog_module
 from metrics.collectors import ServiceMetrics
-from streaming.gateway.fastpath.backlog import CHECK_INTERVAL, BacklogGuard, conflate, price_symbol
+from streaming.gateway.fastpath.backlog import (
+    CHECK_INTERVAL,
+    ERROR_GRACE,
+    SLOW_CONSUMER,
+    BacklogGuard,
+    conflate,
+    conflation_key,
+    is_trade,
+)
 
 
 @dataclass
@@ -16,14 +26,28 @@ class Pkt:
     data: object
 
 
-def update(symbol: str, n: int) -> Pkt:
-    return Pkt(f'2["price_update",{{"symbol":"{symbol}","price":{n}}}]')
+def update(symbol: str, n: int, event: str = "price_update") -> Pkt:
+    return Pkt(f'2["{event}",{{"symbol":"{symbol}","price":{n}}}]')
 
 
-def test_price_symbol_reads_only_price_updates() -> None:
-    assert price_symbol(update("BTCUSDT", 1)) == "BTCUSDT"
-    assert price_symbol(Pkt('2["stream_status",{"symbol":"BTCUSDT"}]')) is None
-    assert price_symbol(Pkt(b"binary")) is None and price_symbol(None) is None
+def trade(symbol: str, n: int) -> Pkt:
+    return Pkt(f'2["trade",{{"symbol":"{symbol}","exchange":"binance","id":{n}}}]')
+
+
+def test_conflation_keys_are_the_conflating_kinds_updates_by_symbol() -> None:
+    assert conflation_key(update("BTCUSDT", 1)) == ("price_update", "BTCUSDT")
+    assert conflation_key(update("BTCUSDT", 1, "book_ticker")) == ("book_ticker", "BTCUSDT")
+    assert conflation_key(trade("BTCUSDT", 1)) is None and is_trade(trade("BTCUSDT", 1))
+    assert not is_trade(update("BTCUSDT", 1)) and not is_trade(Pkt('2["error",{"code":"X"}]'))
+    assert conflation_key(Pkt('2["stream_status",{"symbol":"BTCUSDT"}]')) is None
+    assert conflation_key(Pkt(b"binary")) is None and conflation_key(None) is None and not is_trade(None)
+
+
+def test_trades_are_never_conflated_and_each_kind_keeps_its_own_newest() -> None:
+    items = [update("BTCUSDT", 1), trade("BTCUSDT", 7), update("BTCUSDT", 1, "book_ticker"), trade("BTCUSDT", 8),
+             update("BTCUSDT", 2), update("BTCUSDT", 2, "book_ticker")]
+    assert conflate(items) == [trade("BTCUSDT", 7), trade("BTCUSDT", 8), update("BTCUSDT", 2),
+                               update("BTCUSDT", 2, "book_ticker")]
 
 
 def test_conflation_keeps_the_newest_per_symbol_and_all_else_in_order() -> None:
@@ -60,10 +84,15 @@ class Clock:
 LIMIT, TIMEOUT = 10, 3.0
 
 
+TRADE_LIMIT = 15
+
+
 def guard(sock: FakeEioSocket) -> tuple[BacklogGuard, Clock, ServiceMetrics]:
     clock, metrics = Clock(), ServiceMetrics()
     eio: Any = type("Eio", (), {"sockets": {"sid": sock}})()
-    return BacklogGuard(eio, lambda _sid: {}, LIMIT, TIMEOUT, metrics, tasks=None, clock=clock), clock, metrics  # type: ignore[arg-type]
+    backlog = BacklogGuard(eio, lambda _sid: {}, LIMIT, TIMEOUT, metrics, tasks=None,  # type: ignore[arg-type]
+                           clock=clock, trade_limit=TRADE_LIMIT)
+    return backlog, clock, metrics
 
 
 def arrive(sock: FakeEioSocket, count: int, first: int = 0) -> None:
@@ -119,3 +148,50 @@ def test_a_client_that_catches_up_is_not_cut_off_and_its_clock_starts_again() ->
         if sock.closed:
             break
     assert sock.closed and clock.now - fell_behind == TIMEOUT
+
+
+def queued(sock: FakeEioSocket) -> list[Any]:
+    return [sock.queue.get_nowait() for _ in range(sock.queue.qsize())]
+
+
+def test_a_client_behind_on_its_trades_keeps_them_all_until_the_trade_limit() -> None:
+    sock = FakeEioSocket()
+    backlog, clock, metrics = guard(sock)
+    for n in range(TRADE_LIMIT - 2):
+        sock.queue.put(trade("BTCUSDT", n))
+    arrive(sock, 4)
+    backlog.check()
+    kept = queued(sock)
+    assert not sock.closed, "exactly at the trade limit after conflation"
+    assert [p for p in kept if is_trade(p)] == [trade("BTCUSDT", n) for n in range(TRADE_LIMIT - 2)]
+    assert len(kept) == TRADE_LIMIT  # the trades and the newest price of each of the two symbols
+
+
+def test_a_client_that_cannot_keep_up_with_its_trades_is_told_and_cut_off_at_once() -> None:
+    sock = FakeEioSocket()
+    backlog, clock, metrics = guard(sock)
+    for n in range(TRADE_LIMIT + 1):
+        sock.queue.put(trade("BTCUSDT", n))
+    backlog.check()
+    assert sock.closed and value(metrics, "slow_client_disconnects") == 1
+    (error,) = queued(sock)  # the backlog is replaced by the error (FakeEioSocket.close queues nothing)
+    assert error.data.startswith('2["error",')
+    payload = json.loads(error.data[1:])[1]
+    assert payload["code"] == SLOW_CONSUMER and payload["missed"] == TRADE_LIMIT + 1
+    assert "cannot keep up with its trades" in payload["message"]
+
+
+def test_a_client_that_does_not_even_read_its_error_is_shut_down_after_the_grace(monkeypatch) -> None:
+    sock = FakeEioSocket()
+    backlog, clock, metrics = guard(sock)
+    aborted: list[object] = []
+    monkeypatch.setattr(backlog_module, "abort_connection", lambda s, environ: aborted.append(s))
+    for n in range(TRADE_LIMIT + 1):
+        sock.queue.put(trade("BTCUSDT", n))
+    backlog.check()
+    clock.now += ERROR_GRACE - CHECK_INTERVAL
+    backlog.check()
+    assert aborted == []
+    clock.now += CHECK_INTERVAL
+    backlog.check()
+    assert aborted == [sock]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from streaming.core.channels import BINANCE, Channel, Kind
 from streaming.core.errors import ProtocolError
 from streaming.exchanges.binance.payloads import (
     book_ticker_from_payload,
@@ -19,17 +20,16 @@ from streaming.exchanges.binance.payloads import (
 from streaming.exchanges.binance.protocol import (
     ErrorReply,
     Reply,
-    TickerBatch,
+    StreamBatch,
     Unrecognised,
     control_request,
-    market_stream_url,
     parse_message,
     rest_error,
-    stream_name,
     stream_type,
-    symbol_of_stream,
+    stream_url,
     tradable_usdt_perpetuals,
 )
+from streaming.exchanges.binance.streams import MARKET, PUBLIC, channel_of_stream, stream_of
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -39,16 +39,17 @@ def lines(name: str) -> list[str]:
 
 
 def test_stream_names_lower_case_the_symbol() -> None:
-    assert stream_name("BTCUSDT") == "btcusdt@ticker"
-    assert symbol_of_stream("btcusdt@ticker") == "BTCUSDT"
-    assert symbol_of_stream("btcusdt@bookTicker") is None
-    assert symbol_of_stream("!ticker@arr") is None
+    ticker = Channel(BINANCE, Kind.TICKER, "BTCUSDT")
+    assert stream_of(ticker) == "btcusdt@ticker" and channel_of_stream("btcusdt@ticker") == ticker
+    assert channel_of_stream("btcusdt@bookTicker") == Channel(BINANCE, Kind.BOOK, "BTCUSDT")
+    assert channel_of_stream("!ticker@arr") is None
 
 
-def test_market_route_combined_stream_url() -> None:
-    assert market_stream_url("wss://fstream.binance.com") == "wss://fstream.binance.com/market/stream"
+def test_combined_stream_url_of_each_route() -> None:
+    assert stream_url("wss://fstream.binance.com", MARKET) == "wss://fstream.binance.com/market/stream"
+    assert stream_url("wss://fstream.binance.com", PUBLIC) == "wss://fstream.binance.com/public/stream"
     assert (
-        market_stream_url("ws://127.0.0.1:9/", ["btcusdt@ticker", "ethusdt@ticker"])
+        stream_url("ws://127.0.0.1:9/", MARKET, ["btcusdt@ticker", "ethusdt@ticker"])
         == "ws://127.0.0.1:9/market/stream?streams=btcusdt@ticker/ethusdt@ticker"
     )
 
@@ -63,9 +64,9 @@ def test_control_requests_are_documented_json() -> None:
 
 def test_real_ticker_frame_parses_exactly() -> None:
     message = parse_message(lines("futures_ws_ticker.gocryptotrader-2026.jsonl")[0])
-    assert isinstance(message, TickerBatch)
+    assert isinstance(message, StreamBatch)
     assert message.stream == "btcusdt@ticker"
-    (ticker,) = message.tickers
+    (ticker,) = message.updates
     assert ticker.symbol == "BTCUSDT" and ticker.price == "86026.40" and ticker.volume == "119489.809"
     assert ticker.high == "86683.90" and ticker.low == "84910.00"
     assert ticker.change == "9.90" and ticker.change_percent == "0.012"
@@ -74,14 +75,14 @@ def test_real_ticker_frame_parses_exactly() -> None:
 
 def test_array_stream_drops_coin_m_rows() -> None:
     message = parse_message(lines("futures_ws_ticker.gocryptotrader-2026.jsonl")[1])
-    assert isinstance(message, TickerBatch)
-    assert [t.symbol for t in message.tickers] == ["BTCUSDT"]
+    assert isinstance(message, StreamBatch)
+    assert [t.symbol for t in message.updates] == ["BTCUSDT"]
     assert message.skipped == 1
 
 
 def test_empty_array_frame_is_an_empty_batch() -> None:
     message = parse_message(lines("futures_ws_ticker.gocryptotrader-2026.jsonl")[2])
-    assert message == TickerBatch("!ticker@arr", (), 0)
+    assert message == StreamBatch("!ticker@arr", (), 0)
 
 
 def test_unknown_fields_are_ignored() -> None:
@@ -89,7 +90,7 @@ def test_unknown_fields_are_ignored() -> None:
     frame["data"]["zz"] = {"nested": [1, 2]}
     frame["extra"] = True
     message = parse_message(json.dumps(frame))
-    assert isinstance(message, TickerBatch) and len(message.tickers) == 1
+    assert isinstance(message, StreamBatch) and len(message.updates) == 1
 
 
 def test_control_frames() -> None:
@@ -154,7 +155,8 @@ def test_tradable_symbols_exclude_the_traps() -> None:
 
 
 @pytest.mark.parametrize("stream, kind", [
-    ("btcusdt@ticker", "ticker"), ("!ticker@arr", "ticker_array"), ("btcusdt@aggTrade", "other"), ("", "other"),
+    ("btcusdt@ticker", "ticker"), ("!ticker@arr", "ticker_array"), ("btcusdt@aggTrade", "trade"),
+    ("btcusdt@bookTicker", "book"), ("btcusdt@depth", "other"), ("", "other"),
 ])
 def test_stream_type_is_a_bounded_label(stream: str, kind: str) -> None:
     assert stream_type(stream) == kind

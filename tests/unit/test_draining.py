@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from app import create_app
 from config import Settings
-from streaming.service import SHUTTING_DOWN, TOO_MANY_CONNECTIONS, StreamingService
+from streaming.gateway.admission import SHUTTING_DOWN, TOO_MANY_CONNECTIONS
+from streaming.service import StreamingService
 
 
 def service(**changes: object) -> StreamingService:

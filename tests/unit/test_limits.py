@@ -100,3 +100,17 @@ def test_the_table_stays_bounded() -> None:
     assert len(limiter) == 1
     limiter.forget("new")
     assert len(limiter) == 0
+
+
+def test_a_refusal_never_says_retry_after_zero_even_if_the_bucket_refilled_meanwhile() -> None:
+    """The clock moves on between the refused take and the reading of the wait: by then a token may be back."""
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 0.05  # every reading is 50 ms later: the refill completes between refusal and reading
+        return now[0]
+
+    limiter = KeyedLimiter(rate=10.0, burst=1, clock=clock)
+    verdicts = [limiter.admit("sid") for _ in range(20)]
+    refused = [v for v in verdicts if v.outcome != ADMIT]
+    assert refused and all(v.retry_after > 0 for v in refused), [v.retry_after for v in refused]

@@ -15,7 +15,7 @@ from streaming.core.auth import AuthError
 from streaming.core.errors import InvalidRequestError, InvalidSymbolError, TooManySymbolsError, UnknownSymbolError
 from streaming.exchanges.binance.control import ControlChannel
 from streaming.exchanges.binance.protocol import stream_type
-from streaming.service import SHUTTING_DOWN, TOO_MANY_CONNECTIONS
+from streaming.gateway.admission import SHUTTING_DOWN, TOO_MANY_CONNECTIONS
 from tests.metrics_samples import samples_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,7 +94,8 @@ def test_every_rejection_code_is_declared() -> None:
 
 
 def test_every_stream_type_is_declared() -> None:
-    assert {stream_type(s) for s in ("btcusdt@ticker", "!ticker@arr", "btcusdt@bookTicker")} == set(StreamType)
+    streams = ("btcusdt@ticker", "!ticker@arr", "btcusdt@aggTrade", "btcusdt@bookTicker", "x@depth")
+    assert {stream_type(s) for s in streams} == set(StreamType)
 
 
 def test_every_task_name_counted_in_a_literal_is_declared() -> None:

@@ -9,11 +9,11 @@ def test_first_and_last_subscriber_transitions() -> None:
     assert registry.add("a", ["BTCUSDT", "ETHUSDT"]) == (["BTCUSDT", "ETHUSDT"], ["BTCUSDT", "ETHUSDT"])
     assert registry.add("b", ["BTCUSDT"]) == (["BTCUSDT"], [])
     assert registry.add("b", ["BTCUSDT"]) == ([], [])
-    assert registry.counts_by_symbol() == {"BTCUSDT": 2, "ETHUSDT": 1}
+    assert registry.counts() == {"BTCUSDT": 2, "ETHUSDT": 1}
     assert registry.total_subscriptions() == 3
     assert registry.remove("a", ["BTCUSDT", "SOLUSDT"]) == (["BTCUSDT"], [])
     assert registry.remove("b", ["BTCUSDT"]) == (["BTCUSDT"], ["BTCUSDT"])
-    assert registry.symbols() == frozenset({"ETHUSDT"})
+    assert registry.keys() == frozenset({"ETHUSDT"})
 
 
 def test_drop_forgets_the_client_and_reports_orphans() -> None:
@@ -22,10 +22,10 @@ def test_drop_forgets_the_client_and_reports_orphans() -> None:
     registry.add("b", ["ETHUSDT"])
     assert registry.drop("a") == ["BTCUSDT"]
     assert registry.client_count() == 1
-    assert registry.symbols_of("a") == frozenset()
+    assert registry.of("a") == frozenset()
     assert registry.drop("a") == []
     assert registry.drop("b") == ["ETHUSDT"]
-    assert registry.total_subscriptions() == 0 and registry.counts_by_symbol() == {}
+    assert registry.total_subscriptions() == 0 and registry.counts() == {}
 
 
 def test_unknown_client_removal_is_harmless() -> None:

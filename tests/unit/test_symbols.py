@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from streaming.core.errors import InvalidRequestError, InvalidSymbolError
-from streaming.core.symbols import normalise_symbol, parse_symbol_request, room_for
+from streaming.core.symbols import normalise_symbol, parse_symbol_request
 
 
 @pytest.mark.parametrize("raw, expected", [("BTCUSDT", "BTCUSDT"), ("btcusdt", "BTCUSDT"), (" ethUSDT ", "ETHUSDT"),
@@ -63,6 +63,3 @@ def test_shown_items_are_short_and_printable() -> None:
     for item, _ in parsed.rejected:
         assert len(item) <= 43 and item.isprintable()
 
-
-def test_room_is_the_symbol() -> None:
-    assert room_for("BTCUSDT") == "BTCUSDT"

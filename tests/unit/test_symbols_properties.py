@@ -19,7 +19,7 @@ from cache.codec import decode, encode
 from streaming.core.errors import InvalidRequestError, InvalidSymbolError, ProtocolError, TooManySymbolsError
 from streaming.core.models import Ticker
 from streaming.core.symbols import MAX_SYMBOL_LENGTH, SYMBOL_PATTERN, normalise_symbol, parse_symbol_request
-from streaming.exchanges.binance.protocol import TickerBatch, parse_message
+from streaming.exchanges.binance.protocol import StreamBatch, parse_message
 
 PROPERTIES = settings(max_examples=200, deadline=None, database=None,  # failures print their example
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -211,20 +211,20 @@ def test_parse_message_never_raises(text: str | bytes) -> None:
 @given(frame=stream_frame.filter(lambda v: not _has_huge_int(v)))
 def test_tickers_come_only_from_usd_m_24hr_ticker_rows(frame: dict[str, Any]) -> None:
     message = parse_message(_frame_text(frame))
-    if not isinstance(message, TickerBatch):
+    if not isinstance(message, StreamBatch):
         return
     rows = json.loads(_frame_text(frame))["data"]
     rows = rows if isinstance(rows, list) else [rows]
     eligible = [r for r in rows if isinstance(r, dict) and r.get("e") == "24hrTicker" and r.get("st", 1) == 1]
-    symbols = [t.symbol for t in message.tickers]
+    symbols = [t.symbol for t in message.updates]
     # Each ticker is one eligible row, in order; ineligible rows never yield a ticker.
     position = 0
-    for ticker in message.tickers:
+    for ticker in message.updates:
         while position < len(eligible) and not _is_row_of(ticker, eligible[position]):
             position += 1
         assert position < len(eligible), f"ticker {ticker} from no 24hrTicker USD-M row: {rows}"
         position += 1
-    assert message.skipped == len(rows) - len(message.tickers), symbols
+    assert message.skipped == len(rows) - len(message.updates), symbols
 
 
 def _is_row_of(ticker: Ticker, row: dict[str, Any]) -> bool:
@@ -243,9 +243,9 @@ def _is_row_of(ticker: Ticker, row: dict[str, Any]) -> bool:
 def test_every_parsed_ticker_has_a_json_wire_form(frame: dict[str, Any]) -> None:
     """A ticker the parser accepts must reach clients: to_wire() works and gives finite JSON numbers."""
     message = parse_message(_frame_text(frame))
-    if not isinstance(message, TickerBatch):
+    if not isinstance(message, StreamBatch):
         return
-    for ticker in message.tickers:
+    for ticker in message.updates:
         wire = ticker.to_wire()
         json.dumps(wire, allow_nan=False)
         assert all(math.isfinite(v) for v in wire.values() if isinstance(v, float))

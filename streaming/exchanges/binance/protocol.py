@@ -12,22 +12,18 @@ from typing import Any
 from urllib.parse import quote
 
 from metrics.labels import StreamType
-from streaming.core.channels import BINANCE, Channel, Kind
 from streaming.core.errors import ProtocolError
-from streaming.core.models import Ticker
-from streaming.exchanges.binance.payloads import ticker_from_payload
-from streaming.exchanges.binance.streams import MARKET, channel_of_stream, stream_of
+from streaming.core.models import Model
+from streaming.exchanges.binance.streams import BY_EVENT, channel_of_stream
 
 __all__ = [
-    "TickerBatch",
+    "StreamBatch",
     "Reply",
     "ErrorReply",
     "Unrecognised",
     "Message",
-    "stream_name",
-    "symbol_of_stream",
     "stream_type",
-    "market_stream_url",
+    "stream_url",
     "control_request",
     "parse_message",
     "tradable_usdt_perpetuals",
@@ -39,12 +35,12 @@ USD_M_SYMBOL_TYPE = 1
 
 
 @dataclass(frozen=True, slots=True)
-class TickerBatch:
-    """Ticker data from one frame (one ticker, or several from an array stream)."""
+class StreamBatch:
+    """The updates of one data frame: one ticker, trade or book ticker, or several tickers of an array stream."""
 
     stream: str
-    tickers: tuple[Ticker, ...]
-    skipped: int = 0  # rows ignored: other symbol types (COIN-M) or malformed rows
+    updates: tuple[Model, ...]
+    skipped: int = 0  # rows ignored: other symbol types (COIN-M), unknown events or malformed rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,33 +68,23 @@ class Unrecognised:
     detail: str
 
 
-Message = TickerBatch | Reply | ErrorReply | Unrecognised
-
-
-def stream_name(symbol: str) -> str:
-    """The ticker stream of a symbol: ``BTCUSDT`` -> ``btcusdt@ticker``."""
-    return stream_of(Channel(BINANCE, Kind.TICKER, symbol))
-
-
-def symbol_of_stream(stream: str) -> str | None:
-    """The upper-case symbol of a ticker stream name, or None for other streams."""
-    channel = channel_of_stream(stream)
-    return channel.symbol if channel is not None and channel.kind is Kind.TICKER else None
+Message = StreamBatch | Reply | ErrorReply | Unrecognised
 
 
 ALL_TICKERS_STREAM = "!ticker@arr"
 
 
 def stream_type(stream: str) -> StreamType:
-    """The kind of a stream, for metric labels (a bounded set): ``ticker``, ``ticker_array`` or ``other``."""
+    """The kind of a stream, for metric labels (a bounded set): a channel kind, ``ticker_array`` or ``other``."""
     if stream == ALL_TICKERS_STREAM:
         return StreamType.TICKER_ARRAY
-    return StreamType.TICKER if symbol_of_stream(stream) is not None else StreamType.OTHER
+    channel = channel_of_stream(stream)
+    return StreamType(channel.kind.value) if channel is not None else StreamType.OTHER
 
 
-def market_stream_url(base_url: str, streams: Iterable[str] = ()) -> str:
-    """Combined-stream URL on the /market route: ``{base}/market/stream?streams=a/b``."""
-    url = base_url.rstrip("/") + MARKET + "/stream"
+def stream_url(base_url: str, route: str, streams: Iterable[str] = ()) -> str:
+    """Combined-stream URL on a route: ``{base}{route}/stream?streams=a/b`` (route ``/market`` or ``/public``)."""
+    url = base_url.rstrip("/") + route + "/stream"
     names = list(streams)
     if names:
         url += "?streams=" + "/".join(quote(name, safe="@!_") for name in names)
@@ -139,23 +125,21 @@ def _parse_stream_frame(frame: Mapping[str, Any]) -> Message:
     if not isinstance(stream, str):
         return Unrecognised("bad_stream_name", repr(stream)[:80])
     rows = data if isinstance(data, list) else [data]
-    tickers: list[Ticker] = []
+    updates: list[Model] = []
     skipped = 0
     for row in rows:
-        if not isinstance(row, dict) or row.get("e") != "24hrTicker":
-            skipped += 1
-            continue
-        if row.get("st", USD_M_SYMBOL_TYPE) != USD_M_SYMBOL_TYPE:
+        spec = BY_EVENT.get(row.get("e")) if isinstance(row, dict) else None
+        if spec is None or row.get("st", USD_M_SYMBOL_TYPE) != USD_M_SYMBOL_TYPE:
             skipped += 1
             continue
         try:
-            tickers.append(ticker_from_payload(row))
+            updates.append(spec.parse(row))
         except ProtocolError:
             skipped += 1
-    if not tickers and skipped and not isinstance(data, list):
+    if not updates and skipped and not isinstance(data, list):
         event = data.get("e") if isinstance(data, dict) else None
         return Unrecognised("unknown_event", f"{stream}: {str(event)[:40]}")
-    return TickerBatch(stream, tuple(tickers), skipped)
+    return StreamBatch(stream, tuple(updates), skipped)
 
 
 def _parse_error(frame: Mapping[str, Any]) -> ErrorReply:

@@ -1,4 +1,5 @@
-"""BinanceRest: the few Binance USD-M REST calls the service makes (exchangeInfo, 24hr ticker).
+"""BinanceRest: the few Binance USD-M REST calls the service makes (exchangeInfo, 24hr ticker, book ticker,
+aggregated trades).
 
 Every call passes the RequestGate (429/418 with Retry-After, and the used-weight header).
 """
@@ -14,9 +15,9 @@ import requests
 from metrics.collectors import ServiceMetrics
 from metrics.labels import RestEndpoint, RestOutcome
 from streaming.core.errors import ProtocolError, RateLimitedError, UnknownSymbolError, UpstreamUnavailableError
-from streaming.core.models import Ticker
+from streaming.core.models import BookTicker, Ticker, Trade
 from streaming.core.pacing import RequestGate
-from streaming.exchanges.binance.payloads import ticker_from_rest
+from streaming.exchanges.binance.payloads import book_ticker_from_rest, ticker_from_rest, trade_from_rest
 from streaming.exchanges.binance.protocol import rest_error
 
 __all__ = ["BinanceRest", "INVALID_SYMBOL_CODE"]
@@ -95,6 +96,24 @@ class BinanceRest:
             return ticker_from_rest(body)
         except ProtocolError as exc:
             raise UpstreamUnavailableError(f"Binance 24hr ticker answer is malformed: {exc}") from exc
+
+    def book_ticker(self, symbol: str) -> BookTicker:
+        """The best bid/ask of a validated symbol (weight 2); errors as ``ticker_24hr``."""
+        body = self._get(RestEndpoint.BOOK_TICKER, {"symbol": symbol})
+        try:
+            return book_ticker_from_rest(body)
+        except ProtocolError as exc:
+            raise UpstreamUnavailableError(f"Binance book ticker answer is malformed: {exc}") from exc
+
+    def agg_trades(self, symbol: str, limit: int) -> list[Trade]:
+        """The last ``limit`` (1-1000) aggregated trades of a validated symbol, oldest first (weight 20)."""
+        body = self._get(RestEndpoint.AGG_TRADES, {"symbol": symbol, "limit": str(limit)})
+        if not isinstance(body, list):
+            raise UpstreamUnavailableError("Binance aggTrades answer is not a list")
+        try:
+            return [trade_from_rest(row, symbol) for row in body]
+        except ProtocolError as exc:
+            raise UpstreamUnavailableError(f"Binance aggTrades answer is malformed: {exc}") from exc
 
     def close(self) -> None:
         self._session.close()

@@ -13,16 +13,16 @@ from types import MappingProxyType
 from typing import Any
 
 from streaming.core.channels import BINANCE, Channel, Kind
-from streaming.core.models import BookTicker, Ticker, Trade
+from streaming.core.models import Model
 from streaming.exchanges.binance.payloads import book_ticker_from_payload, ticker_from_payload, trade_from_payload
 
-__all__ = ["MARKET", "PUBLIC", "STREAMS", "ROUTES", "StreamSpec", "channel_of_stream", "stream_of"]
+__all__ = [
+    "BY_EVENT", "MARKET", "PUBLIC", "ROUTES", "STREAMS", "StreamSpec", "channel_of_stream", "route_of", "stream_of",
+]
 
 MARKET = "/market"
 PUBLIC = "/public"
 ROUTES = (MARKET, PUBLIC)
-
-Model = Ticker | Trade | BookTicker
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,7 @@ STREAMS: Mapping[Kind, StreamSpec] = MappingProxyType({
     Kind.BOOK: StreamSpec(Kind.BOOK, "@bookTicker", PUBLIC, "bookTicker", book_ticker_from_payload),
 })
 _BY_SUFFIX = MappingProxyType({spec.suffix: spec for spec in STREAMS.values()})
+BY_EVENT: Mapping[object, StreamSpec] = MappingProxyType({spec.event: spec for spec in STREAMS.values()})
 _STREAM = re.compile(r"([a-z0-9_]+)(@[A-Za-z]+)")
 
 
@@ -50,6 +51,11 @@ def stream_of(channel: Channel) -> str:
     if channel.exchange != BINANCE:
         raise ValueError(f"{channel} is not a Binance channel")
     return channel.symbol.lower() + STREAMS[channel.kind].suffix
+
+
+def route_of(channel: Channel) -> str:
+    """The route whose connections carry a Binance channel's stream (``/market`` or ``/public``)."""
+    return STREAMS[channel.kind].route
 
 
 def channel_of_stream(stream: str) -> Channel | None:

@@ -1,0 +1,212 @@
+"""Demand: which client holds which channels, their rooms, what a new subscriber gets first, and what Binance
+is asked to stream.
+
+A channel's first subscriber makes its stream wanted on its route's pool; its last one leaving releases it
+there, after the pool's grace period. A client joins a room and gets the latest fresh update of a state kind
+(ticker, book) under the fan-out's lock, so it gets each update exactly once and in order, whether from the
+store or from the stream.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cache.writer import TickerCache
+from metrics.collectors import ServiceMetrics
+from metrics.labels import RejectedCode
+from streaming.core.channels import BINANCE, KINDS, Channel, Kind
+from streaming.core.errors import TooManySymbolsError, UnknownSymbolError
+from streaming.core.models import BookTicker
+from streaming.core.subscriptions import SubscriptionRegistry
+from streaming.core.symbols import SymbolRequest
+from streaming.exchanges.binance.catalog import SymbolCatalog
+from streaming.exchanges.binance.streams import route_of, stream_of
+from streaming.hub.fanout import Fanout
+from streaming.hub.lookups import Lookups
+from streaming.hub.monitor import STREAM_STATUS, StreamMonitor
+from streaming.hub.stores import LatestStore
+from streaming.upstream.pool import UpstreamPool
+
+__all__ = ["Demand", "SubscribeOutcome", "channels_of"]
+
+NAMESPACE = "/"
+
+
+@dataclass
+class SubscribeOutcome:
+    """What a subscribe/unsubscribe did: symbols served, and rejected ones grouped by error code."""
+
+    symbols: list[str] = field(default_factory=list)
+    rejected: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # code -> [(item, reason)]
+
+    def reject(self, code: str, item: str, reason: str) -> None:
+        self.rejected.setdefault(code, []).append((item, reason))
+
+
+def channels_of(symbols: Iterable[str], kinds: Iterable[Kind]) -> list[Channel]:
+    """Every (kind, symbol) channel of these symbols, symbol by symbol."""
+    kinds = tuple(kinds)
+    return [Channel(BINANCE, kind, symbol) for symbol in symbols for kind in kinds]
+
+
+class Demand:
+    def __init__(
+        self,
+        server: Any,  # python-socketio's Server: enter_room / leave_room
+        emit: Callable[..., Any],  # SocketIO.emit
+        fanout: Fanout,
+        cache: TickerCache,
+        books: LatestStore[BookTicker],
+        monitor: StreamMonitor,
+        catalog: SymbolCatalog,
+        pools: Mapping[str, UpstreamPool],
+        lookups: Lookups,
+        metrics: ServiceMetrics,
+        *,
+        max_symbols_per_client: int,
+        max_age: float,
+    ) -> None:
+        self.registry: SubscriptionRegistry[Channel] = SubscriptionRegistry()
+        self._server = server
+        self._emit = emit
+        self._fanout = fanout
+        self._cache = cache
+        self._books = books
+        self._monitor = monitor
+        self._catalog = catalog
+        self._pools = pools
+        self._lookups = lookups
+        self._metrics = metrics
+        self._max_symbols = max_symbols_per_client
+        self._max_age = max_age
+        self._lock = threading.Lock()  # the registry
+
+    # -- subscribe --------------------------------------------------------------------------------------------
+    def check(self, sid: str, request: SymbolRequest) -> SubscribeOutcome:
+        """Which symbols of a subscribe request can be served, and why the others cannot. Changes nothing.
+
+        MAX_SYMBOLS_PER_CLIENT counts symbols, whatever streams of them a client holds."""
+        outcome = self.outcome_for(request)
+        held = self.symbols_of(sid)
+        room = self._max_symbols - len(held)
+        for symbol in request.symbols:
+            if symbol not in held and room <= 0:
+                outcome.reject(TooManySymbolsError.code, symbol,
+                               f"a client may hold at most {self._max_symbols} symbols; unsubscribe some first")
+                self._metrics.rejected_inputs.labels(TooManySymbolsError.code).inc()
+                continue
+            try:
+                self._catalog.check(symbol)
+            except UnknownSymbolError as exc:
+                outcome.reject(exc.code, symbol, str(exc))
+                self._metrics.rejected_inputs.labels(exc.code).inc()
+                continue
+            outcome.symbols.append(symbol)
+            if symbol not in held:
+                room -= 1
+        return outcome
+
+    def join(self, sid: str, symbols: Sequence[str], kinds: Sequence[Kind]) -> None:
+        """Subscribe a client to these streams of checked symbols; send it the latest fresh update of each
+        state kind and the ticker streams' states. Symbols without a fresh ticker get one from Binance REST in
+        the background, so a new subscriber does not wait for the next stream tick."""
+        channels = channels_of(symbols, kinds)
+        if Kind.TICKER in kinds:
+            for symbol in symbols:
+                self._cache.latest(symbol)  # outside the lock: brings a Redis-only tick into memory
+        cold = []
+        with self._fanout.lock:
+            for channel in channels:
+                self._server.enter_room(sid, channel.room, namespace=NAMESPACE)
+            with self._lock:
+                _, first = self.registry.add(sid, channels)
+            for channel in channels:
+                if not channel.policy.snapshot:
+                    continue
+                update = self._snapshot(channel)
+                if update is not None:
+                    self._emit(channel.policy.event, update.to_wire(), to=sid)
+                elif channel.kind is Kind.TICKER and self._catalog.is_known(channel.symbol):
+                    cold.append(channel.symbol)
+        if Kind.TICKER in kinds:
+            for status in self._monitor.status_of(symbols):
+                self._emit(STREAM_STATUS, status, to=sid)
+        for channel in first:
+            self._pool(channel).want(stream_of(channel))
+        if cold:
+            self._lookups.warm_up(cold)
+
+    def _snapshot(self, channel: Channel) -> Any:
+        if channel.kind is Kind.TICKER:
+            return self._cache.peek(channel.symbol, self._max_age)
+        if channel.kind is Kind.BOOK:
+            return self._books.peek(channel.symbol, self._max_age)
+        return None
+
+    # -- unsubscribe ------------------------------------------------------------------------------------------
+    def leave(self, sid: str, request: SymbolRequest, kinds: Sequence[Kind]) -> SubscribeOutcome:
+        """Unsubscribe a client from these streams of these symbols; ``symbols`` of the outcome are those of
+        which it held at least one of them."""
+        outcome = self.outcome_for(request)
+        with self._lock:
+            removed, last = self.registry.remove(sid, channels_of(request.symbols, kinds))
+        for channel in removed:
+            self._server.leave_room(sid, channel.room, namespace=NAMESPACE)
+        self._release(last)
+        left = {channel.symbol for channel in removed}
+        outcome.symbols = [symbol for symbol in request.symbols if symbol in left]
+        return outcome
+
+    def drop(self, sid: str) -> None:
+        """A client disconnected: forget it (python-socketio forgets its rooms)."""
+        with self._lock:
+            last = self.registry.drop(sid)
+        self._release(last)
+
+    def _release(self, channels: Iterable[Channel]) -> None:
+        for channel in channels:
+            self._pool(channel).release(stream_of(channel))
+
+    def drop_unknown(self, clients: Iterable[str]) -> None:
+        """Remove subscriptions accepted before the catalog was loaded (or since delisted), telling clients."""
+        every = tuple(KINDS)
+        for symbol in sorted({channel.symbol for channel in self.registry.keys()}):
+            try:
+                self._catalog.check(symbol)
+            except UnknownSymbolError as exc:
+                for sid in [sid for sid in clients if symbol in self.symbols_of(sid)]:
+                    self.leave(sid, SymbolRequest((symbol,), ()), every)
+                    self._emit("error", {"code": exc.code, "message": str(exc), "event": "subscribe",
+                                         "symbols": [symbol]}, to=sid)
+
+    def outcome_for(self, request: SymbolRequest) -> SubscribeOutcome:
+        """An outcome with the request's malformed items already rejected (and counted)."""
+        outcome = SubscribeOutcome()
+        for item, reason in request.rejected:
+            outcome.reject(RejectedCode.INVALID_SYMBOL, item, reason)
+        for code, items in outcome.rejected.items():
+            self._metrics.rejected_inputs.labels(code).inc(len(items))
+        return outcome
+
+    # -- views ------------------------------------------------------------------------------------------------
+    def _pool(self, channel: Channel) -> UpstreamPool:
+        return self._pools[route_of(channel)]
+
+    def subscriber_count(self, channel: Channel) -> int:
+        return self.registry.subscriber_count(channel)
+
+    def ticker_subscribers(self, symbol: str) -> int:
+        return self.registry.subscriber_count(Channel(BINANCE, Kind.TICKER, symbol))
+
+    def symbols_of(self, sid: str) -> frozenset[str]:
+        return frozenset(channel.symbol for channel in self.registry.of(sid))
+
+    def counts(self) -> dict[Channel, int]:
+        with self._lock:
+            return self.registry.counts()
+
+    def total(self) -> int:
+        with self._lock:
+            return self.registry.total_subscriptions()
