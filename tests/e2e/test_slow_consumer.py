@@ -175,3 +175,36 @@ def test_a_conflated_client_gets_the_newest_price_of_each_symbol_and_every_other
     for symbol in symbols:
         states = [status["state"] for status in statuses if status["symbol"] == symbol]
         assert states == ["reconnecting", "live"], f"{symbol}: {states}"
+
+
+def test_a_client_that_cannot_keep_up_with_its_trades_is_told_so_and_cut_off(start_service,
+                                                                           fake_binance: FakeBinance) -> None:
+    """Trades never conflate: a client that stops reading its trades gets an `error` SLOW_CONSUMER in place of
+    its backlog, then the connection closes; every trade it did get is in order and without a gap before it."""
+    fake_binance.set_tick_interval(TICK_INTERVAL)
+    symbols = sorted(fake_binance.perpetual_symbols())[:SYMBOLS]
+    service = start_service(CLIENT_BACKLOG_LIMIT=str(BACKLOG_LIMIT), CLIENT_TRADE_BACKLOG_LIMIT=str(BACKLOG_LIMIT),
+                            SLOW_CLIENT_TIMEOUT="60", MAX_SYMBOLS_PER_REQUEST="200")
+    normal = RecordingClient(service.url)
+    normal.emit("subscribe", {"symbols": symbols[:2], "streams": ["trade"]})
+    normal.wait("trade", count=10)
+    slow = RawClient(service.url)
+    slow.emit("subscribe", {"symbols": symbols, "streams": ["trade"]})
+    # ... and does not read until the service gives up on it
+    wait_for(lambda: "cannot keep up with its trades" in service.log(), timeout=15)
+    events = slow.read(lambda events: any(name == "error" for name, _ in events), timeout=10)
+    (error,) = [data for name, data in events if name == "error"]
+    assert error["code"] == "SLOW_CONSUMER" and error["missed"] > BACKLOG_LIMIT
+    assert "cannot keep up with its trades" in error["message"]
+    trades = [data for name, data in events if name == "trade"]
+    assert trades, "it got trades before it fell behind"
+    by_symbol: dict[str, list[int]] = {}
+    for trade in trades:
+        by_symbol.setdefault(trade["symbol"], []).append(trade["id"])
+    for symbol, ids in by_symbol.items():
+        assert ids == list(range(ids[0], ids[0] + len(ids))), f"{symbol}: a gap or a repeat before the error"
+    wait_for(lambda: counter(service, "slow_client_disconnects") >= 1, timeout=5)
+    slow.close()
+    normal.clear()
+    normal.wait("trade", count=5)  # the others go on
+    assert normal.sio.connected

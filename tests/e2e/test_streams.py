@@ -174,9 +174,10 @@ def test_trades_endpoint_serves_the_kept_trades_then_binance(service, clients, f
     answer = requests.get(f"{service.url}/trades/LINKUSDT?limit=5", timeout=5)
     body = answer.json()
     assert answer.status_code == 200 and body["success"] is True and body["source"] == "api", body
-    assert [t["symbol"] for t in body["data"]] == ["LINKUSDT"] * 5
+    # as many as Binance has, up to the limit (the fake's tape holds only the trades of its ticks so far)
+    assert 1 <= len(body["data"]) <= 5 and {t["symbol"] for t in body["data"]} == {"LINKUSDT"}
     ids = [t["id"] for t in body["data"]]
-    assert ids == sorted(ids), "newest last"
+    assert ids == list(range(ids[0], ids[0] + len(ids))), "newest last, without a gap"
     assert ("/fapi/v1/aggTrades", {"symbol": "LINKUSDT", "limit": "5"}) in fake_binance.rest_requests()
     client = clients()
     client.call("subscribe", {"symbols": ["LINKUSDT"], "streams": ["trade"]})
