@@ -15,6 +15,7 @@ from cache.store import CacheUnavailable, RedisStore
 from metrics.collectors import ServiceMetrics
 from metrics.labels import CacheOperation, CacheResult, TaskName
 from streaming.core.models import Ticker
+from streaming.hub.stores import LatestStore
 from streaming.runtime.tasks import PeriodicTask, TaskRunner
 
 __all__ = ["TickerCache", "CacheStatus"]
@@ -45,7 +46,7 @@ class TickerCache:
         self._wall_clock = wall_clock
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._latest: dict[str, Ticker] = {}
+        self._latest: LatestStore[Ticker] = LatestStore(wall_clock)  # the ordering gate of tickers
         self._pending: dict[str, Ticker] = {}
         self._redis_up = False
         self._redis_error = "not connected yet"
@@ -60,20 +61,19 @@ class TickerCache:
     # -- writes -----------------------------------------------------------------------------------------------
     def offer(self, ticker: Ticker) -> bool:
         """Record a tick if it is newer than the one held; returns whether it was newer. No I/O."""
-        with self._lock:
-            held = self._latest.get(ticker.symbol)
-            if held is not None and not ticker.newer_than(held):
-                return False
-            self._latest[ticker.symbol] = ticker
-            if self._store is not None:
-                self._pending[ticker.symbol] = ticker
+        if not self._latest.offer(ticker):
+            return False
+        if self._store is not None:
+            with self._lock:
+                pending = self._pending.get(ticker.symbol)
+                if pending is None or ticker.newer_than(pending):
+                    self._pending[ticker.symbol] = ticker
         return True
 
     # -- reads ------------------------------------------------------------------------------------------------
     def latest(self, symbol: str, max_age: float | None = None) -> Ticker | None:
         """The newest known tick of a symbol (memory, then Redis), or None; with ``max_age`` only a fresh one."""
-        with self._lock:
-            ticker = self._latest.get(symbol)
+        ticker = self._latest.peek(symbol)
         if ticker is None and self._store is not None and self._redis_up:
             try:
                 ticker = self._store.get(symbol)
@@ -89,13 +89,11 @@ class TickerCache:
 
     def peek(self, symbol: str, max_age: float) -> Ticker | None:
         """The tick held in memory, if fresh. No I/O, no metrics: safe on the hot path."""
-        with self._lock:
-            ticker = self._latest.get(symbol)
-        return ticker if ticker is not None and self.age(ticker) <= max_age else None
+        return self._latest.peek(symbol, max_age)
 
     def age(self, ticker: Ticker) -> float:
         """Seconds since the tick's event time (by this machine's clock)."""
-        return self._wall_clock() - ticker.event_time / 1000.0
+        return self._latest.age(ticker)
 
     def status(self) -> tuple[str, str]:
         """``(state, message)`` for /health."""
@@ -126,8 +124,10 @@ class TickerCache:
     def _round(self) -> None:
         if not self._redis_up:
             if self._monotonic() >= self._next_retry and self._try_connect():
+                latest = self._latest.values()
                 with self._lock:  # rewrite what Redis missed while it was away
-                    self._pending.update(self._latest)
+                    for ticker in latest:
+                        self._pending.setdefault(ticker.symbol, ticker)
             else:
                 return
         if not self.flush() and self._monotonic() - self._last_contact >= REDIS_RETRY_INTERVAL:

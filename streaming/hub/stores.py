@@ -11,18 +11,18 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from streaming.core.models import BookTicker, Trade
+from streaming.core.models import BookTicker, Ticker, Trade
 
 __all__ = ["LatestStore", "TradeTape", "TRADES_KEPT"]
 
 # Trades kept per symbol: Binance's own maximum for GET /fapi/v1/aggTrades (limit 1000).
 TRADES_KEPT = 1000
 
-M = TypeVar("M", BookTicker, Trade)
+M = TypeVar("M", Ticker, BookTicker, Trade)
 
 
 class LatestStore(Generic[M]):
-    """The newest update of each symbol (book tickers)."""
+    """The newest update of each symbol (book tickers; the ticker cache keeps its tickers in one too)."""
 
     def __init__(self, wall_clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
@@ -38,13 +38,21 @@ class LatestStore(Generic[M]):
             self._latest[update.symbol] = update
         return True
 
-    def peek(self, symbol: str, max_age: float) -> M | None:
-        """The update held, if its event is at most ``max_age`` seconds old."""
+    def peek(self, symbol: str, max_age: float | None = None) -> M | None:
+        """The update held, if any; with ``max_age``, only if its event is at most that many seconds old."""
         with self._lock:
             update = self._latest.get(symbol)
-        if update is None or self._wall_clock() - update.event_time / 1000.0 > max_age:
+        if update is None or max_age is not None and self.age(update) > max_age:
             return None
         return update
+
+    def age(self, update: M) -> float:
+        """Seconds since the update's event time (by this machine's clock)."""
+        return self._wall_clock() - update.event_time / 1000.0
+
+    def values(self) -> list[M]:
+        with self._lock:
+            return list(self._latest.values())
 
 
 class TradeTape:

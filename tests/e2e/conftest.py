@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.e2e.clients import RecordingClient
 from tests.e2e.process import ROOT, TEST_REDIS_DB, ServiceProcess, free_port, service_env  # noqa: F401
 from tests.fakes.binance import FakeBinance
 from tests.redis_server import redis_server  # noqa: F401  (fixture)
@@ -41,3 +42,18 @@ def start_service(fake_binance: FakeBinance, clean_redis: redis.Redis, tmp_path:
 @pytest.fixture
 def service(start_service) -> ServiceProcess:
     return start_service()
+
+
+@pytest.fixture
+def clients(service) -> Iterator:
+    """Factory: clients(**options) -> a RecordingClient connected to ``service`` (closed at teardown)."""
+    made: list[RecordingClient] = []
+
+    def connect(**kwargs: object) -> RecordingClient:
+        client = RecordingClient(service.url, **kwargs)  # type: ignore[arg-type]
+        made.append(client)
+        return client
+
+    yield connect
+    for client in made:
+        client.close()

@@ -2,27 +2,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.clients import RecordingClient
-
 ISO_MS_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
-
-
-@pytest.fixture
-def clients(service) -> Iterator:
-    made: list[RecordingClient] = []
-
-    def connect(**kwargs: object) -> RecordingClient:
-        client = RecordingClient(service.url, **kwargs)  # type: ignore[arg-type]
-        made.append(client)
-        return client
-
-    yield connect
-    for client in made:
-        client.close()
 
 
 def test_connect_greets_with_client_id(clients) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,20 +17,6 @@ from tests.fakes.binance import FakeBinance
 from tests.helpers import wait_for
 
 EVERY = ["ticker", "trade", "book"]
-
-
-@pytest.fixture
-def clients(service) -> Iterator:
-    made: list[RecordingClient] = []
-
-    def connect(**kwargs: object) -> RecordingClient:
-        client = RecordingClient(service.url, **kwargs)  # type: ignore[arg-type]
-        made.append(client)
-        return client
-
-    yield connect
-    for client in made:
-        client.close()
 
 
 def expected_trade(row: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -23,6 +23,8 @@ from streaming.exchanges.binance.protocol import rest_error
 __all__ = ["BinanceRest", "INVALID_SYMBOL_CODE"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # "Error Codes": -1121 Invalid symbol.
 INVALID_SYMBOL_CODE = -1121
@@ -89,31 +91,32 @@ class BinanceRest:
             raise UpstreamUnavailableError("Binance exchangeInfo answer is not an object")
         return body
 
+    def _parsed(self, endpoint: RestEndpoint, params: dict[str, str], parse: Callable[[Any], T], what: str) -> T:
+        """GET and parse; a malformed answer is UpstreamUnavailableError."""
+        body = self._get(endpoint, params)
+        try:
+            return parse(body)
+        except ProtocolError as exc:
+            raise UpstreamUnavailableError(f"Binance {what} answer is malformed: {exc}") from exc
+
     def ticker_24hr(self, symbol: str) -> Ticker:
         """The 24hr ticker of a validated symbol; UnknownSymbolError for -1121, else UpstreamUnavailableError."""
-        body = self._get(RestEndpoint.TICKER_24HR, {"symbol": symbol})
-        try:
-            return ticker_from_rest(body)
-        except ProtocolError as exc:
-            raise UpstreamUnavailableError(f"Binance 24hr ticker answer is malformed: {exc}") from exc
+        return self._parsed(RestEndpoint.TICKER_24HR, {"symbol": symbol}, ticker_from_rest, "24hr ticker")
 
     def book_ticker(self, symbol: str) -> BookTicker:
         """The best bid/ask of a validated symbol (weight 2); errors as ``ticker_24hr``."""
-        body = self._get(RestEndpoint.BOOK_TICKER, {"symbol": symbol})
-        try:
-            return book_ticker_from_rest(body)
-        except ProtocolError as exc:
-            raise UpstreamUnavailableError(f"Binance book ticker answer is malformed: {exc}") from exc
+        return self._parsed(RestEndpoint.BOOK_TICKER, {"symbol": symbol}, book_ticker_from_rest, "book ticker")
 
     def agg_trades(self, symbol: str, limit: int) -> list[Trade]:
         """The last ``limit`` (1-1000) aggregated trades of a validated symbol, oldest first (weight 20)."""
-        body = self._get(RestEndpoint.AGG_TRADES, {"symbol": symbol, "limit": str(limit)})
-        if not isinstance(body, list):
-            raise UpstreamUnavailableError("Binance aggTrades answer is not a list")
-        try:
-            return [trade_from_rest(row, symbol) for row in body]
-        except ProtocolError as exc:
-            raise UpstreamUnavailableError(f"Binance aggTrades answer is malformed: {exc}") from exc
+        return self._parsed(RestEndpoint.AGG_TRADES, {"symbol": symbol, "limit": str(limit)},
+                            lambda body: _rows(body, symbol), "aggTrades")
 
     def close(self) -> None:
         self._session.close()
+
+
+def _rows(body: Any, symbol: str) -> list[Trade]:
+    if not isinstance(body, list):
+        raise ProtocolError("the aggTrades answer is not a list")
+    return [trade_from_rest(row, symbol) for row in body]
