@@ -19,7 +19,7 @@ from config import Settings
 from metrics.collectors import ServiceMetrics
 from metrics.labels import DeliveryPath, StaleScope, TaskName
 from streaming.core.auth import Authenticator
-from streaming.core.channels import BINANCE, Channel, Kind
+from streaming.core.channels import BINANCE, KINDS, Channel, Kind
 from streaming.core.errors import ProtocolError, StreamingError
 from streaming.core.limits import KeyedLimiter
 from streaming.core.models import BookTicker, Ticker, Trade, iso_timestamp
@@ -77,15 +77,15 @@ class StreamingService:
             settings.stale_timeout, self.tasks,
             on_stale=lambda count: self.metrics.stale_detections.labels(StaleScope.SYMBOL).inc(count),
         )
-        self.fanout = Fanout(
-            self._emit_to_room, lambda channel: self.demand.subscriber_count(channel),
-            {Kind.TICKER: self.cache, Kind.TRADE: self.trades, Kind.BOOK: self.books},  # type: ignore[dict-item]
-            self.metrics, self.monitor.tick,
-        )
+        # each kind's store: the fan-out's ordering gate, and where a state kind's snapshot comes from
+        stores: dict[Kind, Any] = {Kind.TICKER: self.cache, Kind.TRADE: self.trades, Kind.BOOK: self.books}
+        self.fanout = Fanout(self._emit_to_room, lambda channel: self.demand.subscriber_count(channel), stores,
+                             self.metrics, self.monitor.tick)
         self.lookups = Lookups(self.rest, self.cache, self.books, self.trades, self.fanout, self.tasks,
                                settings.price_max_age, self.is_streamed)
         self.demand = Demand(
-            socketio.server, socketio.emit, self.fanout, self.cache, self.books, self.monitor, self.catalog,
+            socketio.server, socketio.emit, self.fanout, self.cache,
+            {kind: stores[kind] for kind, policy in KINDS.items() if policy.snapshot}, self.monitor, self.catalog,
             self.pools, self.lookups, self.metrics,
             max_symbols_per_client=settings.max_symbols_per_client, max_age=settings.price_max_age,
         )

@@ -11,14 +11,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from cache.writer import TickerCache
 from metrics.collectors import ServiceMetrics
 from metrics.labels import RejectedCode
 from streaming.core.channels import BINANCE, KINDS, Channel, Kind
 from streaming.core.errors import TooManySymbolsError, UnknownSymbolError
-from streaming.core.models import BookTicker
+from streaming.core.models import Model
 from streaming.core.subscriptions import SubscriptionRegistry
 from streaming.core.symbols import SymbolRequest
 from streaming.exchanges.binance.catalog import SymbolCatalog
@@ -26,12 +26,17 @@ from streaming.exchanges.binance.streams import route_of, stream_of
 from streaming.hub.fanout import Fanout
 from streaming.hub.lookups import Lookups
 from streaming.hub.monitor import STREAM_STATUS, StreamMonitor
-from streaming.hub.stores import LatestStore
 from streaming.upstream.pool import UpstreamPool
 
 __all__ = ["Demand", "SubscribeOutcome", "channels_of"]
 
 NAMESPACE = "/"
+
+
+class Snapshots(Protocol):
+    """A kind's store, as a new subscriber's first update comes from it."""
+
+    def peek(self, symbol: str, max_age: float) -> Model | None: ...
 
 
 @dataclass
@@ -58,7 +63,7 @@ class Demand:
         emit: Callable[..., Any],  # SocketIO.emit
         fanout: Fanout,
         cache: TickerCache,
-        books: LatestStore[BookTicker],
+        snapshots: Mapping[Kind, Snapshots],
         monitor: StreamMonitor,
         catalog: SymbolCatalog,
         pools: Mapping[str, UpstreamPool],
@@ -73,7 +78,7 @@ class Demand:
         self._emit = emit
         self._fanout = fanout
         self._cache = cache
-        self._books = books
+        self._snapshots = snapshots  # the store of each kind whose policy sends a snapshot
         self._monitor = monitor
         self._catalog = catalog
         self._pools = pools
@@ -125,7 +130,7 @@ class Demand:
             for channel in channels:
                 if not channel.policy.snapshot:
                     continue
-                update = self._snapshot(channel)
+                update = self._snapshots[channel.kind].peek(channel.symbol, self._max_age)
                 if update is not None:
                     self._emit(channel.policy.event, update.to_wire(), to=sid)
                 elif channel.kind is Kind.TICKER and self._catalog.is_known(channel.symbol):
@@ -137,13 +142,6 @@ class Demand:
             self._pool(channel).want(stream_of(channel))
         if cold:
             self._lookups.warm_up(cold)
-
-    def _snapshot(self, channel: Channel) -> Any:
-        if channel.kind is Kind.TICKER:
-            return self._cache.peek(channel.symbol, self._max_age)
-        if channel.kind is Kind.BOOK:
-            return self._books.peek(channel.symbol, self._max_age)
-        return None
 
     # -- unsubscribe ------------------------------------------------------------------------------------------
     def leave(self, sid: str, request: SymbolRequest, kinds: Sequence[Kind]) -> SubscribeOutcome:
