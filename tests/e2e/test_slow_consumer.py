@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from streaming.gateway.fastpath.backlog import CHECK_INTERVAL
 from tests.e2e.clients import RawClient, RecordingClient
 from tests.e2e.process import ServiceProcess
@@ -177,14 +179,17 @@ def test_a_conflated_client_gets_the_newest_price_of_each_symbol_and_every_other
         assert states == ["reconnecting", "live"], f"{symbol}: {states}"
 
 
-def test_a_client_that_cannot_keep_up_with_its_trades_is_told_so_and_cut_off(start_service,
-                                                                           fake_binance: FakeBinance) -> None:
-    """Trades never conflate: a client that stops reading its trades gets an `error` SLOW_CONSUMER in place of
-    its backlog, then the connection closes; every trade it did get is in order and without a gap before it."""
+@pytest.mark.parametrize("trade_limit, slow_timeout", [(BACKLOG_LIMIT, 60.0), (1_000_000, SLOW_TIMEOUT)],
+                         ids=["over the trade limit", "behind for the timeout"])
+def test_a_client_that_cannot_keep_up_with_its_trades_is_told_so_and_cut_off(
+        start_service, fake_binance: FakeBinance, trade_limit: int, slow_timeout: float) -> None:
+    """Trades never conflate: a client that stops reading its trades (and so goes over the trade limit, or stays
+    behind for SLOW_CLIENT_TIMEOUT) gets an `error` SLOW_CONSUMER in place of its backlog, then the connection
+    closes; every trade it did get is in order and without a gap before it."""
     fake_binance.set_tick_interval(TICK_INTERVAL)
     symbols = sorted(fake_binance.perpetual_symbols())[:SYMBOLS]
-    service = start_service(CLIENT_BACKLOG_LIMIT=str(BACKLOG_LIMIT), CLIENT_TRADE_BACKLOG_LIMIT=str(BACKLOG_LIMIT),
-                            SLOW_CLIENT_TIMEOUT="60", MAX_SYMBOLS_PER_REQUEST="200")
+    service = start_service(CLIENT_BACKLOG_LIMIT=str(BACKLOG_LIMIT), CLIENT_TRADE_BACKLOG_LIMIT=str(trade_limit),
+                            SLOW_CLIENT_TIMEOUT=str(slow_timeout), MAX_SYMBOLS_PER_REQUEST="200")
     normal = RecordingClient(service.url)
     normal.emit("subscribe", {"symbols": symbols[:2], "streams": ["trade"]})
     normal.wait("trade", count=10)
@@ -192,9 +197,10 @@ def test_a_client_that_cannot_keep_up_with_its_trades_is_told_so_and_cut_off(sta
     slow.emit("subscribe", {"symbols": symbols, "streams": ["trade"]})
     # ... and does not read until the service gives up on it
     wait_for(lambda: "cannot keep up with its trades" in service.log(), timeout=15)
-    events = slow.read(lambda events: any(name == "error" for name, _ in events), timeout=10)
+    # what the kernel's buffers hold (megabytes) comes first, at the pace a Python client reads
+    events = slow.read(lambda events: any(name == "error" for name, _ in events), timeout=40)
     (error,) = [data for name, data in events if name == "error"]
-    assert error["code"] == "SLOW_CONSUMER" and error["missed"] > BACKLOG_LIMIT
+    assert error["code"] == "SLOW_CONSUMER" and error["missed"] > 0
     assert "cannot keep up with its trades" in error["message"]
     trades = [data for name, data in events if name == "trade"]
     assert trades, "it got trades before it fell behind"

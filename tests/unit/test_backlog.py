@@ -195,3 +195,18 @@ def test_a_client_that_does_not_even_read_its_error_is_shut_down_after_the_grace
     clock.now += CHECK_INTERVAL
     backlog.check()
     assert aborted == [sock]
+
+
+def test_a_client_behind_with_trades_for_the_timeout_is_told_too() -> None:
+    """Under the trade limit but behind for SLOW_CLIENT_TIMEOUT: its trades would be dropped, so it gets the error."""
+    sock = FakeEioSocket()
+    backlog, clock, metrics = guard(sock)
+    for n in range(LIMIT + 1):
+        sock.queue.put(trade("BTCUSDT", n))
+    backlog.check()  # behind from now: 11 trades, under the trade limit
+    assert not sock.closed
+    clock.now += TIMEOUT
+    backlog.check()
+    assert sock.closed and value(metrics, "slow_client_disconnects") == 1
+    (error,) = queued(sock)
+    assert json.loads(error.data[1:])[1]["code"] == SLOW_CONSUMER

@@ -7,7 +7,8 @@ in order. A client is behind from its first conflation until a check finds its q
 conflation left it (it read more than arrived meanwhile); one that stays behind for SLOW_CLIENT_TIMEOUT seconds
 is disconnected. Trades never conflate: a client left with more than CLIENT_TRADE_BACKLOG_LIMIT packets, trades
 among them, is disconnected at once, and its backlog is replaced by an ``error`` SLOW_CONSUMER that says how
-many messages it missed, so nothing is dropped silently. The work is per client per check, never per tick, so
+many messages it missed, so nothing is dropped silently; so is a client cut off at SLOW_CLIENT_TIMEOUT with
+trades in its backlog. The work is per client per check, never per tick, so
 fast clients are not slowed down. ``conflate`` is pure; the guard reaches into python-engineio's sockets (their
 ``queue``).
 """
@@ -167,7 +168,10 @@ class BacklogGuard:
                 del self._behind[eio_sid]
                 continue
             if now - behind.since >= self._timeout:
-                self._cut_off(eio_sid, sock, queue.qsize())
+                if _holds_trades(queue):  # trades are never dropped without a word
+                    self._cut_off_for_trades(eio_sid, sock, now)
+                else:
+                    self._cut_off(eio_sid, sock, queue.qsize())
 
     def _conflate(self, queue: Any) -> tuple[int, bool]:
         """Conflate a queue in place; returns how many packets are left in it, and whether trades are among them."""
@@ -207,3 +211,10 @@ def _drain(queue: Any) -> list[Any]:
         except Empty:
             return items
         queue.task_done()
+
+
+def _holds_trades(queue: Any) -> bool:
+    """Whether a queue holds a trade, by a look at its items (the eventlet, gevent and standard queues keep them
+    in ``queue``, a deque); a queue that does not show them counts as holding some."""
+    items = getattr(queue, "queue", None)
+    return items is None or any(map(is_trade, list(items)))
