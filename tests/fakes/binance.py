@@ -497,13 +497,17 @@ class FakeBinance:
     async def _tick_loop(self) -> None:
         assert self._tick_wakeup is not None and self._deliveries is not None
         loop = asyncio.get_running_loop()
+        due = loop.time() + self._tick_interval
         while True:
             self._tick_wakeup.clear()
             try:
-                await asyncio.wait_for(self._tick_wakeup.wait(), timeout=self._tick_interval)
-                continue  # the interval changed: start a fresh wait
+                await asyncio.wait_for(self._tick_wakeup.wait(), timeout=max(0.0, due - loop.time()))
+                due = loop.time() + self._tick_interval  # the interval changed: start a fresh wait
+                continue
             except TimeoutError:
                 pass
+            # A tick every interval, however long a tick takes; a late loop makes up at most CATCH_UP of ticks.
+            due = max(due + self._tick_interval, loop.time() - CATCH_UP)
             snapshot = self._market.step()
             self._tick_count += 1
             tick = Tick(snapshot, now_ms())
