@@ -124,6 +124,9 @@ class Settings:
     client_backlog_limit: int = 200
     slow_client_timeout: float = 30.0
     client_trade_backlog_limit: int = 2000
+    # Trades of one symbol that arrive within this many seconds go to each client in one socket write (each
+    # still its own `trade` event): one write per client per window instead of one per trade. 0: each at once.
+    trade_batch_window: float = 0.05
     # Engine.IO heartbeat with clients: a PING every CLIENT_PING_INTERVAL seconds, a client that has not
     # answered within CLIENT_PING_TIMEOUT is disconnected (the Socket.IO defaults; clients learn both on connect).
     client_ping_interval: int = 25  # whole seconds: Engine.IO announces it to clients in whole seconds
@@ -361,6 +364,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "price_request_burst": _int_range(1, 100_000),
     "client_backlog_limit": _int_range(10, 1_000_000),
     "client_trade_backlog_limit": _int_range(10, 1_000_000),
+    "trade_batch_window": _number(float, 0, 1, "a number of seconds from 0 to 1 (0: each trade at once)"),
     "slow_client_timeout": _seconds(0.5, 3600),
     "client_ping_interval": _int_range(1, 3600),
     "client_ping_timeout": _seconds(1, 3600),

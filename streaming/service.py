@@ -58,8 +58,10 @@ class StreamingService:
         self.metrics = ServiceMetrics()
         self.tasks = SocketIOTasks(socketio)
         self.fast_path = install_fast_path(socketio, socketio.start_background_task, enabled=settings.fast_path,
-                                           compression=settings.ws_compression)
+                                           compression=settings.ws_compression,
+                                           batch_window=settings.trade_batch_window)
         self.broadcaster = self.fast_path.broadcaster
+        self.broadcaster.on_flushed = self._count_deliveries  # coalesced trades are counted when they go out
         self.metrics.fast_path.set(1 if self.fast_path.enabled else 0)
         self.catalog = SymbolCatalog()
         self.rest = BinanceRest(settings.binance_rest_url, settings.http_timeout, self.metrics)
@@ -299,8 +301,10 @@ class StreamingService:
         return True
 
     # -- views ------------------------------------------------------------------------------------------------
-    def _emit_to_room(self, event: str, payload: dict, room: str) -> None:
-        direct, queued = self.broadcaster.emit(event, payload, room)
+    def _emit_to_room(self, event: str, payload: dict, room: str, coalesce: bool = False) -> None:
+        self._count_deliveries(*self.broadcaster.emit(event, payload, room, coalesce))
+
+    def _count_deliveries(self, direct: int, queued: int) -> None:
         if direct:
             self._direct_deliveries.inc(direct)
         if queued:

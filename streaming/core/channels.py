@@ -35,11 +35,12 @@ class KindPolicy:
     event: str  # the Socket.IO event of its updates
     snapshot: bool  # a new subscriber gets the latest fresh update at once (state), or nothing (events)
     conflate: bool  # a slow client's backlog keeps the newest update per symbol; else the client is cut off
+    coalesce: bool = False  # a room's updates go out together every TRADE_BATCH_WINDOW (still one event each)
 
 
 KINDS: Mapping[Kind, KindPolicy] = MappingProxyType({
     Kind.TICKER: KindPolicy(Kind.TICKER, "price_update", snapshot=True, conflate=True),
-    Kind.TRADE: KindPolicy(Kind.TRADE, "trade", snapshot=False, conflate=False),
+    Kind.TRADE: KindPolicy(Kind.TRADE, "trade", snapshot=False, conflate=False, coalesce=True),
     Kind.BOOK: KindPolicy(Kind.BOOK, "book_ticker", snapshot=True, conflate=True),
 })
 _NAMES = frozenset(kind.value for kind in Kind)

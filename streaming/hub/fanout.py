@@ -20,7 +20,7 @@ __all__ = ["Fanout", "Gate", "PRICE_UPDATE"]
 
 PRICE_UPDATE = KINDS[Kind.TICKER].event
 
-Emit = Callable[[str, dict, str], None]
+Emit = Callable[[str, dict, str, bool], None]  # (event, payload, room, coalesce)
 
 
 class Gate(Protocol):
@@ -62,7 +62,8 @@ class Fanout:
                     self._metrics.updates_dropped.inc()
                     continue
                 if self._audience(channel) > 0:
-                    self._emit(KINDS[channel.kind].event, update.to_wire(), channel.room)
+                    policy = KINDS[channel.kind]
+                    self._emit(policy.event, update.to_wire(), channel.room, policy.coalesce)
                     emitted += 1
             if from_stream and channel.kind is Kind.TICKER:
                 self._on_tick(channel.symbol)

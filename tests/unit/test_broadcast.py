@@ -61,3 +61,52 @@ def test_compressed_websockets_keep_python_engineios_path() -> None:
     before = dict(server.eio._async)
     broadcaster = RoomBroadcaster(server, spawn=lambda target: None, direct=False)
     assert server.eio._async == before and broadcaster.outlets == 0
+
+
+def test_coalesced_messages_of_a_room_go_out_in_one_write_each_still_its_own_event() -> None:
+    """Trades: several messages of a room wait for the flush, then reach a direct client as one write of their
+    frames, in order, and a queued client as the same packets in order; both counted once flushed."""
+    server = socketio.Server(async_mode="threading")
+    spawned: list[object] = []
+    broadcaster = RoomBroadcaster(server, spawn=spawned.append, window=0.05)
+    flushed: list[tuple[int, int]] = []
+    broadcaster.on_flushed = lambda direct, queued: flushed.append((direct, queued))
+    reference = join(server, "eio-ref", "other")
+    queued_client = join(server, "eio-queued", "trade:BTCUSDT")
+    queued_client.queue.put(engineio.packet.Packet(engineio.packet.PING))  # it has something on its way
+    join(server, "eio-direct", "trade:BTCUSDT")
+    a, b = socket.socketpair()
+    try:
+        broadcaster._outlets["eio-direct"] = Outlet(a, a, lambda target: None)
+        trades = [{"symbol": "BTCUSDT", "id": n} for n in range(3)]
+        assert [broadcaster.emit("trade", t, "trade:BTCUSDT", coalesce=True) for t in trades] == [(0, 0)] * 3
+        assert len(spawned) == 1, "one flusher, started on the first coalesced message"
+        b.setblocking(False)
+        try:
+            assert b.recv(100) == b"", "nothing goes out before the flush"
+        except BlockingIOError:
+            pass
+        broadcaster.flush()
+        expected = []
+        for t in trades:
+            server.emit("trade", t, to="other")
+            expected.append(reference.queue.get_nowait().encode())
+        wire = b"".join(frame(e.encode("utf-8")) for e in expected)
+        b.setblocking(True)
+        assert b.recv(len(wire) + 10) == wire
+        assert queued_client.queue.get_nowait().packet_type == engineio.packet.PING
+        assert [queued_client.queue.get_nowait().encode() for _ in trades] == expected
+        assert flushed == [(3, 3)]
+        broadcaster.flush()
+        assert flushed == [(3, 3)], "an empty flush reports nothing"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_without_a_window_coalesced_messages_go_at_once() -> None:
+    server = socketio.Server(async_mode="threading")
+    broadcaster = RoomBroadcaster(server, spawn=lambda target: None)
+    client = join(server, "eio-a", "trade:BTCUSDT")
+    assert broadcaster.emit("trade", PAYLOAD, "trade:BTCUSDT", coalesce=True) == (0, 1)
+    assert client.queue.qsize() == 1

@@ -64,7 +64,7 @@ def test_the_fanout_sends_each_kind_as_its_event_to_its_room_once_and_in_order()
     sent: list[tuple[str, dict, str]] = []
     ticked: list[str] = []
     books: LatestStore[BookTicker] = LatestStore()
-    fanout = Fanout(lambda event, payload, room: sent.append((event, payload, room)), lambda channel: 1,
+    fanout = Fanout(lambda event, payload, room, coalesce: sent.append((event, payload, room)), lambda channel: 1,
                     {Kind.TRADE: TradeTape(), Kind.BOOK: books}, ServiceMetrics(), ticked.append)  # type: ignore[dict-item]
     first, second = StreamBatch("btcusdt@aggTrade", (trade(1), trade(2))), StreamBatch("btcusdt@aggTrade", (trade(2),))
     assert fanout.publish(first) == 2 and fanout.publish(second) == 0, "the overlap's repeat is dropped"

@@ -7,10 +7,17 @@ would send), frames it once, and writes the frame through each recipient's Outle
 with anything queued, a polling transport, or a full socket buffer gets the packet through python-engineio's
 queue as before, so per client the order of everything it is sent is kept. Slow clients still build up a
 queue, which the BacklogGuard conflates and cuts off as before.
+
+Coalesced emits (trades: one message per aggregated trade, up to 100 a second per symbol) are gathered per room
+for up to ``window`` seconds and then written to each recipient in one socket write of several WebSocket frames:
+every message stays its own Socket.IO event, in order, but a recipient costs one write per window instead of
+one per message.
 """
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,11 +51,18 @@ def writer_context(target: Callable[..., Any]) -> tuple[Any, Any] | None:
 
 class RoomBroadcaster:
     def __init__(self, server: Any, spawn: Callable[[Callable[[], None]], object], direct: bool = True,
-                 library: bool = False) -> None:
+                 library: bool = False, window: float = 0.0) -> None:
         """``server``: the python-socketio Server (Flask-SocketIO's ``socketio.server``). With ``direct`` False
         every packet goes through python-engineio's queues (compressed WebSockets frame messages themselves);
-        with ``library`` True every message is python-socketio's own ``emit`` (the fast path is off)."""
+        with ``library`` True every message is python-socketio's own ``emit`` (the fast path is off).
+        ``window``: how long coalesced emits of a room wait to go out together (0: at once)."""
         self._server = server
+        self._window = window if direct and not library else 0.0
+        self._batches: dict[str, list[tuple[Any, bytes]]] = {}  # room -> (packet, frame) waiting for the flush
+        self._batch_lock = threading.Lock()
+        self._batch_due = threading.Event()
+        self._flusher_started = False
+        self.on_flushed: Callable[[int, int], None] = lambda direct, queued: None  # deliveries of a flush
         self._library = library
         self._eio = server.eio
         self._spawn = spawn
@@ -110,9 +124,10 @@ class RoomBroadcaster:
     def outlets(self) -> int:
         return len(self._outlets)
 
-    def emit(self, event: str, data: Any, room: str) -> tuple[int, int]:
+    def emit(self, event: str, data: Any, room: str, coalesce: bool = False) -> tuple[int, int]:
         """Send ``event`` with ``data`` to every client in ``room``; returns how many clients were written to
-        directly and how many got it through their queue."""
+        directly and how many got it through their queue. With ``coalesce`` (and a window) the message waits
+        for the room's next flush, whose deliveries are reported to ``on_flushed`` instead: (0, 0) here."""
         if self._library:
             return 0, self._library_emit(event, data, room)
         encoded = self._server.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[event, data]).encode()
@@ -120,6 +135,17 @@ class RoomBroadcaster:
             return 0, self._library_emit(event, data, room)
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         wire = frame(eio_pkt.encode().encode("utf-8")) if self._outlets else b""
+        if coalesce and self._window > 0:
+            with self._batch_lock:
+                self._batches.setdefault(room, []).append((eio_pkt, wire))
+            self._start_flusher()
+            self._batch_due.set()
+            return 0, 0
+        return self._send(room, [eio_pkt], wire)
+
+    def _send(self, room: str, packets: list[Any], wire: bytes) -> tuple[int, int]:
+        """Write ``wire`` (the frames of ``packets``) to each recipient that can take it now, else queue the
+        packets for it in order."""
         sockets = self._eio.sockets
         outlets = self._outlets
         direct = queued = 0
@@ -129,11 +155,39 @@ class RoomBroadcaster:
                 sock = sockets.get(eio_sid)
                 if (sock is not None and sock.upgraded and not sock.upgrading and not sock.closed
                         and not sock.queue.qsize() and outlet.offer(wire)):
-                    direct += 1
+                    direct += len(packets)
                     continue
-            self._eio.send_packet(eio_sid, eio_pkt)
-            queued += 1
+            for eio_pkt in packets:
+                self._eio.send_packet(eio_sid, eio_pkt)
+            queued += len(packets)
         return direct, queued
+
+    def _start_flusher(self) -> None:
+        if not self._flusher_started:
+            self._flusher_started = True
+            self._spawn(self._flush_loop)
+
+    def _flush_loop(self) -> None:
+        while True:
+            self._batch_due.wait()
+            time.sleep(self._window)  # green: what arrives meanwhile goes out with it
+            self._batch_due.clear()
+            try:
+                self.flush()
+            except Exception:  # a bug here must not end the flusher: later batches would never go out
+                log.exception("flushing coalesced room messages failed; continuing")
+
+    def flush(self) -> None:
+        """Write every room's waiting messages, each room's in the order they were emitted."""
+        with self._batch_lock:
+            batches, self._batches = self._batches, {}
+        direct = queued = 0
+        for room, batch in batches.items():
+            sent = self._send(room, [eio_pkt for eio_pkt, _ in batch], b"".join(wire for _, wire in batch))
+            direct += sent[0]
+            queued += sent[1]
+        if direct or queued:
+            self.on_flushed(direct, queued)
 
     def _library_emit(self, event: str, data: Any, room: str) -> int:
         """python-socketio's own emit to the room; returns how many clients it was queued for."""

@@ -55,10 +55,11 @@ def untested(versions: Mapping[str, str]) -> list[str]:
 
 
 def install(socketio: Any, spawn: Callable[[Callable[[], None]], object], *, enabled: bool, compression: bool,
-            versions: Mapping[str, str] | None = None) -> FastPath:
+            batch_window: float = 0.0, versions: Mapping[str, str] | None = None) -> FastPath:
     """Install the fast path on Flask-SocketIO's ``socketio`` unless ``enabled`` is False or the libraries are
     not the tested ones. With ``compression`` the WebSocket servers frame (compress) every message themselves,
-    so room messages go through python-engineio's queues, framed per client."""
+    so room messages go through python-engineio's queues, framed per client. ``batch_window``: how long a room's
+    coalesced messages (trades) wait to be written together (direct writes only)."""
     installed = versions if versions is not None else installed_versions()
     problems = untested(installed)
     if not enabled:
@@ -72,7 +73,8 @@ def install(socketio: Any, spawn: Callable[[Callable[[], None]], object], *, ena
     on = not reason
     if on:
         ping_on_timers(socketio.server.eio)  # no green thread per client just to wait for its next heartbeat
-    broadcaster = RoomBroadcaster(socketio.server, spawn, direct=on and not compression, library=not on)
+    broadcaster = RoomBroadcaster(socketio.server, spawn, direct=on and not compression, library=not on,
+                                  window=batch_window)
     log.info("fast path %s (%s)", "on" if on else "off",
              ", ".join(f"{name} {version}" for name, version in installed.items()) + (f"; {reason}" if reason else ""))
     return FastPath(on, reason, broadcaster)
