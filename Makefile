@@ -45,8 +45,9 @@ recovery: install-dev
 	$(PY) -m bench.recovery $(if $(QUICK),--quick)
 
 # Fan-out throughput, latency, CPU and memory per client, under eventlet and gevent and for a Node socket.io
-# reference relay (a few minutes). SCENARIO=fanout|idle|many (or 1|2|3), TARGETS=eventlet,gevent,reference,
-# QUICK=1 (100 clients, about a minute). Writes docs/PERFORMANCE.md (not with QUICK).
+# reference relay (a few minutes per scenario). SCENARIO=fanout|idle|many|trades (or 1|2|3|4, comma-separated;
+# default fanout,trades), TARGETS=eventlet,gevent,reference, QUICK=1 (100 clients, about a minute per scenario).
+# Writes docs/PERFORMANCE.md (not with QUICK).
 .PHONY: bench
 bench: install-dev node
 	$(PY) -m bench.perf $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(TARGETS),--targets $(TARGETS)) $(if $(QUICK),--quick)

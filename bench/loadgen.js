@@ -3,14 +3,19 @@
 // counted instead of being hidden by a retry).
 //
 //   node bench/loadgen.js --url http://127.0.0.1:PORT --clients 250 --first 0 --symbols BTCUSDT,ETHUSDT,...
-//                         --per-client 2 [--concurrency 50] [--connect-timeout 20000] [--phase-seconds 60]
-//                         [--max-seconds 900]
+//                         --per-client 2 [--kind ticker|trade] [--concurrency 50] [--connect-timeout 20000]
+//                         [--phase-seconds 60] [--max-seconds 900]
+//
+// --kind says what the clients subscribe to and count: `ticker` (the default) subscribes {symbols} and counts
+// price_updates, one per (symbol, eventTime); `trade` subscribes {symbols, streams: ["trade"]} and counts trade
+// events, one per (symbol, id), the aggregate trade id. Either way an update belongs to the window by its
+// eventTime, and its latency is the time of receipt minus its eventTime.
 //
 // The driver talks to it with one JSON object per line. stdin (commands): {"cmd":"subscribe"},
 // {"cmd":"window","from":EPOCH_MS,"to":EPOCH_MS}, {"cmd":"progress"}, {"cmd":"report"}, {"cmd":"exit"}. stdout
 // (answers): {"type":"connected",...} once every connect attempt has ended, {"type":"subscribed",...},
-// {"type":"progress","received":N}, {"type":"report",...}. Only price_updates whose eventTime lies in the window
-// are counted, whenever they arrive, so a window's edges cut no tick in two; after the window the driver asks for
+// {"type":"progress","received":N}, {"type":"report",...}. Only updates whose eventTime lies in the window are
+// counted, whenever they arrive, so a window's edges cut no tick in two; after the window the driver asks for
 // progress until the count stops growing, and only then for the report.
 "use strict";
 
@@ -23,6 +28,13 @@ function option(name, fallback) {
   return at > 0 && process.argv[at + 1] !== undefined ? process.argv[at + 1] : fallback;
 }
 
+/** Per --kind: the Socket.IO event counted, the payload field that tells one update from another (increasing
+ * per symbol), and the `streams` of the subscribe request (none: the service's default, tickers). */
+const KINDS = {
+  ticker: { event: "price_update", key: "eventTime", streams: undefined },
+  trade: { event: "trade", key: "id", streams: ["trade"] },
+};
+
 const config = {
   url: option("url", "http://127.0.0.1:5021"),
   clients: Number(option("clients", "10")),
@@ -34,20 +46,23 @@ const config = {
   phaseSeconds: Number(option("phase-seconds", "60")), // no new connect (subscribe) starts after this long
   maxSeconds: Number(option("max-seconds", "900")), // a worker orphaned by its driver still ends
 };
+const kind = KINDS[option("kind", "ticker")];
+if (kind === undefined) throw new Error(`loadgen: --kind must be one of ${Object.keys(KINDS).join(", ")}`);
 
 const stats = {
   window: { from: Infinity, to: -Infinity },
-  received: 0, // price_updates with an eventTime in the window, duplicates included
-  duplicates: 0, // same symbol and eventTime twice on one client
-  outOfOrder: 0, // an eventTime older than the newest one the client already had for that symbol (not a duplicate)
-  outside: 0, // price_updates outside the window (warm-up, the cached price sent on subscribe, ...)
+  received: 0, // updates with an eventTime in the window, duplicates included
+  duplicates: 0, // same symbol and key (eventTime, or trade id) twice on one client
+  outOfOrder: 0, // a key older than the newest one the client already had for that symbol (not a duplicate)
+  outside: 0, // updates outside the window (warm-up, the cached price sent on subscribe, ...)
   latency: new Map(), // whole milliseconds (Date.now() - eventTime) -> count
-  union: new Map(), // symbol -> Set of eventTimes any client of this slice saw in the window
+  union: new Map(), // symbol -> Set of keys any client of this slice saw in the window
   disconnects: new Map(), // reason -> count, for clients that were connected
+  errors: new Map(), // code -> count of the `error` events the server sent (e.g. SLOW_CONSUMER before a cut-off)
 };
 
-/** `clients` records: a socket, the symbols it asks for, per symbol the eventTimes it got in the window and the
- * newest eventTime it got at all (in the window or not). */
+/** `clients` records: a socket, the symbols it asks for, per symbol the keys it got in the window and the newest
+ * key it got at all (in the window or not). */
 const clients = [];
 
 function send(message) {
@@ -67,12 +82,13 @@ function symbolsFor(index) {
   return chosen;
 }
 
-/** Count one delivery: latency, duplicates, out-of-order deliveries and the distinct eventTimes per symbol. Kept
+/** Count one delivery: latency, duplicates, out-of-order deliveries and the distinct keys per symbol. Kept
  * cheap: it runs per update. */
 function onUpdate(client, update) {
   const eventTime = update.eventTime;
+  const key = update[kind.key];
   const newest = client.newest.get(update.symbol);
-  if (newest === undefined || eventTime > newest) client.newest.set(update.symbol, eventTime);
+  if (newest === undefined || key > newest) client.newest.set(update.symbol, key);
   if (!(eventTime >= stats.window.from && eventTime < stats.window.to)) {
     stats.outside += 1;
     return;
@@ -84,18 +100,18 @@ function onUpdate(client, update) {
     seen = new Set();
     client.seen.set(update.symbol, seen);
   }
-  if (seen.has(eventTime)) {
+  if (seen.has(key)) {
     stats.duplicates += 1;
     return;
   }
-  if (eventTime < newest) stats.outOfOrder += 1; // older than one already received: counted, then kept as seen
-  seen.add(eventTime);
+  if (key < newest) stats.outOfOrder += 1; // older than one already received: counted, then kept as seen
+  seen.add(key);
   let union = stats.union.get(update.symbol);
   if (union === undefined) {
     union = new Set();
     stats.union.set(update.symbol, union);
   }
-  union.add(eventTime);
+  union.add(key);
 }
 
 /** Open one client; resolves with null once connected or with the reason it could not connect. */
@@ -109,7 +125,8 @@ function connectOne(index) {
     });
     const client = { socket, symbols: symbolsFor(index), seen: new Map(), newest: new Map(), connected: false,
                      subscribed: false };
-    socket.on("price_update", (update) => onUpdate(client, update));
+    socket.on(kind.event, (update) => onUpdate(client, update));
+    socket.on("error", (error) => bump(stats.errors, (error && error.code) || "error"));
     socket.on("disconnect", (reason) => {
       if (client.connected) bump(stats.disconnects, reason);
       client.connected = false;
@@ -165,7 +182,8 @@ function subscribeOne(client) {
       resolve("not connected");
       return;
     }
-    client.socket.timeout(config.connectTimeout).emit("subscribe", { symbols: client.symbols }, (err, answer) => {
+    const request = { symbols: client.symbols, streams: kind.streams }; // undefined streams: not sent
+    client.socket.timeout(config.connectTimeout).emit("subscribe", request, (err, answer) => {
       if (err) resolve("no acknowledgement");
       else if (!answer || !Array.isArray(answer.symbols) || answer.symbols.length !== client.symbols.length) {
         resolve((answer && answer.code) || "refused");
@@ -184,7 +202,7 @@ async function subscribeAll() {
          errors: Object.fromEntries(failures), seconds: (Date.now() - started) / 1000 });
 }
 
-/** Per symbol: subscribed clients, the sum over them of distinct eventTimes received, and the union seen. */
+/** Per symbol: subscribed clients, the sum over them of distinct keys received, and the union seen. */
 function symbolReport() {
   const symbols = {};
   for (const symbol of config.symbols) symbols[symbol] = { subscribers: 0, unique: 0, union: [] };
@@ -210,6 +228,7 @@ function report() {
     latency: Object.fromEntries(stats.latency),
     symbols: symbolReport(),
     disconnects: Object.fromEntries(stats.disconnects),
+    errors: Object.fromEntries(stats.errors),
     connectedNow: clients.filter((c) => c.connected).length,
   });
 }

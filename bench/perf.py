@@ -1,18 +1,19 @@
 """Throughput, latency, CPU and memory of the service's fan-out, next to a minimal Node socket.io relay.
 
-    .venv/bin/python -m bench.perf [--scenario fanout|idle|many[,...]] [--targets eventlet,gevent,reference]
+    .venv/bin/python -m bench.perf [--scenario fanout|idle|many|trades[,...]] [--targets eventlet,gevent,reference]
                                    [--quick] [--clients N] [--window S] ... [--no-doc]
 
-(`make bench`, `make bench SCENARIO=many`, `make bench QUICK=1`; the variables SCENARIO, TARGETS and QUICK work
-from the environment too.) Per scenario it runs the fake exchange at the scenario's tick rate, then for each
-target in turn (the service under eventlet, under gevent, and bench/reference-relay.js): starts the server,
-reads its RSS with no client, connects N real socket.io-client v4 clients spread over several Node processes
-(websocket transport only), reads the RSS again (memory per idle client), subscribes each client to K of the S
-symbols and, after a warm-up, counts every price_update of a window: latency from eventTime to receipt, lost,
-duplicated and out-of-order updates, and the server's CPU time per delivery. The service runs with the production
-defaults but for what it needs against the fake (each row's notes name those settings). Prints a table and
-regenerates the scenario's section of docs/PERFORMANCE.md (not with --quick). Loopback only; every process it
-starts is stopped by its PID; every wait has a deadline. Prints numbers; judges nothing.
+(`make bench`: fanout and trades; `make bench SCENARIO=many`, `make bench QUICK=1`; the variables SCENARIO,
+TARGETS and QUICK work from the environment too.) Per scenario it runs the fake exchange at the scenario's tick
+rate, then for each target in turn (the service under eventlet, under gevent, and bench/reference-relay.js):
+starts the server, reads its RSS with no client, connects N real socket.io-client v4 clients spread over several
+Node processes (websocket transport only), reads the RSS again (memory per idle client), subscribes each client
+to K of the S symbols (their tickers, or for `trades` their trades) and, after a warm-up, counts every
+price_update (trade) of a window: latency from eventTime to receipt, lost, duplicated and out-of-order updates
+(by eventTime; trades by their aggregate trade id), and the server's CPU time per delivery. The service runs
+with the production defaults but for what it needs against the fake (each row's notes name those settings).
+Prints a table and regenerates the scenario's section of docs/PERFORMANCE.md (not with --quick). Loopback only;
+every process it starts is stopped by its PID; every wait has a deadline. Prints numbers; judges nothing.
 """
 from __future__ import annotations
 
@@ -33,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.perf_processes import (
+    FEEDS,
     CpuSample,
+    Feed,
     Loadgen,
     ReferenceTarget,
     ServiceTarget,
@@ -69,7 +72,8 @@ REPORT_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class Scenario:
-    """N clients, each subscribed to K of S symbols that tick every `tick_interval` s; measured over `window` s."""
+    """N clients, each subscribed to the `kind` stream (a key of FEEDS) of K of S symbols that tick every
+    `tick_interval` s (a ticker and an aggTrade per tick); measured over `window` s."""
 
     key: str
     clients: int
@@ -80,6 +84,11 @@ class Scenario:
     warmup: float
     workers: int  # Node loadgen processes
     settle: float = 3.0  # seconds before each RSS reading, for the allocations of the previous phase to land
+    kind: str = "ticker"
+
+    @property
+    def feed(self) -> Feed:
+        return FEEDS[self.kind]
 
     @property
     def nominal_rate(self) -> float:
@@ -88,9 +97,9 @@ class Scenario:
     def describe(self) -> str:
         if not self.per_client:
             return f"{self.clients:,} clients connected and subscribed to nothing (memory per idle client)"
-        return (f"{self.clients:,} clients, {self.per_client} of {self.symbols} symbols each, a tick every "
-                f"{self.tick_interval:g} s per symbol: {self.nominal_rate:,.0f} deliveries/s nominal; "
-                f"measured over {self.window:g} s after a {self.warmup:g} s warm-up")
+        return (f"{self.clients:,} clients, the {self.kind} stream of {self.per_client} of {self.symbols} symbols "
+                f"each, {self.feed.update} every {self.tick_interval:g} s per symbol: {self.nominal_rate:,.0f} "
+                f"deliveries/s nominal; measured over {self.window:g} s after a {self.warmup:g} s warm-up")
 
     @property
     def phase_seconds(self) -> float:
@@ -105,8 +114,11 @@ SCENARIOS = {
                      workers=4),
     "many": Scenario("many", clients=10000, symbols=10, per_client=1, tick_interval=1.0, window=20, warmup=5,
                      workers=8),
+    "trades": Scenario("trades", clients=1000, symbols=1, per_client=1, tick_interval=0.01, window=20, warmup=5,
+                       workers=4, kind="trade"),
 }
-ALIASES = {"1": "fanout", "2": "idle", "3": "many"}
+ALIASES = {"1": "fanout", "2": "idle", "3": "many", "4": "trades"}
+DEFAULT_SCENARIOS = "fanout,trades"
 
 
 def open_files_limit() -> int:
@@ -189,17 +201,19 @@ def wait_for_stragglers(loadgen: Loadgen) -> float:
 
 
 def note_window(row: Row, reports: Sequence[dict[str, Any]], silent: int) -> None:
-    """What the table cannot show: clients that dropped, workers that did not answer, ticks nobody got."""
-    disconnects: Counter[str] = Counter()
-    for report in reports:
-        disconnects.update(report["disconnects"])
-    if disconnects:
-        row.notes.append("disconnected: " + ", ".join(f"{n} × {why}" for why, n in disconnects.most_common()))
+    """What the table cannot show: clients that dropped, errors the server sent, workers that did not answer,
+    ticks nobody got."""
+    for field, what in (("disconnects", "disconnected"), ("errors", "error events")):
+        counts: Counter[str] = Counter()
+        for report in reports:
+            counts.update(report.get(field, {}))
+        if counts:
+            row.notes.append(f"{what}: " + ", ".join(f"{n} × {why}" for why, n in counts.most_common()))
     if silent:
         row.notes.append(f"{silent} loadgen process(es) sent no report: their clients are not counted")
     assert row.deliveries is not None
     if row.deliveries.ticks_unseen:
-        row.notes.append(f"{row.deliveries.ticks_unseen} ticks (symbol, eventTime) of the fake reached no client: "
+        row.notes.append(f"{row.deliveries.ticks_unseen} updates (symbol, key) of the fake reached no client: "
                          f"{row.deliveries.deliveries_unseen:,} of the lost deliveries")
 
 
@@ -232,7 +246,8 @@ def measure_target(target: Target, scenario: Scenario, symbols: list[str], obser
         return row
     loadgen = Loadgen(target.url, symbols, scenario.per_client, scenario.clients, scenario.workers,
                       workdir / f"{scenario.key}-{target.name}-loadgen.log", scenario.phase_seconds,
-                      CONNECT_TIMEOUT, max_seconds=2 * scenario.phase_seconds + scenario.window + 300)
+                      CONNECT_TIMEOUT, max_seconds=2 * scenario.phase_seconds + scenario.window + 300,
+                      feed=scenario.feed)
     try:
         run_phases(row, target, loadgen, observer, scenario)
         row.notes.extend(target.remarks())
@@ -283,19 +298,20 @@ def redis_for_service(workdir: Path) -> Iterator[dict[str, str]]:
         private.stop()
 
 
-def make_target(name: str, fake: FakeBinance, symbols: list[str], workdir: Path, redis: dict[str, str]) -> Target:
+def make_target(name: str, fake: FakeBinance, symbols: list[str], workdir: Path, redis: dict[str, str],
+                feed: Feed) -> Target:
     if name == REFERENCE:
-        return ReferenceTarget(fake, symbols, workdir)
+        return ReferenceTarget(fake, symbols, workdir, feed)
     return ServiceTarget(name, fake, symbols, workdir, redis)
 
 
 def run_scenario(scenario: Scenario, targets: Sequence[str], workdir: Path) -> list[Row]:
     symbols = list(SYMBOL_POOL[:scenario.symbols])
     say(f"[{scenario.key}] {scenario.describe()}")
-    with FakeBinance(tick_interval=scenario.tick_interval) as fake, TickObserver(fake, symbols) as observer, \
-            redis_for_service(workdir) as redis:
-        return [measure_target(make_target(name, fake, symbols, workdir, redis), scenario, symbols, observer,
-                               workdir)
+    with FakeBinance(tick_interval=scenario.tick_interval) as fake, \
+            TickObserver(fake, symbols, scenario.feed) as observer, redis_for_service(workdir) as redis:
+        return [measure_target(make_target(name, fake, symbols, workdir, redis, scenario.feed), scenario, symbols,
+                               observer, workdir)
                 for name in targets]
 
 
@@ -334,8 +350,9 @@ def env_default(name: str, fallback: str) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default=env_default("SCENARIO", "fanout"),
-                        help="comma-separated: fanout (1), idle (2), many (3); default fanout")
+    parser.add_argument("--scenario", default=env_default("SCENARIO", DEFAULT_SCENARIOS),
+                        help=f"comma-separated: fanout (1), idle (2), many (3), trades (4); "
+                             f"default {DEFAULT_SCENARIOS}")
     parser.add_argument("--targets", default=env_default("TARGETS", ",".join(TARGETS)),
                         help="comma-separated of eventlet, gevent, reference; default all three")
     parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("QUICK")),
@@ -355,7 +372,7 @@ def scenarios_from(args: argparse.Namespace) -> list[Scenario]:
     for key in (k.strip() for k in args.scenario.split(",") if k.strip()):
         key = ALIASES.get(key, key)
         if key not in SCENARIOS:
-            raise SystemExit(f"unknown scenario {key!r}; use {', '.join(SCENARIOS)} (or 1, 2, 3)")
+            raise SystemExit(f"unknown scenario {key!r}; use {', '.join(SCENARIOS)} (or {', '.join(ALIASES)})")
         scenario = SCENARIOS[key]
         if args.quick:
             scenario = replace(scenario, clients=100, window=5, warmup=2, settle=2)

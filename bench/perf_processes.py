@@ -28,14 +28,31 @@ from tests.e2e.process import ROOT, ServiceProcess, free_port, service_env
 from tests.fakes.binance import FakeBinance
 from tests.helpers import wait_for
 
-__all__ = ["CpuSample", "Loadgen", "ReferenceTarget", "ServiceTarget", "Target", "TickObserver", "changed_settings",
-           "cpu_seconds", "node_binary", "open_files", "raise_open_files_limit", "rss_bytes"]
+__all__ = ["FEEDS", "TICKERS", "TRADES", "CpuSample", "Feed", "Loadgen", "ReferenceTarget", "ServiceTarget", "Target",
+           "TickObserver", "changed_settings", "cpu_seconds", "node_binary", "open_files", "raise_open_files_limit",
+           "rss_bytes"]
 
 READY_TIMEOUT = 30.0  # seconds a server may take to answer /ready (upstream live, symbols loaded)
 STOP_TIMEOUT = 10.0  # seconds a process may take to exit after SIGTERM before it gets SIGKILL
 # Far above what the bench opens (every client comes from 127.0.0.1): the limits themselves are not measured.
 SERVICE_LIMITS = dict(MAX_CONNECTIONS="100000", MAX_CONNECTIONS_PER_IP="100000", MAX_TCP_CONNECTIONS_PER_IP="100000")
 DOTENV = ROOT / ".env"  # app.py reads it under the environment
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What a scenario's clients subscribe to and count: a stream kind of the service's contract, the fake's stream
+    that carries it, and the payload field that tells one update from the next (increasing per symbol)."""
+
+    kind: str  # as clients name it in `subscribe {streams}` (bench/loadgen.js --kind, reference-relay.js --streams)
+    suffix: str  # the fake's stream of a symbol: "<symbol><suffix>"
+    key: str  # the field of the fake's payload the clients see as their update's key (`eventTime` or `id`)
+    update: str  # one update, in words
+
+
+TICKERS = Feed("ticker", "@ticker", "E", "a tick")  # price_update, one per (symbol, eventTime)
+TRADES = Feed("trade", "@aggTrade", "a", "an aggTrade")  # trade, one per (symbol, aggregate trade id)
+FEEDS = {feed.kind: feed for feed in (TICKERS, TRADES)}
 
 
 # ---------------------------------------------------------------- /proc readings
@@ -225,14 +242,16 @@ class ServiceTarget:
 
 
 class ReferenceTarget:
-    """bench/reference-relay.js: the same contract on Node's socket.io, reading the same fake."""
+    """bench/reference-relay.js: the same contract on Node's socket.io, reading the same fake: tickers, and the
+    stream of `feed` too (as the service always streams its DEFAULT_SYMBOLS' tickers)."""
 
     name = "reference"
 
-    def __init__(self, fake: FakeBinance, symbols: list[str], workdir: Path) -> None:
+    def __init__(self, fake: FakeBinance, symbols: list[str], workdir: Path, feed: Feed = TICKERS) -> None:
         self._port = free_port()
+        streams = dict.fromkeys((TICKERS.kind, feed.kind))
         self._command = [node_binary(), "bench/reference-relay.js", "--port", str(self._port),
-                         "--upstream", fake.ws_url, "--symbols", ",".join(symbols)]
+                         "--upstream", fake.ws_url, "--symbols", ",".join(symbols), "--streams", ",".join(streams)]
         self._log_path = workdir / "reference.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -279,10 +298,12 @@ class Loadgen:
     """Several bench/loadgen.js processes, each driving its slice of the clients; spoken to in JSON lines."""
 
     def __init__(self, url: str, symbols: list[str], per_client: int, clients: int, workers: int,
-                 log_path: Path, phase_seconds: float, connect_timeout: float, max_seconds: float) -> None:
+                 log_path: Path, phase_seconds: float, connect_timeout: float, max_seconds: float,
+                 feed: Feed = TICKERS) -> None:
         workers = max(1, min(workers, clients))
         self._slices = [clients // workers + (1 if i < clients % workers else 0) for i in range(workers)]
         self._common = ["--url", url, "--symbols", ",".join(symbols), "--per-client", str(per_client),
+                        "--kind", feed.kind,
                         "--phase-seconds", str(phase_seconds), "--connect-timeout", str(int(connect_timeout * 1000)),
                         "--max-seconds", str(int(max_seconds))]
         self._log_path = log_path
@@ -367,13 +388,15 @@ class Loadgen:
 # ---------------------------------------------------------------- the fake's own record of its ticks
 
 class TickObserver:
-    """A reader of the fake's combined stream for the bench's symbols, on its own connection and thread: which
-    ticks happened, so one that the server under test passed on to no client still counts as lost."""
+    """A reader of the fake's combined stream of `feed` for the bench's symbols, on its own connection and thread:
+    which updates happened (the key and event time of each), so one that the server under test passed on to no
+    client still counts as lost."""
 
-    def __init__(self, fake: FakeBinance, symbols: list[str]) -> None:
-        streams = "/".join(f"{symbol.lower()}@ticker" for symbol in symbols)
+    def __init__(self, fake: FakeBinance, symbols: list[str], feed: Feed = TICKERS) -> None:
+        streams = "/".join(f"{symbol.lower()}{feed.suffix}" for symbol in symbols)
         self._url = f"{fake.ws_url}/market/stream?streams={streams}"
-        self._times: dict[str, set[int]] = {symbol: set() for symbol in symbols}
+        self._key = feed.key
+        self._times: dict[str, dict[int, int]] = {symbol: {} for symbol in symbols}  # symbol -> key -> `E`
         self._lock = threading.Lock()
         self._ws: websocket.WebSocket | None = None
         self._thread: threading.Thread | None = None
@@ -408,9 +431,10 @@ class TickObserver:
             data = frame.get("data") if isinstance(frame, dict) else None
             if isinstance(data, dict) and data.get("s") in self._times:
                 with self._lock:
-                    self._times[data["s"]].add(int(data["E"]))
+                    self._times[data["s"]][int(data[self._key])] = int(data["E"])
 
     def between(self, start_ms: int, end_ms: int) -> dict[str, set[int]]:
-        """Per symbol, the eventTimes in [start_ms, end_ms)."""
+        """Per symbol, the keys of the updates whose event time is in [start_ms, end_ms)."""
         with self._lock:
-            return {symbol: {t for t in times if start_ms <= t < end_ms} for symbol, times in self._times.items()}
+            return {symbol: {key for key, t in times.items() if start_ms <= t < end_ms}
+                    for symbol, times in self._times.items()}

@@ -16,13 +16,14 @@ __all__ = ["Deliveries", "Row", "console_tables", "markdown_section", "merge_rep
 
 @dataclass(frozen=True)
 class Deliveries:
-    """price_updates whose eventTime fell in the measurement window, over every loadgen worker.
+    """Updates (price_updates or trades) whose eventTime fell in the measurement window, over every loadgen worker.
 
-    ``expected`` is, per symbol, the distinct eventTimes of the window times the clients subscribed to it: a tick
-    that reached one client should have reached them all. The eventTimes are those any client saw, plus those an
-    observer of the fake's own stream saw, so a tick the server passed on to nobody counts as lost too.
-    ``unique`` counts each (client, symbol, eventTime) once. ``out_of_order`` counts the deliveries whose
-    eventTime is older than the newest one their client already had for that symbol (duplicates apart).
+    Each update has a key, increasing per symbol: a price_update's eventTime, a trade's aggregate trade id.
+    ``expected`` is, per symbol, the distinct keys of the window times the clients subscribed to it: an update
+    that reached one client should have reached them all. The keys are those any client saw, plus those an
+    observer of the fake's own stream saw, so an update the server passed on to nobody counts as lost too.
+    ``unique`` counts each (client, symbol, key) once. ``out_of_order`` counts the deliveries whose key is older
+    than the newest one their client already had for that symbol (duplicates apart).
     """
 
     expected: int
@@ -31,12 +32,17 @@ class Deliveries:
     duplicates: int
     out_of_order: int
     latency_ms: Counter[int]
-    ticks_unseen: int  # (symbol, eventTime) pairs of the window that no client received at all
+    ticks_unseen: int  # (symbol, key) pairs of the window that no client received at all
     deliveries_unseen: int  # the deliveries those ticks owed: part of ``lost``
 
     @property
     def lost(self) -> int:
         return max(0, self.expected - self.unique)
+
+    @property
+    def delivered(self) -> float | None:
+        """The share of the expected deliveries that arrived (each once); None when none was expected."""
+        return self.unique / self.expected if self.expected else None
 
     def percentile(self, q: float) -> float | None:
         """The q-quantile (0 < q <= 1) of the latency histogram, in whole milliseconds; None when empty."""
@@ -76,7 +82,7 @@ class Row:
 
 def merge_reports(reports: Iterable[dict[str, Any]], observed: dict[str, set[int]]) -> Deliveries:
     """Merge the loadgen workers' ``report`` messages (see bench/loadgen.js) into one Deliveries; ``observed``
-    holds, per symbol, the window's eventTimes as the fake sent them to an observer of its own."""
+    holds, per symbol, the window's keys as the fake sent them to an observer of its own."""
     reports = list(reports)
     latency: Counter[int] = Counter()
     union: dict[str, set[int]] = {symbol: set() for symbol in observed}
@@ -103,9 +109,8 @@ def merge_reports(reports: Iterable[dict[str, Any]], observed: dict[str, set[int
 
 # ---------------------------------------------------------------- formatting
 
-COLUMNS = ("scenario", "target", "clients", "expected/s", "received/s", "lost", "dup", "out of order", "p50 ms",
-           "p90 ms",
-           "p99 ms", "max ms", "CPU µs/delivery", "server cores", "RSS MB", "KB/idle client")
+COLUMNS = ("scenario", "target", "clients", "expected/s", "received/s", "delivered", "lost", "dup", "out of order",
+           "p50 ms", "p90 ms", "p99 ms", "max ms", "CPU µs/delivery", "server cores", "RSS MB", "KB/idle client")
 RATIO_COLUMNS = ("scenario", "target", "CPU/delivery ÷ reference", "p50 ms (this / ref)", "p99 ms (this / ref)",
                  "max ms (this / ref)", "RSS MB (this / ref)", "KB/idle client (this / ref)")
 
@@ -118,13 +123,18 @@ def _per_second(count: int | None, row: Row) -> str:
     return "-" if count is None or row.window_s <= 0 else _num(count / row.window_s)
 
 
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.2f}%"
+
+
 def _cells(row: Row) -> list[str]:
     d = row.deliveries
     latency = [_num(d.percentile(q)) if d else "-" for q in (0.5, 0.9, 0.99, 1.0)]
     counts = [_num(n) for n in (d.lost, d.duplicates, d.out_of_order)] if d else ["-"] * 3
     return [
         row.scenario, row.target, f"{row.connected}/{row.requested}",
-        _per_second(d.expected if d else None, row), _per_second(d.received if d else None, row), *counts, *latency,
+        _per_second(d.expected if d else None, row), _per_second(d.received if d else None, row),
+        _percent(d.delivered if d else None), *counts, *latency,
         _num(row.cpu_us_per_delivery, 1),
         _num(row.cpu_seconds / row.window_s if row.cpu_seconds is not None and row.window_s else None, 2),
         _num(None if row.rss_bytes is None else row.rss_bytes / 2**20, 1),
