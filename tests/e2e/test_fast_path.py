@@ -1,8 +1,8 @@
 """The fast path and the libraries' own delivery (FAST_PATH=false) send the same bytes.
 
-Two services are fed the same ticks by one fake exchange, one with each path. For every update both delivered,
-the raw WebSocket frames are byte for byte the same, and python-socketio and socket.io-client decode the same
-events.
+Two services are fed the same ticks by one fake exchange, one with each path. For every update both delivered
+(tickers, trades — coalesced into one write per window on the fast path — and book tickers), the raw WebSocket
+frames are byte for byte the same, and python-socketio and socket.io-client decode the same events.
 """
 from __future__ import annotations
 
@@ -15,12 +15,23 @@ from tests.e2e.process import ROOT, ServiceProcess
 from tests.helpers import wait_for
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+STREAMS = ["ticker", "trade", "book"]
+UPDATES = ("price_update", "trade", "book_ticker")
 PREFIX = "websocket_streaming_"
-ENOUGH = 12  # updates both paths delivered, to compare
+ENOUGH = 12  # updates of each event both paths delivered, to compare
 
 
-def by_tick(updates: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
-    return {(update["symbol"], update["eventTime"]): update for update in updates}
+def key(event: str, update: dict[str, Any]) -> tuple[str, str, int]:
+    """An update's identity: its event, symbol and its kind's key (trade id, update id, else event time)."""
+    return event, update["symbol"], update.get("id", update.get("updateId", update["eventTime"]))
+
+
+def by_tick(events: list[tuple[str, Any]]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    return {key(event, update): update for event, update in events if event in UPDATES}
+
+
+def enough(shared: list[tuple[str, str, int]]) -> bool:
+    return all(sum(1 for k in shared if k[0] == event) >= ENOUGH for event in UPDATES)
 
 
 def common(first: dict, second: dict) -> list:
@@ -29,8 +40,8 @@ def common(first: dict, second: dict) -> list:
 
 def node_updates(service: ServiceProcess, count: int) -> subprocess.Popen[str]:
     return subprocess.Popen(["node", "docs/examples/node-client.js", "--url", service.url, "--symbols",
-                             ",".join(SYMBOLS), "--count", str(count)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                             ",".join(SYMBOLS), "--streams", ",".join(STREAMS), "--count", str(count)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_both_paths_deliver_byte_identical_streams(start_service) -> None:
@@ -41,36 +52,36 @@ def test_both_paths_deliver_byte_identical_streams(start_service) -> None:
     services = {"fast": fast, "library": library}
     raw = {name: RawClient(service.url, receive_buffer=1 << 20) for name, service in services.items()}
     python = {name: RecordingClient(service.url) for name, service in services.items()}
-    node = {name: node_updates(service, 4 * ENOUGH) for name, service in services.items()}
+    node = {name: node_updates(service, 12 * ENOUGH) for name, service in services.items()}
     try:
         for name in services:
-            raw[name].emit("subscribe", {"symbols": SYMBOLS})
-            python[name].call("subscribe", {"symbols": SYMBOLS})
+            raw[name].emit("subscribe", {"symbols": SYMBOLS, "streams": STREAMS})
+            python[name].call("subscribe", {"symbols": SYMBOLS, "streams": STREAMS})
 
-        def frames_by_tick(name: str) -> dict[tuple[str, int], str]:
+        def frames_by_tick(name: str) -> dict[tuple[str, str, int], str]:
             frames = {}
             for text in raw[name].frames:
                 event, data = json.loads(text[2:])
-                if event == "price_update":
-                    frames[(data["symbol"], data["eventTime"])] = text
+                if event in UPDATES:
+                    frames[key(event, data)] = text
             return frames
 
         # each read blocks on its own socket: read one more event from each in turn until they overlap enough
-        for _ in range(40 * ENOUGH):
-            if len(common(frames_by_tick("fast"), frames_by_tick("library"))) >= ENOUGH:
+        for _ in range(120 * ENOUGH):
+            if enough(common(frames_by_tick("fast"), frames_by_tick("library"))):
                 break
             for client in raw.values():
                 had = len(client.events)
                 client.read(lambda events, had=had: len(events) > had, timeout=10)
         fast_frames, library_frames = frames_by_tick("fast"), frames_by_tick("library")
         shared = common(fast_frames, library_frames)
-        assert len(shared) >= ENOUGH, f"only {len(shared)} updates delivered by both"
+        assert enough(shared), f"only {len(shared)} updates delivered by both"
         for tick in shared:
             assert fast_frames[tick] == library_frames[tick], tick
 
-        wait_for(lambda: len(common(*(by_tick(python[n].received("price_update")) for n in services))) >= ENOUGH,
-                 timeout=30, message="python-socketio clients: updates delivered by both")
-        seen = {name: by_tick(python[name].received("price_update")) for name in services}
+        wait_for(lambda: enough(common(*(by_tick(python[n].events) for n in services))),
+                 timeout=30, message="python-socketio clients: updates of each kind delivered by both")
+        seen = {name: by_tick(python[name].events) for name in services}
         for tick in common(seen["fast"], seen["library"]):
             assert seen["fast"][tick] == seen["library"][tick], tick
 
@@ -79,9 +90,9 @@ def test_both_paths_deliver_byte_identical_streams(start_service) -> None:
         for name, (stdout, stderr) in outputs.items():
             assert node[name].returncode == 0, stderr
             lines = [json.loads(line) for line in stdout.splitlines() if line.strip()]
-            decoded[name] = by_tick([line["data"] for line in lines if line["event"] == "price_update"])
+            decoded[name] = by_tick([(line["event"], line["data"]) for line in lines])
         shared_node = common(decoded["fast"], decoded["library"])
-        assert len(shared_node) >= ENOUGH, f"socket.io-client: only {len(shared_node)} updates delivered by both"
+        assert enough(shared_node), f"socket.io-client: only {len(shared_node)} updates delivered by both"
         for tick in shared_node:
             assert decoded["fast"][tick] == decoded["library"][tick], tick
     finally:
