@@ -16,9 +16,7 @@ from streaming.core.channels import KINDS, Channel, Kind
 from streaming.core.models import Model
 from streaming.exchanges.binance.protocol import StreamBatch
 
-__all__ = ["Fanout", "Gate", "PRICE_UPDATE"]
-
-PRICE_UPDATE = KINDS[Kind.TICKER].event
+__all__ = ["Fanout", "Gate"]
 
 Emit = Callable[[str, dict, str, bool], None]  # (event, payload, room, coalesce)
 

@@ -88,7 +88,3 @@ class TradeTape:
             if after.trade_id != before.trade_id + 1:
                 return None
         return trades
-
-    def forget(self, symbol: str) -> None:
-        with self._lock:
-            self._tapes.pop(symbol, None)

@@ -62,6 +62,11 @@ def _identifier(payload: Mapping[str, Any], key: str) -> int:
     return value
 
 
+def _object(value: object, what: str) -> None:
+    if not isinstance(value, Mapping):
+        raise ProtocolError(f"{what} must be an object, got {type(value).__name__}")
+
+
 def _flag(payload: Mapping[str, Any], key: str) -> bool:
     value = payload.get(key)
     if not isinstance(value, bool):
@@ -87,8 +92,7 @@ def ticker_from_payload(payload: Mapping[str, Any]) -> Ticker:
 
 def ticker_from_rest(body: Mapping[str, Any]) -> Ticker:
     """A Ticker from ``GET /fapi/v1/ticker/24hr?symbol=``; its instant is the statistics close time."""
-    if not isinstance(body, Mapping):
-        raise ProtocolError(f"24hr ticker answer must be an object, got {type(body).__name__}")
+    _object(body, "24hr ticker answer")
     return Ticker(
         symbol=_symbol(body, "symbol"),
         price=_decimal(body, "lastPrice"),
@@ -129,8 +133,7 @@ def trade_from_payload(payload: Mapping[str, Any]) -> Trade:
 def trade_from_rest(row: Mapping[str, Any], symbol: str) -> Trade:
     """A Trade from one row of ``GET /fapi/v1/aggTrades?symbol=``: the row names no symbol and carries no event
     time, so the trade time stands for it."""
-    if not isinstance(row, Mapping):
-        raise ProtocolError(f"aggTrades row must be an object, got {type(row).__name__}")
+    _object(row, "aggTrades row")
     trade_time = _millis(row, "T")
     return _trade(row, symbol.upper(), trade_time)
 
@@ -152,8 +155,7 @@ def book_ticker_from_payload(payload: Mapping[str, Any]) -> BookTicker:
 def book_ticker_from_rest(body: Mapping[str, Any]) -> BookTicker:
     """A BookTicker from ``GET /fapi/v1/ticker/bookTicker?symbol=``: its ``time`` (the transaction time) stands
     for the event time; the update id is ``lastUpdateId`` where the answer has one (the documentation shows none)."""
-    if not isinstance(body, Mapping):
-        raise ProtocolError(f"bookTicker answer must be an object, got {type(body).__name__}")
+    _object(body, "bookTicker answer")
     instant = _millis(body, "time")
     return BookTicker(
         symbol=_symbol(body, "symbol"),
