@@ -1,20 +1,42 @@
 # The two commands of the README:
 #   make run   - create the virtualenv, install, start the service on PORT (5021)
 #   make test  - install what the tests need, then run the whole suite
+# and make demo - the service off the recording in docs/demo/, with no network at all
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run test lint install install-dev node browser promtool recovery clean
+.PHONY: run demo test lint install install-dev node browser promtool recovery clean
 
 run: install
 	$(PY) app.py
 
-# The static checks, the whole suite with the default async mode (eventlet), then the end-to-end tests again
-# under gevent.
+# The service playing the recording shipped in docs/demo/ (made from the fake exchange: see README, "Upstream
+# recording and replay") in a loop instead of Binance: no Binance WebSocket, no REST, no network; Redis only with
+# REDIS_ENABLED=true. DEMO_RECORDING plays another recording (a file or a glob), DEMO_SPEED another speed.
+DEMO_RECORDING ?= docs/demo/binance-sample.jsonl.gz
+DEMO_SPEED ?= 1
+demo: install-dev node
+	@echo "demo: replaying $(DEMO_RECORDING) in a loop (not Binance: no network needed) on http://localhost:$${PORT:-5021}"
+	@echo "  Python client:  $(PY) docs/examples/python-client.py --url http://localhost:$${PORT:-5021} --symbols BTCUSDT,ETHUSDT --streams ticker,trade,book --count 20"
+	@echo "  Node client:    node docs/examples/node-client.js --url http://localhost:$${PORT:-5021} --symbols BTCUSDT --streams trade,book --count 20"
+	@echo "  Browser client: open docs/examples/browser.html?url=http://localhost:$${PORT:-5021}&symbols=BTCUSDT,ETHUSDT,SOLUSDT (socket.io-client from node_modules, else its CDN)"
+	@echo "  Health:         curl http://localhost:$${PORT:-5021}/health   (upstream.source: replay)"
+	@echo "  Ctrl-C stops the service."
+	UPSTREAM_REPLAY_FILE=$(DEMO_RECORDING) UPSTREAM_REPLAY_SPEED=$(DEMO_SPEED) UPSTREAM_REPLAY_LOOP=true \
+	  REDIS_ENABLED=$${REDIS_ENABLED:-false} $(PY) app.py
+
+# The static checks, the whole suite with the default async mode (eventlet), then again under gevent the
+# end-to-end files whose behaviour depends on the async mode: the HTTP servers, the WebSocket transports and the
+# fast path, green tasks, client queues, shutdown. The others (fault injection, chaos, rate limits, handler
+# properties, the OpenAPI and metrics documents, PM2, the recorder tool) test what is the same under both.
+GEVENT_E2E := $(addprefix tests/e2e/test_,bad_input.py compression.py connection_costs.py descriptors.py \
+	example_clients.py fast_path.py heartbeat.py history.py http.py operations.py replay.py slow_consumer.py \
+	socketio_contract.py streams.py upstream.py)
+
 test: lint node browser promtool
 	ASYNC_MODE=eventlet $(PY) -m pytest
-	ASYNC_MODE=gevent $(PY) -m pytest tests/e2e
+	ASYNC_MODE=gevent $(PY) -m pytest $(GEVENT_E2E)
 
 # ruff over everything (pyproject.toml: [tool.ruff]); mypy over the service, strict on the pure core.
 lint: install-dev
@@ -44,9 +66,16 @@ node_modules/.installed: package.json package-lock.json
 recovery: install-dev
 	$(PY) -m bench.recovery $(if $(QUICK),--quick)
 
+# The recorded history's memory, in Redis per stream and in the service, under a sustained load (10 minutes of
+# 100 ticks a second; DURATION=seconds to change).
+.PHONY: history-memory
+history-memory: install-dev
+	$(PY) -m bench.history_memory $(if $(DURATION),--seconds $(DURATION))
+
 # Fan-out throughput, latency, CPU and memory per client, under eventlet and gevent and for a Node socket.io
 # reference relay (a few minutes per scenario). SCENARIO=fanout|idle|many|trades (or 1|2|3|4, comma-separated;
-# default fanout,trades), TARGETS=eventlet,gevent,reference, QUICK=1 (100 clients, about a minute per scenario).
+# default fanout,trades), TARGETS=eventlet,gevent,eventlet-unrecorded,reference
+# (eventlet-unrecorded: HISTORY_ENABLED=false, to print what recording costs), QUICK=1 (100 clients, about a minute per scenario).
 # Writes docs/PERFORMANCE.md (not with QUICK).
 .PHONY: bench
 bench: install-dev node

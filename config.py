@@ -4,6 +4,7 @@ This is the only module that reads the environment; everything else receives a `
 """
 from __future__ import annotations
 
+import glob
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -99,6 +100,27 @@ class Settings:
     # Binance allows 10 incoming messages/s per connection; stay well under it.
     control_messages_per_second: float = 4.0
     http_timeout: float = 5.0
+    # History (README, "History and recovery"): every update of every channel, with its offset and epoch, in
+    # Redis Streams (in memory while Redis is off or down). Retention per stream kind, a count and an age (the
+    # oldest are dropped when either is exceeded); the defaults keep 5 symbols' three kinds well under 500 MB of
+    # Redis (docs/HISTORY.md has the arithmetic). false: no history, no positions on events, no recovery.
+    history_enabled: bool = True
+    history_max_items: dict[str, int] = field(
+        default_factory=lambda: {"ticker": 20_000, "trade": 100_000, "book": 50_000})
+    history_max_age: dict[str, float] = field(
+        default_factory=lambda: {"ticker": 86_400.0, "trade": 86_400.0, "book": 86_400.0})
+    # Updates kept per channel in memory when Redis is off or down (the kind's count above if lower).
+    history_memory_max_items: int = 10_000
+    # At most this many missed updates are sent to one reconnecting client's subscribe; past it the client gets
+    # recovered: false and the snapshot. At most half of CLIENT_TRADE_BACKLOG_LIMIT is used, so that a recovery
+    # never gets its client cut off as a slow consumer.
+    recovery_max_updates: int = 1000
+    # Seconds the streams of a client that disconnected (not one that unsubscribed) keep streaming, and being
+    # recorded, after it was their last subscriber, so that it can come back and recover (at least
+    # UNSUBSCRIBE_GRACE).
+    recovery_grace: float = 30.0
+    # History replays (`replay`) one client may run at once.
+    replay_max_per_client: int = 3
     # Client-facing limits (see README, "Security and limits").
     cors_allowed_origins: tuple[str, ...] = ("*",)
     max_message_bytes: int = 262144
@@ -146,6 +168,16 @@ class Settings:
     jwt_leeway: float = 10.0
     # With authentication on, also require a token for /stats and /metrics.
     protect_ops_endpoints: bool = False
+    # Record every upstream text frame with its receive time: gzip JSON Lines, one file per UTC day (the prefix
+    # recordings/binance writes recordings/binance-YYYY-MM-DD.jsonl.gz; relative to the project directory).
+    # "" (off): nothing is recorded.
+    upstream_record_file: str = ""
+    # Run off a recording (.jsonl.gz or .jsonl, or a glob of several, played in name order) instead of Binance:
+    # no upstream WebSocket, no Binance REST. SPEED 1: the recorded spacing, 10: ten times faster, 0: as fast as
+    # possible; LOOP: start again at the end (times and ids move on, so the data keeps looking live).
+    upstream_replay_file: str = ""
+    upstream_replay_speed: float = 1.0
+    upstream_replay_loop: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -185,6 +217,17 @@ class Settings:
                 "read the answers; list the origins of the pages that may connect, e.g. "
                 "CORS_ALLOWED_ORIGINS=https://dash.example.com (clients that are not browsers are not affected)"
             )
+        if self.upstream_record_file and self.upstream_replay_file:
+            raise ConfigError(
+                "UPSTREAM_RECORD_FILE cannot be used with UPSTREAM_REPLAY_FILE: a replay has no upstream frames to "
+                "record; unset one of them"
+            )
+        if self.upstream_replay_file and not self.replay_files():
+            raise ConfigError(
+                f"UPSTREAM_REPLAY_FILE={self.upstream_replay_file!r} matches no file (relative paths are under the "
+                "project directory); give a recording such as docs/demo/binance-sample.jsonl.gz, or a glob such as "
+                "'recordings/binance-*.jsonl.gz'"
+            )
         if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
             raise ConfigError(
                 f"JWT_SECRET is {len(self.jwt_secret.encode())} bytes long; HS256 needs at least "
@@ -198,6 +241,18 @@ class Settings:
             return None
         path = Path(self.log_file).expanduser()
         return path if path.is_absolute() else PROJECT_ROOT / path
+
+    def record_prefix(self) -> Path | None:
+        """UPSTREAM_RECORD_FILE as an absolute path prefix (relative ones are under the project directory)."""
+        return _project_path(self.upstream_record_file) if self.upstream_record_file else None
+
+    def replay_files(self) -> list[Path]:
+        """The recordings UPSTREAM_REPLAY_FILE names (a path or a glob; relative ones under the project directory),
+        in name order (the date in a recording's name makes that the recorded order)."""
+        if not self.upstream_replay_file:
+            return []
+        pattern = _project_path(self.upstream_replay_file)
+        return sorted(path for path in map(Path, glob.glob(str(pattern))) if path.is_file())
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (tests and tools)."""
@@ -219,6 +274,11 @@ def retired_keys(environ: Mapping[str, str]) -> list[str]:
     """A warning for each retired key set in ``environ``, saying what replaced it."""
     return [f"{key} is no longer used and is ignored: {why}; remove it from .env and the environment"
             for key, why in RETIRED_KEYS.items() if environ.get(key, "").strip()]
+
+
+def _project_path(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def _bool(raw: str) -> bool:
@@ -269,6 +329,15 @@ def _log_file(raw: str) -> str:
     return raw
 
 
+def _recording(raw: str) -> str:
+    """A path (or glob), or "" for off/none/-."""
+    if raw.lower() in ("off", "none", "-"):
+        return ""
+    if "\0" in raw:
+        raise ValueError("expected a file path, or off")
+    return raw
+
+
 def _choice(*allowed: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.lower()
@@ -301,6 +370,25 @@ def _origins(raw: str) -> tuple[str, ...]:
     if not origins:
         raise ValueError("expected * or a comma-separated list of origins")
     return origins
+
+
+_KINDS = ("ticker", "trade", "book")
+
+
+def _per_kind(value: Callable[[str], Any], defaults: Mapping[str, Any], form: str) -> Callable[[str], dict[str, Any]]:
+    """``kind:value`` pairs, comma-separated (e.g. ``trade:100000,book:50000``); kinds left out keep their
+    default."""
+    def parse(raw: str) -> dict[str, Any]:
+        values = dict(defaults)
+        for item in raw.split(","):
+            kind, sep, text = item.strip().partition(":")
+            if not sep or kind not in _KINDS:
+                raise ValueError(f"expected kind:{form} pairs separated by commas, kinds {', '.join(_KINDS)}, "
+                                 f"e.g. trade:{form}; got {item.strip()!r}")
+            values[kind] = value(text.strip())
+        return values
+
+    return parse
 
 
 def _symbols(raw: str) -> tuple[str, ...]:
@@ -349,6 +437,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_streams_per_connection": _int_range(1, 1024),
     "control_messages_per_second": _number(float, 0.1, 9, "a number of messages per second"),
     "http_timeout": _seconds(0.1, 120),
+    "history_enabled": _bool,
+    "history_max_items": _per_kind(_int_range(1, 100_000_000), Settings().history_max_items, "count"),
+    "history_max_age": _per_kind(_seconds(1, 365 * 86400), Settings().history_max_age, "seconds"),
+    "history_memory_max_items": _int_range(1, 10_000_000),
+    "recovery_max_updates": _int_range(0, 1_000_000),
+    "recovery_grace": _seconds(0, 3600),
+    "replay_max_per_client": _int_range(1, 100),
     "cors_allowed_origins": lambda raw: _origins(raw),
     "max_message_bytes": _int_range(1024, 10_000_000),
     "max_connections": _int_range(1, 1_000_000),
@@ -376,4 +471,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "jwt_issuer": _non_empty,
     "jwt_leeway": _seconds(0, 300),
     "protect_ops_endpoints": _bool,
+    "upstream_record_file": _recording,
+    "upstream_replay_file": _recording,
+    "upstream_replay_speed": _number(float, 0, 1000, "a speed factor (1: as recorded, 10: ten times faster, "
+                                     "0: as fast as possible)"),
+    "upstream_replay_loop": _bool,
 }

@@ -1,1 +1,3 @@
-"""Cache: the latest tick of every symbol, in process and in Redis, and the /price route that reads it."""
+"""Redis and the routes it backs: the latest tick of every symbol (in process and in Redis) and /price, /book and
+/trades; the channels' histories as Redis Streams and /history.
+"""

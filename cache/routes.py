@@ -1,5 +1,6 @@
 """GET /price/<symbol>, /book/<symbol> and /trades/<symbol>: the latest price, the best bid/ask and the last
-trades, from the service's memory (and Redis, for prices) when fresh, else from Binance REST.
+trades, from the service's memory (and Redis, for prices) when fresh, else from Binance REST. GET
+/history/<symbol>: pages of a stream's recorded history (Redis Streams, else memory).
 
 Every /price answer says how old its price is (``age``, seconds) and whether that is beyond PRICE_MAX_AGE
 (``stale``). A stale price is never served as current: when Binance cannot be asked, the answer is a 503 that
@@ -7,6 +8,7 @@ carries the last known price, marked stale.
 """
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from streaming.core.channels import BINANCE, Channel
 from streaming.core.errors import (
     InvalidRequestError,
     InvalidSymbolError,
@@ -24,6 +27,7 @@ from streaming.core.errors import (
 )
 from streaming.core.limits import ADMIT
 from streaming.core.models import Ticker
+from streaming.core.ranges import parse_history_query
 from streaming.core.symbols import normalise_symbol, shown_item
 from streaming.service import StreamingService
 
@@ -58,19 +62,14 @@ def _admit(service: StreamingService) -> ResponseReturnValue | None:
     service.count_rejection("RATE_LIMITED")
     body, status = json_error(  # type: ignore[misc]
         429, "RATE_LIMITED",
-        f"too many requests from your address to /price, /book and /trades; at most "
+        f"too many requests from your address to /price, /book, /trades and /history; at most "
         f"{service.settings.price_requests_per_second:g}/s",
     )
     return body, status, {"Retry-After": str(max(1, math.ceil(verdict.retry_after)))}
 
 
-def _serve(raw_symbol: str, what: str, look_up: Callable[[StreamingService, str], tuple[T, str]],
-           render: Callable[[StreamingService, T], dict[str, Any]],
-           last_known: Callable[[StreamingService, str], dict[str, Any] | None] = lambda _service, _symbol: None,
-           ) -> ResponseReturnValue:
-    """One look-up endpoint: the rate limit, the symbol's validation, the look-up (cache, else Binance REST
-    behind the REST gate and single-flight) and its errors, the same for every endpoint."""
-    service: StreamingService = current_app.extensions["streaming"]
+def _admitted_symbol(service: StreamingService, raw_symbol: str) -> str | ResponseReturnValue:
+    """The symbol of a request within the address's rate limit, or the 429, 400 or 404 answer."""
     refused = _admit(service)
     if refused is not None:
         return refused
@@ -83,6 +82,20 @@ def _serve(raw_symbol: str, what: str, look_up: Callable[[StreamingService, str]
     except UnknownSymbolError as exc:
         service.count_rejection(exc.code)
         return json_error(404, exc.code, str(exc))
+    return symbol
+
+
+def _serve(raw_symbol: str, what: str, look_up: Callable[[StreamingService, str], tuple[T, str]],
+           render: Callable[[StreamingService, T], dict[str, Any]],
+           last_known: Callable[[StreamingService, str], dict[str, Any] | None] = lambda _service, _symbol: None,
+           ) -> ResponseReturnValue:
+    """One look-up endpoint: the rate limit, the symbol's validation, the look-up (cache, else Binance REST
+    behind the REST gate and single-flight) and its errors, the same for every endpoint."""
+    service: StreamingService = current_app.extensions["streaming"]
+    checked = _admitted_symbol(service, raw_symbol)
+    if not isinstance(checked, str):
+        return checked
+    symbol = checked
     try:
         found, source = look_up(service, symbol)
     except InvalidRequestError as exc:
@@ -141,3 +154,31 @@ def _trades_limit(raw: str | None) -> int:
         raise InvalidRequestError(f"'limit' must be a whole number from {MIN_TRADES} to {MAX_TRADES}, got "
                                   f"{shown_item(raw)!r}")
     return int(text)
+
+
+@blueprint.get("/history/<path:raw_symbol>")
+def history(raw_symbol: str) -> ResponseReturnValue:
+    """A page of a stream's recorded updates, oldest first, each with its offset; ``next`` is the ``after`` of
+    the next page (null: the range has no more)."""
+    service: StreamingService = current_app.extensions["streaming"]
+    checked = _admitted_symbol(service, raw_symbol)
+    if not isinstance(checked, str):
+        return checked
+    try:
+        query = parse_history_query(request.args)
+    except InvalidRequestError as exc:
+        service.count_rejection(exc.code)
+        return json_error(400, exc.code, str(exc))
+    if service.recorder is None:
+        return json_error(404, "HISTORY_DISABLED", "history is off on this server (HISTORY_ENABLED=false)")
+    channel = Channel(BINANCE, query.kind, checked)
+    page = service.recorder.read(channel, query.after, query.start, query.end, query.limit)
+    if query.epoch is not None and query.epoch != page.epoch:
+        return json_error(409, "EPOCH_CHANGED", f"the history of {channel.key} started afresh (epoch "
+                          f"{query.epoch!r} is gone, now {page.epoch!r}): offsets of the old epoch mean nothing "
+                          "in the new one; read again from the start", epoch=page.epoch)
+    return jsonify({"success": True, "data": {
+        "symbol": checked, "stream": str(query.kind), "epoch": page.epoch,
+        "items": [{**json.loads(entry.item), "offset": entry.offset} for entry in page.entries],
+        "next": page.next,
+    }})

@@ -20,7 +20,9 @@ from metrics.labels import (
     CacheResult,
     ControlMethod,
     DeliveryPath,
+    HistoryOperation,
     ReconnectReason,
+    RecoveryResult,
     RejectedCode,
     RestEndpoint,
     RestOutcome,
@@ -148,6 +150,35 @@ class ServiceMetrics:
         self.cache_lookups = Counter(
             f"{ns}_cache_lookups_total", "Latest-price lookups by result.", ["result"], registry=r
         )
+        self.history_writes = Counter(
+            f"{ns}_history_writes_total", "Updates appended to their channel's history in Redis.", registry=r
+        )
+        self.history_errors = Counter(
+            f"{ns}_history_errors_total", "History operations in Redis that failed, and histories Redis lost.",
+            ["operation"], registry=r,
+        )
+        self.history_in_redis = Gauge(
+            f"{ns}_history_in_redis",
+            "1 while channel histories are recorded in Redis, 0 while in memory only (Redis off or down).",
+            registry=r,
+        )
+        self.history_pending = Gauge(
+            f"{ns}_history_pending", "Recorded updates waiting to be written to Redis.", registry=r
+        )
+        self.recoveries = Counter(
+            f"{ns}_recoveries_total",
+            "Channels a reconnecting client asked to recover (subscribe with since), by result.", ["result"],
+            registry=r,
+        )
+        self.recovered_updates = Counter(
+            f"{ns}_recovered_updates_total", "Missed updates sent to reconnecting clients.", registry=r
+        )
+        self.backfilled_trades = Counter(
+            f"{ns}_backfilled_trades_total",
+            "Aggregated trades missed by the stream (a restart, a reconnect) and fetched from Binance REST.",
+            registry=r,
+        )
+        self.replays = Gauge(f"{ns}_replays", "History replays running now.", registry=r)
         self.rest_requests = Counter(
             f"{ns}_rest_requests_total", "Binance REST calls by endpoint and outcome.", ["endpoint", "outcome"],
             registry=r,
@@ -235,6 +266,8 @@ class ServiceMetrics:
             (self.stale_detections, (StaleScope,)),
             (self.cache_errors, (CacheOperation,)),
             (self.cache_lookups, (CacheResult,)),
+            (self.history_errors, (HistoryOperation,)),
+            (self.recoveries, (RecoveryResult,)),
             (self.rest_requests, (RestEndpoint, RestOutcome)),
             (self.rejected_inputs, (RejectedCode,)),
             (self.task_errors, (TaskName,)),

@@ -18,6 +18,8 @@ __all__ = [
     "StaleScope",
     "CacheOperation",
     "CacheResult",
+    "HistoryOperation",
+    "RecoveryResult",
     "RestEndpoint",
     "RestOutcome",
     "RejectedCode",
@@ -98,6 +100,24 @@ class CacheResult(StrEnum):
     STALE = "stale"
 
 
+class HistoryOperation(StrEnum):
+    """history_errors_total{operation}: the Redis history operation that failed."""
+
+    WRITE = "write"
+    READ = "read"
+    TRIM = "trim"
+    PING = "ping"
+    LOST = "lost"  # Redis no longer held a channel's history (flushed, evicted): it starts a new epoch
+    GAP = "gap"  # trades were missed and could not be fetched: the channel's history starts a new epoch
+
+
+class RecoveryResult(StrEnum):
+    """recoveries_total{result}: what a subscribe with ``since`` got for each channel."""
+
+    RECOVERED = "recovered"  # every missed update
+    SNAPSHOT = "snapshot"  # not recoverable: the snapshot instead
+
+
 class RestEndpoint(StrEnum):
     """rest_requests_total{endpoint}: the Binance REST paths the service calls."""
 
@@ -132,6 +152,8 @@ class RejectedCode(StrEnum):
     UNAUTHORIZED = "UNAUTHORIZED"
     TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
     SERVER_SHUTTING_DOWN = "SERVER_SHUTTING_DOWN"
+    TOO_MANY_REPLAYS = "TOO_MANY_REPLAYS"
+    UNKNOWN_REPLAY = "UNKNOWN_REPLAY"
 
 
 class TcpRefusal(StrEnum):
@@ -154,8 +176,12 @@ class TaskName(StrEnum):
 
     SYMBOLS_CATALOG = "symbols catalog"
     UPSTREAM_POOL = "upstream_pool"
+    UPSTREAM_RECORDER = "upstream recorder"
+    UPSTREAM_REPLAY = "upstream replay"
     BACKLOG_GUARD = "backlog guard"
     CACHE_WRITER = "cache writer"
+    HISTORY_WRITER = "history writer"
+    REPLAY = "replay"
     GC_POLICY = "gc policy"
     SOCKETIO_HANDLER = "socketio_handler"
     HTTP_ROUTE = "http_route"

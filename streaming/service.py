@@ -13,6 +13,7 @@ from typing import Any
 
 from flask_socketio import SocketIO
 
+from cache.history_store import RedisHistory
 from cache.store import RedisStore
 from cache.writer import TickerCache
 from config import Settings
@@ -21,6 +22,7 @@ from metrics.labels import DeliveryPath, StaleScope, TaskName
 from streaming.core.auth import Authenticator
 from streaming.core.channels import BINANCE, KINDS, Channel, Kind
 from streaming.core.errors import ProtocolError, StreamingError
+from streaming.core.history import Position, Retention
 from streaming.core.limits import KeyedLimiter
 from streaming.core.models import BookTicker, Ticker, Trade, iso_timestamp
 from streaming.core.symbols import SymbolRequest
@@ -31,17 +33,22 @@ from streaming.exchanges.binance.streams import MARKET, ROUTES, channel_of_strea
 from streaming.gateway.admission import Admission
 from streaming.gateway.fastpath.backlog import BacklogGuard
 from streaming.gateway.fastpath.install import install as install_fast_path
-from streaming.hub.demand import Demand, SubscribeOutcome
+from streaming.gateway.replays import Replays
+from streaming.hub.backfill import TradeBackfill, last_trade_id
+from streaming.hub.demand import Confirm, Demand, Joined, SubscribeOutcome
 from streaming.hub.fanout import Fanout
 from streaming.hub.lookups import Lookups
 from streaming.hub.monitor import StreamMonitor
+from streaming.hub.recorder import Recorder
 from streaming.hub.stores import LatestStore, TradeTape
 from streaming.runtime.guard import ConnectionGuard
 from streaming.runtime.server import HTTP_HEADROOM
 from streaming.runtime.tasks import PeriodicTask, SocketIOTasks
 from streaming.runtime.version import build_details
-from streaming.upstream.connection import Timing, UpstreamConnection, UpstreamStatus
-from streaming.upstream.pool import UpstreamPool
+from streaming.upstream.connection import UpstreamConnection, UpstreamStatus
+from streaming.upstream.pool import UpstreamPool, pool_for
+from streaming.upstream.recorder import FrameRecorder
+from streaming.upstream.replay import Replay, ReplayRest
 
 __all__ = ["StreamingService", "SubscribeOutcome"]
 
@@ -64,16 +71,31 @@ class StreamingService:
         self.broadcaster.on_flushed = self._count_deliveries  # coalesced trades are counted when they go out
         self.metrics.fast_path.set(1 if self.fast_path.enabled else 0)
         self.catalog = SymbolCatalog()
-        self.rest = BinanceRest(settings.binance_rest_url, settings.http_timeout, self.metrics)
+        # UPSTREAM_RECORD_FILE: every upstream text frame, as received, to a recording
+        record_prefix = settings.record_prefix()
+        self.upstream_recorder = FrameRecorder(
+            record_prefix, self.tasks, name=TaskName.UPSTREAM_RECORDER,
+            on_error=lambda name: self.metrics.task_errors.labels(name).inc(),
+        ) if record_prefix else None
+        # UPSTREAM_REPLAY_FILE: a recording stands in for Binance: its pools and its REST client
+        self.upstream_replay = Replay(
+            settings.replay_files(), self, self.tasks, name=settings.upstream_replay_file,
+            speed=settings.upstream_replay_speed, loop=settings.upstream_replay_loop,
+            task_name=TaskName.UPSTREAM_REPLAY, on_error=lambda name: self.metrics.task_errors.labels(name).inc(),
+        ) if settings.upstream_replay_file else None
+        self.rest = (ReplayRest(self.upstream_replay) if self.upstream_replay
+                     else BinanceRest(settings.binance_rest_url, settings.http_timeout, self.metrics))
         store = (
             RedisStore(settings.redis_host, settings.redis_port, settings.redis_db, settings.cache_ttl)
             if settings.redis_enabled
             else None
         )
         self.cache = TickerCache(store, self.tasks, self.metrics)
+        self.recorder = self._recorder() if settings.history_enabled else None
         self.books: LatestStore[BookTicker] = LatestStore()
         self.trades = TradeTape()
-        self.pools = {route: self._pool(route) for route in ROUTES}
+        self.pools = (self.upstream_replay.pools() if self.upstream_replay
+                      else {route: self._pool(route) for route in ROUTES})
         self.monitor = StreamMonitor(
             self._emit_to_room, lambda symbol: self.demand.ticker_subscribers(symbol), self._streamed_tickers,
             settings.stale_timeout, self.tasks,
@@ -81,15 +103,22 @@ class StreamingService:
         )
         # each kind's store: the fan-out's ordering gate, and where a state kind's snapshot comes from
         stores: dict[Kind, Any] = {Kind.TICKER: self.cache, Kind.TRADE: self.trades, Kind.BOOK: self.books}
+        recorder = self.recorder
+        self.backfill = TradeBackfill(self.rest, self._last_trade_id,
+                                      recorder.restart if recorder is not None else lambda channel: None,
+                                      self.metrics)
         self.fanout = Fanout(self._emit_to_room, lambda channel: self.demand.subscriber_count(channel), stores,
-                             self.metrics, self.monitor.tick)
+                             self.metrics, self.monitor.tick,
+                             record=self.recorder.record if self.recorder is not None else None,
+                             settle=self.broadcaster.flush)
         self.lookups = Lookups(self.rest, self.cache, self.books, self.trades, self.fanout, self.tasks,
                                settings.price_max_age, self.is_streamed)
         self.demand = Demand(
             socketio.server, socketio.emit, self.fanout, self.cache,
             {kind: stores[kind] for kind, policy in KINDS.items() if policy.snapshot}, self.monitor, self.catalog,
-            self.pools, self.lookups, self.metrics,
+            self.pools, self.lookups, self.metrics, self.recorder,
             max_symbols_per_client=settings.max_symbols_per_client, max_age=settings.price_max_age,
+            recovery_grace=max(settings.unsubscribe_grace, settings.recovery_grace) if self.recorder else None,
         )
         self.admission = Admission(settings.max_connections, settings.max_connections_per_ip)
         self.started_at = time.time()
@@ -116,29 +145,32 @@ class StreamingService:
             settings.max_tcp_connections_per_ip or settings.max_connections_per_ip + HTTP_HEADROOM,
             settings.http_header_timeout, self.metrics,
         )
+        self.replays = Replays(
+            self.recorder, socketio.emit,
+            lambda sid: self.backlog.backlog(socketio.server.manager.eio_sid_from_sid(sid, "/") or ""),
+            self.tasks, self.metrics, settings.replay_max_per_client,
+        ) if self.recorder is not None else None
         self._direct_deliveries = self.metrics.deliveries.labels(DeliveryPath.DIRECT)
         self._queued_deliveries = self.metrics.deliveries.labels(DeliveryPath.QUEUED)
         self._bind_gauges()
 
-    def _pool(self, route: str) -> UpstreamPool:
+    def _recorder(self) -> Recorder:
         settings = self.settings
-        return UpstreamPool(
-            settings.binance_ws_url,
-            self.tasks,
-            self,
-            max_streams_per_connection=settings.max_streams_per_connection,
-            messages_per_second=settings.control_messages_per_second,
-            timing=Timing(
-                reconnect_delay=settings.reconnect_delay,
-                max_reconnect_delay=settings.reconnect_max_delay,
-                stale_timeout=settings.stale_timeout,
-                ping_interval=settings.ping_interval,
-                pong_timeout=settings.pong_timeout,
-            ),
-            grace=settings.unsubscribe_grace,
-            max_age=settings.connection_max_age,
-            route=route,
-        )
+        redis = (RedisHistory(settings.redis_host, settings.redis_port, settings.redis_db)
+                 if settings.redis_enabled else None)
+        retention = {kind: Retention(settings.history_max_items[kind], settings.history_max_age[kind])
+                     for kind in Kind}
+        recovery_limit = min(settings.recovery_max_updates, settings.client_trade_backlog_limit // 2)
+        if recovery_limit < settings.recovery_max_updates:
+            log.warning("RECOVERY_MAX_UPDATES=%d lowered to %d, half of CLIENT_TRADE_BACKLOG_LIMIT=%d: a larger "
+                        "recovery would get its client cut off as a slow consumer", settings.recovery_max_updates,
+                        recovery_limit, settings.client_trade_backlog_limit)
+        return Recorder(redis, retention, settings.history_memory_max_items, recovery_limit, self.tasks,
+                        self.metrics)
+
+    def _pool(self, route: str) -> UpstreamPool:
+        recorder = self.upstream_recorder
+        return pool_for(self.settings, route, self.tasks, self, tap=recorder.offer if recorder else None)
 
     def _bind_gauges(self) -> None:
         """Gauges are read from the owning objects at scrape time, so they can never drift."""
@@ -160,17 +192,23 @@ class StreamingService:
         log.info(
             "starting %s: upstream %s, REST %s, cache %s",
             self.settings.service_name,
-            self.settings.binance_ws_url,
-            self.settings.binance_rest_url,
+            f"replay of {self.upstream_replay.name}" if self.upstream_replay else self.settings.binance_ws_url,
+            "not used (replay)" if self.upstream_replay else self.settings.binance_rest_url,
             "Redis" if self.settings.redis_enabled else "memory only",
         )
         self.started_at = time.time()
         self.cache.start()
+        if self.recorder is not None:
+            self.recorder.start()  # before the first update: stored histories are continued
         for symbol in self.settings.default_symbols:
             channel = Channel(BINANCE, Kind.TICKER, symbol)
             self.pools[route_of(channel)].pin([stream_of(channel)])
         for route, pool in self.pools.items():
             pool.start(connect_idle=route == MARKET)  # /ready waits for the /market connection
+        if self.upstream_recorder:
+            self.upstream_recorder.start()  # frames offered before it starts wait in its queue
+        if self.upstream_replay:
+            self.upstream_replay.start()
         self.monitor.start()
         self.backlog.start()
         self.lookups.start()
@@ -204,7 +242,13 @@ class StreamingService:
         self.backlog.stop(timeout)
         for pool in self.pools.values():
             pool.stop(timeout)
+        if self.upstream_replay:
+            self.upstream_replay.stop(timeout)
+        if self.upstream_recorder:
+            self.upstream_recorder.stop(timeout)  # after the pools: their last frames are in the file
         self.cache.stop(timeout)
+        if self.recorder is not None:
+            self.recorder.stop(timeout)
         self.rest.close()
         log.info("%s stopped", self.settings.service_name)
 
@@ -218,13 +262,16 @@ class StreamingService:
     def client_disconnected(self, sid: str) -> None:
         self.admission.disconnected(sid)
         self.demand.drop(sid)
+        if self.replays is not None:
+            self.replays.drop(sid)
         self.event_limiter.forget(sid)
 
     def check(self, sid: str, request: SymbolRequest) -> SubscribeOutcome:
         return self.demand.check(sid, request)
 
-    def join(self, sid: str, symbols: Sequence[str], kinds: Sequence[Kind] = (Kind.TICKER,)) -> None:
-        self.demand.join(sid, symbols, kinds)
+    def join(self, sid: str, symbols: Sequence[str], kinds: Sequence[Kind] = (Kind.TICKER,),
+             since: dict[Channel, Position] | None = None, confirm: Confirm | None = None) -> Joined:
+        return self.demand.join(sid, symbols, kinds, since, confirm)
 
     def unsubscribe(self, sid: str, request: SymbolRequest, kinds: Sequence[Kind]) -> SubscribeOutcome:
         return self.demand.leave(sid, request, kinds)
@@ -244,7 +291,14 @@ class StreamingService:
     # -- upstream observer ------------------------------------------------------------------------------------
     def on_updates(self, batch: StreamBatch, received_at: float) -> None:
         self.metrics.upstream_messages.labels(stream_type(batch.stream)).inc()
-        self.fanout.publish(batch, received_at=received_at)
+        self.fanout.publish(self.backfill.fill(batch), received_at=received_at)
+
+    def _last_trade_id(self, symbol: str) -> int | None:
+        """The newest aggregated trade of a symbol published: in memory, else (after a restart) in its history."""
+        held = self.trades.last_id(symbol)
+        if held is not None or self.recorder is None:
+            return held
+        return last_trade_id(self.recorder.newest(Channel(BINANCE, Kind.TRADE, symbol)))
 
     def on_event(self, connection: UpstreamConnection, event: str, detail: str = "") -> None:
         if event in ("reconnect", "stale"):

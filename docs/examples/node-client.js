@@ -2,6 +2,8 @@
 //   node docs/examples/node-client.js [--url http://localhost:5021] [--symbols BTCUSDT,ETHUSDT]
 //                                     [--streams ticker,trade,book] [--count N]
 // Prints one JSON line per event; with --count it exits after N updates (price_update, trade, book_ticker).
+// After a lost connection it reconnects by itself and gets what it missed meanwhile (README, "Recovering after
+// a reconnect").
 const { io } = require("socket.io-client");
 
 function option(name, fallback) {
@@ -15,17 +17,40 @@ const streams = option("streams", "ticker").split(",");
 const count = Number(option("count", "0"));
 let received = 0;
 
+// The last position seen on each channel: {"trade:BTCUSDT": {offset, epoch}, ...}, sent back as `since` when
+// subscribing again after a reconnect.
+const positions = {};
+const STREAM_OF = { price_update: "ticker", trade: "trade", book_ticker: "book" };
+
 const socket = io(url, { transports: ["websocket"] });
 const print = (event, data) => console.log(JSON.stringify({ event, data }));
 
+// `connected` comes on every connection: the first one and each automatic reconnection.
 socket.on("connected", (data) => {
   print("connected", data);
-  socket.emit("subscribe", { symbols, streams });
+  socket.emit("subscribe", { symbols, streams, since: positions });
 });
-socket.on("subscribed", (data) => print("subscribed", data));
+socket.on("subscribed", (answer) => {
+  print("subscribed", answer);
+  const recovered = answer.recovered || {};
+  for (const [channel, position] of Object.entries(answer.positions || {})) {
+    if (recovered[channel] === false) {
+      // the epoch changed or too much was missed: start over from here (tickers and book tickers come with
+      // their latest; trades missed meanwhile are in GET /trades/<SYMBOL>)
+      console.error(`${channel}: could not recover what was missed; starting over`);
+    }
+    // recovered: true: the missed updates follow and move the position themselves (should the connection drop
+    // again halfway, it must be the last one received, not this one)
+    if (!recovered[channel]) positions[channel] = position;
+  }
+});
 socket.on("error", (data) => print("error", data));
-for (const event of ["price_update", "trade", "book_ticker"]) {
+for (const [event, stream] of Object.entries(STREAM_OF)) {
   socket.on(event, (update) => {
+    // the last one received, always (a new epoch replaces the old position); absent if the service keeps no history
+    if (update.epoch !== undefined) {
+      positions[`${stream}:${update.symbol}`] = { offset: update.offset, epoch: update.epoch };
+    }
     print(event, update);
     received += 1;
     if (count && received === count) {
@@ -36,6 +61,9 @@ for (const event of ["price_update", "trade", "book_ticker"]) {
 socket.on("unsubscribed", (data) => {
   print("unsubscribed", data);
   socket.close();
+});
+socket.on("disconnect", (reason) => {
+  if (socket.active) console.error(`connection lost (${reason}); reconnecting`);
 });
 socket.on("connect_error", (err) => {
   const code = err.data && err.data.code;

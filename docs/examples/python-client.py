@@ -1,20 +1,26 @@
-"""Python client for websocket-streaming (python-socketio).
+"""Python client for websocket-streaming (python-socketio's asyncio client).
 
     python docs/examples/python-client.py [--url http://localhost:5021] [--symbols BTCUSDT,ETHUSDT]
                                           [--streams ticker,trade,book] [--count N]
 
 Prints one JSON line per event; with --count it exits after N updates (price_update, trade, book_ticker).
+After a lost connection it reconnects by itself and gets what it missed meanwhile (README, "Recovering after a
+reconnect"). The asyncio client runs handlers one at a time in the order the events arrived, which keeping
+positions needs (python-socketio's threaded `socketio.Client` runs each event's handler in a thread of its own).
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
-import threading
+import sys
 
 import socketio
 
+STREAM_OF = {"price_update": "ticker", "trade": "trade", "book_ticker": "book"}
 
-def main() -> None:
+
+async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://localhost:5021")
     parser.add_argument("--symbols", default="BTCUSDT,ETHUSDT")
@@ -23,49 +29,66 @@ def main() -> None:
     args = parser.parse_args()
     symbols = args.symbols.split(",")
     streams = args.streams.split(",")
-    done = threading.Event()
+    done = asyncio.Event()
     received = 0
-    sio = socketio.Client()
-
-    printing = threading.Lock()  # handlers run on several threads: one whole line at a time
+    # The last position seen on each channel: {"trade:BTCUSDT": {"offset": ..., "epoch": ...}, ...}, sent back as
+    # `since` when subscribing again after a reconnect.
+    positions: dict[str, dict] = {}
+    sio = socketio.AsyncClient()
 
     def show(event: str, data: object) -> None:
-        with printing:
-            print(json.dumps({"event": event, "data": data}), flush=True)
+        print(json.dumps({"event": event, "data": data}), flush=True)
 
-    @sio.on("connected")
-    def on_connected(data: dict) -> None:
+    @sio.on("connected")  # comes on every connection: the first one and each automatic reconnection
+    async def on_connected(data: dict) -> None:
         show("connected", data)
-        sio.emit("subscribe", {"symbols": symbols, "streams": streams})
+        await sio.emit("subscribe", {"symbols": symbols, "streams": streams, "since": positions})
 
     @sio.on("subscribed")
-    def on_subscribed(data: dict) -> None:
-        show("subscribed", data)
+    def on_subscribed(answer: dict) -> None:
+        show("subscribed", answer)
+        recovered = answer.get("recovered", {})
+        for channel, position in answer.get("positions", {}).items():
+            if recovered.get(channel) is False:
+                # the epoch changed or too much was missed: start over from here (tickers and book tickers come
+                # with their latest; trades missed meanwhile are in GET /trades/<SYMBOL>)
+                print(f"{channel}: could not recover what was missed; starting over", file=sys.stderr)
+            # recovered: the missed updates follow and move the position themselves (should the connection drop
+            # again halfway, it must be the last one received, not this one)
+            if not recovered.get(channel):
+                positions[channel] = position
 
     @sio.on("error")
     def on_error(data: dict) -> None:
         show("error", data)
 
-    def on_update(event: str) -> None:
+    @sio.on("disconnect")
+    def on_disconnect(reason: str) -> None:
+        if reason != sio.reason.CLIENT_DISCONNECT:
+            print(f"connection lost ({reason}); reconnecting", file=sys.stderr)
+
+    def on_update(event: str, stream: str) -> None:
         def handle(update: dict) -> None:
             nonlocal received
+            # the last one received, always (a new epoch replaces the old position); absent without history
+            if "epoch" in update:
+                positions[f"{stream}:{update['symbol']}"] = {"offset": update["offset"], "epoch": update["epoch"]}
             show(event, update)
-            with printing:
-                received += 1
-                if args.count and received >= args.count:
-                    done.set()
+            received += 1
+            if args.count and received >= args.count:
+                done.set()
 
         sio.on(event, handle)
 
-    for event in ("price_update", "trade", "book_ticker"):
-        on_update(event)
+    for event, stream in STREAM_OF.items():
+        on_update(event, stream)
 
-    sio.connect(args.url, transports=["websocket"])
+    await sio.connect(args.url, transports=["websocket"])
     try:
-        done.wait() if args.count else sio.wait()
+        await (done.wait() if args.count else sio.wait())
     finally:
-        sio.disconnect()
+        await sio.disconnect()
 
 
 if __name__ == "__main__":
-    main()
+    asyncio.run(main())

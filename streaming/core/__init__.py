@@ -1,3 +1,3 @@
-"""Pure core: channels and kinds, models, symbols, subscriptions, wire frames, errors, pacing, limits, auth. No
-sockets, eventlet, redis or flask.
+"""Pure core: channels and kinds, models, symbols, subscriptions, histories and positions, history ranges, wire
+frames, errors, pacing, limits, auth. No sockets, eventlet, redis or flask.
 """

@@ -1,1 +1,1 @@
-"""The client side: Socket.IO handlers, admission of clients, HTTP routes and the OpenAPI document."""
+"""The client side: Socket.IO handlers, admission of clients, history replays, HTTP routes and the OpenAPI document."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -11,10 +12,13 @@ from flask import request
 from flask_socketio import SocketIO, emit
 
 from streaming.core.auth import AuthError
-from streaming.core.channels import DEFAULT_KINDS, KINDS, Kind, parse_kinds
-from streaming.core.errors import InvalidRequestError
+from streaming.core.channels import BINANCE, DEFAULT_KINDS, KINDS, Channel, Kind, parse_kinds
+from streaming.core.errors import InvalidRequestError, StreamingError
+from streaming.core.history import Position
 from streaming.core.limits import ABUSE, ADMIT
-from streaming.core.symbols import SymbolRequest, parse_symbol_request
+from streaming.core.positions import parse_since
+from streaming.core.ranges import parse_kind, parse_speed, parse_time_range
+from streaming.core.symbols import SymbolRequest, normalise_symbol, parse_symbol_request, shown_item
 from streaming.gateway.fastpath.packets import intercept_packets
 from streaming.gateway.fastpath.transport import close_transport
 from streaming.service import StreamingService, SubscribeOutcome
@@ -27,6 +31,7 @@ WELCOME = "Connected to WebSocket Streaming Service"
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "*"})
 MAX_SYMBOLS_IN_ERROR = 20
 EVERY_KIND = tuple(KINDS)
+Request = tuple[SymbolRequest, tuple[Kind, ...], dict[Channel, Position]]
 
 
 def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -134,15 +139,19 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
             close_transport(socketio, socketio.server.manager.eio_sid_from_sid(request.sid, "/"))
         return payload
 
-    def parse(event: str, data: Any, default: tuple[Kind, ...]) -> tuple[SymbolRequest, tuple[Kind, ...]] | dict:
-        """The validated request and its streams (``default`` when it names none), or (already emitted) the
-        error payload for a malformed or refused one. A bad ``streams`` refuses the whole request."""
+    def parse(event: str, data: Any, default: tuple[Kind, ...]) -> Request | dict:
+        """The validated request, its streams (``default`` when it names none) and its ``since``, or (already
+        emitted) the error payload for a malformed or refused one. A bad ``streams`` or ``since`` refuses the
+        whole request."""
         refused = admitted(event)
         if refused is not None:
             return refused
         try:
-            symbols = parse_symbol_request(data, service.settings.max_symbols_per_request)
-            return symbols, parse_kinds(data.get("streams"), default=default)
+            limit = service.settings.max_symbols_per_request
+            symbols = parse_symbol_request(data, limit)
+            kinds = parse_kinds(data.get("streams"), default=default)
+            since = parse_since(data.get("since"), limit * len(KINDS)) if event == "subscribe" else {}
+            return symbols, kinds, since
         except InvalidRequestError as exc:
             service.count_rejection(exc.code)
             payload = _error(exc.code, str(exc), event=event)
@@ -154,12 +163,21 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         parsed = parse("subscribe", data, DEFAULT_KINDS)
         if isinstance(parsed, dict):
             return parsed
-        symbols, kinds = parsed
+        symbols, kinds, since = parsed
         outcome = service.check(request.sid, symbols)
-        answer = {"symbols": outcome.symbols, "streams": [str(kind) for kind in kinds],
-                  "message": f"Subscribed to {len(outcome.symbols)} symbols"}
-        ack = _answer("subscribe", "subscribed", outcome, answer)
-        service.join(request.sid, outcome.symbols, kinds)  # then the latest updates, then live ones
+        answer: dict[str, Any] = {"symbols": outcome.symbols, "streams": [str(kind) for kind in kinds],
+                                  "message": f"Subscribed to {len(outcome.symbols)} symbols"}
+        ack: dict[str, Any] = {}
+
+        def confirm(positions: dict[str, Position], recovered: dict[str, bool]) -> None:
+            if service.recorder is not None:
+                answer["positions"] = {key: {"offset": position.offset, "epoch": position.epoch}
+                                       for key, position in positions.items()}
+                answer["recovered"] = recovered
+            ack.update(_answer("subscribe", "subscribed", outcome, answer))
+
+        # the answer, then what each channel missed or its latest update, then live ones
+        service.join(request.sid, outcome.symbols, kinds, since, confirm)
         return ack
 
     @socketio.on("unsubscribe")
@@ -167,11 +185,53 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         parsed = parse("unsubscribe", data, EVERY_KIND)  # without streams: every stream of those symbols
         if isinstance(parsed, dict):
             return parsed
-        symbols, kinds = parsed
+        symbols, kinds, _ = parsed
         outcome = service.unsubscribe(request.sid, symbols, kinds)
         answer = {"symbols": outcome.symbols, "streams": [str(kind) for kind in kinds],
                   "message": f"Unsubscribed from {len(outcome.symbols)} symbols"}
         return _answer("unsubscribe", "unsubscribed", outcome, answer)
+
+    @socketio.on("replay")
+    def on_replay(data: Any = None, *_extra: Any) -> dict[str, Any]:
+        """Start a replay of a stream's history: the ack has its replay_id; replay_data and replay_end follow."""
+        refused = admitted("replay")
+        if refused is not None:
+            return refused
+        try:
+            if service.replays is None:
+                raise InvalidRequestError("history is off on this server (HISTORY_ENABLED=false): nothing to replay")
+            if not isinstance(data, dict):
+                raise InvalidRequestError('expected an object like {"symbol": "BTCUSDT", "stream": "trade", '
+                                          '"from": 1764770000000, "to": 1764770060000, "speed": 10}')
+            symbol = normalise_symbol(data.get("symbol"))
+            service.catalog.check(symbol)
+            kind = parse_kind(data.get("stream"))
+            start, end = parse_time_range(data.get("from"), data.get("to"))
+            speed = parse_speed(data.get("speed"))
+            end = min(end, time.time())  # what is recorded up to now; live updates come by subscribing
+            replay_id = service.replays.start(request.sid, Channel(BINANCE, kind, symbol), start, end, speed)
+        except StreamingError as exc:
+            service.count_rejection(exc.code)
+            payload = _error(exc.code, str(exc), event="replay")
+            emit("error", payload)
+            return payload
+        return {"replay_id": replay_id, "symbol": symbol, "stream": str(kind), "from": round(start * 1000),
+                "to": round(end * 1000), "speed": speed}
+
+    @socketio.on("replay_stop")
+    def on_replay_stop(data: Any = None, *_extra: Any) -> dict[str, Any]:
+        refused = admitted("replay_stop")
+        if refused is not None:
+            return refused
+        replay_id = data.get("replay_id") if isinstance(data, dict) else None
+        if isinstance(replay_id, str) and service.replays is not None and service.replays.stop(request.sid,
+                                                                                                replay_id):
+            return {"replay_id": replay_id, "stopped": True}
+        service.count_rejection("UNKNOWN_REPLAY")
+        payload = _error("UNKNOWN_REPLAY", f"no replay {shown_item(replay_id)!r} of yours is running; send the "
+                         "replay_id from the replay acknowledgement", event="replay_stop")
+        emit("error", payload)
+        return payload
 
     @socketio.on("*")
     def on_unknown(event: Any, *_args: Any) -> dict[str, Any]:
@@ -181,7 +241,8 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         service.count_rejection("UNKNOWN_EVENT")
         shown = str(event)[:40]
         payload = _error(
-            "UNKNOWN_EVENT", f"unknown event {shown!r}; this service handles 'subscribe' and 'unsubscribe'",
+            "UNKNOWN_EVENT", f"unknown event {shown!r}; this service handles 'subscribe', 'unsubscribe', "
+            "'replay' and 'replay_stop'",
             event=shown,
         )
         emit("error", payload)

@@ -29,6 +29,7 @@ ISO_MILLIS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 # streaming.gateway.routes.format_uptime: "2h 15m 30s", with a leading "Nd " past a day.
 UPTIME = r"^(\d+d )?\d+h \d+m \d+s$"
 ERROR_CODE = r"^[A-Z][A-Z0-9_]*$"
+EPOCH = r"^[A-Za-z0-9_-]{1,64}$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -221,7 +222,10 @@ def _schemas() -> dict[str, Any]:
                         ),
                         "rest": _object(
                             {
-                                "status": {"type": "string", "enum": ["healthy", "unhealthy"]},
+                                "status": {
+                                    "type": "string", "enum": ["healthy", "unhealthy", "disabled"],
+                                    "description": "`disabled` while replaying a recording (UPSTREAM_REPLAY_FILE)",
+                                },
                                 "message": {"type": "string"},
                             }
                         ),
@@ -232,7 +236,37 @@ def _schemas() -> dict[str, Any]:
                         "connected": {"type": "boolean"},
                         "last_message_age": {"type": "number", "nullable": True},
                         "connections": {"type": "array", "items": _ref("UpstreamConnection")},
-                    }
+                        "source": {
+                            "type": "string", "enum": ["binance", "replay"],
+                            "description": "`replay`: a recording plays in the place of Binance "
+                            "(UPSTREAM_REPLAY_FILE); its connections are stand-ins, one per route",
+                        },
+                        "replay": _object(
+                            {
+                                "file": {"type": "string"},
+                                "files": integer,
+                                "speed": {"type": "number", "minimum": 0},
+                                "loop": {"type": "boolean"},
+                                "state": {"type": "string", "enum": ["reading", "playing", "finished"]},
+                                "recorded_seconds": {"type": "number", "nullable": True},
+                                "symbols": symbols,
+                                "loops_completed": integer,
+                                "frames_replayed": integer,
+                            },
+                            description="only while replaying",
+                        ),
+                        "recording": _object(
+                            {
+                                "file": {"type": "string"},
+                                "written": integer,
+                                "dropped": integer,
+                                "queued": integer,
+                            },
+                            description="only with UPSTREAM_RECORD_FILE: the day's file and the frames written, "
+                            "dropped (the writer fell behind) and waiting",
+                        ),
+                    },
+                    required=["connected", "last_message_age", "connections", "source"],
                 ),
                 "streams": _object(
                     {
@@ -258,6 +292,7 @@ def _schemas() -> dict[str, Any]:
                 "ready": {"type": "boolean"},
                 "reasons": {"type": "array", "items": {"type": "string"}, "description": "why not ready"},
                 "upstream_connected": {"type": "boolean"},
+                "source": {"type": "string", "enum": ["binance", "replay"]},
                 "symbols_loaded": {"type": "boolean"},
                 "version": {"type": "string"},
             }
@@ -302,6 +337,29 @@ def _schemas() -> dict[str, Any]:
                         "connected_clients": integer,
                         "white_hat_mode": {"type": "boolean", "enum": [True]},
                         "uptime": {"type": "string", "pattern": UPTIME},
+                    }
+                ),
+            }
+        ),
+        "History": _object(
+            {
+                "success": {"type": "boolean", "enum": [True]},
+                "data": _object(
+                    {
+                        "symbol": symbol,
+                        "stream": {"type": "string", "enum": ["ticker", "trade", "book"]},
+                        "epoch": {"type": "string", "pattern": EPOCH,
+                                  "description": "the epoch of these offsets (it changes when the history starts "
+                                  "afresh)"},
+                        "items": {
+                            "type": "array",
+                            "description": "recorded updates, oldest first: the stream's event payloads "
+                            "(`PriceUpdate`, `Trade` or `BookTicker`), each with its `offset`",
+                            "items": {"type": "object", "required": ["symbol", "offset"], "properties": {
+                                "symbol": symbol, "offset": {"type": "integer", "minimum": 1}}},
+                        },
+                        "next": {"type": "integer", "minimum": 1, "nullable": True,
+                                 "description": "pass as `after` for the next page; null: no more in the range"},
                     }
                 ),
             }
@@ -356,9 +414,9 @@ def _responses() -> dict[str, Any]:
             "An unexpected failure in the route; it has been logged.",
         ),
         "RateLimited": _json(
-            _error_with(["RATE_LIMITED"], "too many /price, /book and /trades requests"),
-            "Too many /price, /book and /trades requests from this address (PRICE_REQUESTS_PER_SECOND, "
-            "PRICE_REQUEST_BURST, shared by the three).",
+            _error_with(["RATE_LIMITED"], "too many /price, /book, /trades and /history requests"),
+            "Too many /price, /book, /trades and /history requests from this address (PRICE_REQUESTS_PER_SECOND, "
+            "PRICE_REQUEST_BURST, shared by the four).",
             headers={"Retry-After": {**retry_after, "required": True}},
         ),
         "PriceUnavailable": _json(
@@ -507,6 +565,54 @@ def _paths() -> dict[str, Any]:
                     "description": "How many trades, 1-1000 (default 500, as Binance).",
                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 500},
                 }],
+            )
+        },
+        "/history/{symbol}": {
+            "get": _operation(
+                "getHistory", "A page of a stream's recorded updates", ["market data"],
+                {
+                    "200": _json(_ref("History"), "Recorded updates after `after` with an event time from `from` "
+                                 "to `to`, oldest first, at most `limit`; page on with `after=next` until `next` "
+                                 "is null."),
+                    "400": _json(
+                        _error_with(["INVALID_SYMBOL", "INVALID_REQUEST"],
+                                    "INVALID_SYMBOL: the symbol is malformed; INVALID_REQUEST: a parameter is not "
+                                    "of the documented form, or `from` is after `to`"),
+                        "A malformed symbol or parameter.",
+                    ),
+                    "404": _json(
+                        _error_with(["UNKNOWN_SYMBOL", "NOT_FOUND", "HISTORY_DISABLED"],
+                                    "UNKNOWN_SYMBOL: not a trading USDT perpetual; NOT_FOUND: an empty symbol "
+                                    "matches no route; HISTORY_DISABLED: HISTORY_ENABLED=false"),
+                        "Unknown symbol, or no history on this server.",
+                    ),
+                    "409": _json(
+                        {"allOf": [_error_with(["EPOCH_CHANGED"], "the history started afresh"),
+                                   _object({"epoch": {"type": "string", "pattern": EPOCH}})]},
+                        "`epoch` was given and is no longer the channel's: its offsets mean nothing now; the "
+                        "answer carries the current `epoch`.",
+                    ),
+                    "429": _response("RateLimited"),
+                },
+                parameters=[
+                    _symbol_parameter(),
+                    {"name": "stream", "in": "query", "required": False, "description": "Which stream (default "
+                     "ticker).", "schema": {"type": "string", "enum": ["ticker", "trade", "book"],
+                                            "default": "ticker"}},
+                    {"name": "from", "in": "query", "required": False, "description": "Oldest event time, "
+                     "inclusive: epoch milliseconds or ISO 8601 (UTC without an offset).",
+                     "schema": {"type": "string"}},
+                    {"name": "to", "in": "query", "required": False, "description": "Newest event time, "
+                     "inclusive: epoch milliseconds or ISO 8601.", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "required": False, "description": "At most this many "
+                     "items, 1-1000 (default 100).",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                    {"name": "after", "in": "query", "required": False, "description": "Only offsets above this "
+                     "one (the previous page's `next`).", "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "epoch", "in": "query", "required": False, "description": "The epoch being paged "
+                     "through: 409 if the history started afresh since.",
+                     "schema": {"type": "string", "pattern": EPOCH}},
+                ],
             )
         },
         "/metrics": {

@@ -9,6 +9,7 @@ from flask.typing import ResponseReturnValue
 
 from cache.writer import CacheStatus
 from streaming.core.models import iso_timestamp
+from streaming.hub.recorder import HistoryStore
 from streaming.runtime.version import VERSION, build_details
 from streaming.service import StreamingService
 
@@ -17,6 +18,8 @@ __all__ = ["blueprint", "can_serve_prices", "format_uptime"]
 blueprint = Blueprint("streaming", __name__)
 
 SUPPORTED = "All Binance USDT perpetual futures"
+# How /health and /ready describe a replay that is not playing, by its state.
+_REPLAY_STATES = {"connecting": "not started yet: reading it", "stopped": "finished"}
 
 
 def _service() -> StreamingService:
@@ -53,7 +56,30 @@ def _upstream_view(service: StreamingService) -> dict[str, Any]:
             }
         )
     live = any(c["state"] == "live" for c in connections)
-    return {"connected": live, "last_message_age": newest, "connections": connections}
+    view: dict[str, Any] = {"connected": live, "last_message_age": newest, "connections": connections,
+                            "source": "replay" if service.upstream_replay else "binance"}
+    if service.upstream_replay:
+        view["replay"] = service.upstream_replay.describe()
+    if service.upstream_recorder:
+        view["recording"] = service.upstream_recorder.status()
+    return view
+
+
+def _upstream_message(service: StreamingService, connected: bool) -> str:
+    """What the upstream is: Binance, or a recording played in its place (never passed off as Binance)."""
+    replay = service.upstream_replay
+    if replay is None:
+        return "connected to Binance" if connected else "not connected to Binance"
+    speed = f"{replay.speed:g}x" if replay.speed else "full speed"
+    if connected:
+        return f"replaying the recording {replay.name} at {speed} (not Binance)"
+    return f"replay of the recording {replay.name} {_REPLAY_STATES.get(replay.state, 'finished')} (not Binance)"
+
+
+def _symbols_reason(service: StreamingService) -> str:
+    if service.upstream_replay:
+        return f"symbols: not loaded from the recording {service.upstream_replay.name} yet"
+    return "symbols: exchangeInfo not loaded yet"
 
 
 def _health_reasons(service: StreamingService, upstream: dict[str, Any], cache_state: str) -> list[str]:
@@ -63,13 +89,15 @@ def _health_reasons(service: StreamingService, upstream: dict[str, Any], cache_s
         reasons.append("shutting down: not accepting clients")
     if cache_state == CacheStatus.MEMORY:
         reasons.append("cache: Redis unavailable, serving from memory")
+    if _history_view(service)["status"] == "degraded":
+        reasons.append("history: Redis unavailable, recording in memory")
     if not upstream["connected"]:
         if service.wanted_streams():
-            reasons.append("upstream: not connected to Binance")
+            reasons.append(f"upstream: {_upstream_message(service, False)}")
     elif upstream["last_message_age"] is not None and upstream["last_message_age"] > settings.stale_timeout:
         reasons.append(f"upstream: no data for {upstream['last_message_age']:.0f}s")
     if not service.catalog.loaded:
-        reasons.append("symbols: exchangeInfo not loaded yet")
+        reasons.append(_symbols_reason(service))
     down = service.monitor.down()
     if down:
         shown = ", ".join(f"{symbol} {state}" for symbol, state in list(down.items())[:10])
@@ -80,6 +108,15 @@ def _health_reasons(service: StreamingService, upstream: dict[str, Any], cache_s
     elif service.rest.last_ok is False:
         reasons.append("rest: the last Binance REST call failed")
     return reasons
+
+
+def _history_view(service: StreamingService) -> dict[str, str]:
+    """/health's history dependency: where channel histories are recorded now."""
+    if service.recorder is None:
+        return {"status": "disabled", "store": "none", "message": "history off (HISTORY_ENABLED=false)"}
+    store, message = service.recorder.status()
+    degraded = store == HistoryStore.MEMORY and service.settings.redis_enabled
+    return {"status": "degraded" if degraded else "healthy", "store": str(store), "message": message}
 
 
 def can_serve_prices(service: StreamingService, upstream_connected: bool) -> bool:
@@ -118,11 +155,14 @@ def health() -> ResponseReturnValue:
                 "backend": "redis" if cache_state == CacheStatus.CONNECTED else "memory",
                 "message": cache_message,
             },
+            "history": _history_view(service),
             "upstream": {
                 "status": "healthy" if upstream["connected"] else "unhealthy",
-                "message": "connected to Binance" if upstream["connected"] else "not connected to Binance",
+                "message": _upstream_message(service, upstream["connected"]),
             },
             "rest": {
+                "status": "disabled", "message": "Binance REST API not used while replaying a recording",
+            } if service.upstream_replay else {
                 "status": "healthy" if service.rest.available() else "unhealthy",
                 "message": "Binance REST API available" if service.rest.available()
                 else "Binance REST API paused or failing",
@@ -150,13 +190,14 @@ def ready() -> ResponseReturnValue:
     if service.draining:
         reasons.append("shutting down")
     if not upstream["connected"]:
-        reasons.append("upstream: not connected to Binance")
+        reasons.append(f"upstream: {_upstream_message(service, False)}")
     if not service.catalog.loaded:
-        reasons.append("symbols: exchangeInfo not loaded yet")
+        reasons.append(_symbols_reason(service))
     body = {
         "ready": not reasons,
         "reasons": reasons,
         "upstream_connected": upstream["connected"],
+        "source": upstream["source"],
         "symbols_loaded": service.catalog.loaded,
         "version": VERSION,
     }
@@ -180,10 +221,11 @@ def stats() -> ResponseReturnValue:
 @blueprint.get("/symbols")
 def symbols() -> ResponseReturnValue:
     service = _service()
+    replay = service.upstream_replay
     data = {
         "default_symbols": list(service.settings.default_symbols),
         "active_symbols": service.snapshot()["active_symbols"],
-        "supported": SUPPORTED,
+        "supported": f"The symbols of the recording {replay.name} (a replay)" if replay else SUPPORTED,
         "symbols_loaded": service.catalog.loaded,
         "available_symbols": sorted(service.catalog.symbols()),
     }

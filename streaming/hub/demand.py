@@ -8,6 +8,7 @@ store or from the stream.
 """
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,9 +16,10 @@ from typing import Any, Protocol
 
 from cache.writer import TickerCache
 from metrics.collectors import ServiceMetrics
-from metrics.labels import RejectedCode
+from metrics.labels import RecoveryResult, RejectedCode
 from streaming.core.channels import BINANCE, KINDS, Channel, Kind
 from streaming.core.errors import TooManySymbolsError, UnknownSymbolError
+from streaming.core.history import Position, Recovery
 from streaming.core.models import Model
 from streaming.core.subscriptions import SubscriptionRegistry
 from streaming.core.symbols import SymbolRequest
@@ -26,11 +28,25 @@ from streaming.exchanges.binance.streams import route_of, stream_of
 from streaming.hub.fanout import Fanout
 from streaming.hub.lookups import Lookups
 from streaming.hub.monitor import STREAM_STATUS, StreamMonitor
+from streaming.hub.recorder import Recorder
 from streaming.upstream.pool import UpstreamPool
 
-__all__ = ["Demand", "SubscribeOutcome", "channels_of"]
+__all__ = ["Demand", "Joined", "SubscribeOutcome", "channels_of"]
 
 NAMESPACE = "/"
+
+
+Confirm = Callable[[dict[str, Position], dict[str, bool]], None]  # (positions, recovered) by channel key
+
+
+@dataclass
+class Joined:
+    """What a join did, by channel key: the position of each channel joined, whether each channel of ``since``
+    was recovered, and why not."""
+
+    positions: dict[str, Position] = field(default_factory=dict)
+    recovered: dict[str, bool] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 class Snapshots(Protocol):
@@ -69,9 +85,11 @@ class Demand:
         pools: Mapping[str, UpstreamPool],
         lookups: Lookups,
         metrics: ServiceMetrics,
+        recorder: Recorder | None = None,
         *,
         max_symbols_per_client: int,
         max_age: float,
+        recovery_grace: float | None = None,
     ) -> None:
         self.registry: SubscriptionRegistry[Channel] = SubscriptionRegistry()
         self._server = server
@@ -84,8 +102,10 @@ class Demand:
         self._pools = pools
         self._lookups = lookups
         self._metrics = metrics
+        self._recorder = recorder
         self._max_symbols = max_symbols_per_client
         self._max_age = max_age
+        self._recovery_grace = recovery_grace  # None: the pools' own grace
         self._lock = threading.Lock()  # the registry
 
     # -- subscribe --------------------------------------------------------------------------------------------
@@ -113,26 +133,40 @@ class Demand:
                 room -= 1
         return outcome
 
-    def join(self, sid: str, symbols: Sequence[str], kinds: Sequence[Kind]) -> None:
-        """Subscribe a client to these streams of checked symbols; send it the latest fresh update of each
-        state kind and the ticker streams' states. Symbols without a fresh ticker get one from Binance REST in
-        the background, so a new subscriber does not wait for the next stream tick."""
+    def join(self, sid: str, symbols: Sequence[str], kinds: Sequence[Kind],
+             since: Mapping[Channel, Position] | None = None, confirm: Confirm | None = None) -> Joined:
+        """Subscribe a client to these streams of checked symbols, and send it, in this order and under the
+        fan-out's lock (so nothing is missed or repeated at the seam with live updates):
+        ``confirm(positions, recovered)`` (the ``subscribed`` answer); for each channel in ``since`` that can be
+        recovered, every update it missed (``recovered: true``); for every other state channel, its latest fresh
+        update. Then the ticker streams' states. Symbols without a fresh ticker get one from Binance REST in the
+        background, so a new subscriber does not wait for the next stream tick."""
+        since = since or {}
         channels = channels_of(symbols, kinds)
         if Kind.TICKER in kinds:
             for symbol in symbols:
                 self._cache.latest(symbol)  # outside the lock: brings a Redis-only tick into memory
         cold = []
+        joined = Joined()
         with self._fanout.lock:
+            recoveries = self._plan(channels, since, joined)
+            if confirm is not None:
+                confirm(joined.positions, joined.recovered)
             for channel in channels:
+                self._fanout.settle(channel.room)  # what waits for the room's window is not this client's
                 self._server.enter_room(sid, channel.room, namespace=NAMESPACE)
             with self._lock:
                 _, first = self.registry.add(sid, channels)
             for channel in channels:
+                recovery = recoveries.get(channel)
+                if recovery is not None:
+                    self._send_recovered(sid, channel, recovery)
+                    continue
                 if not channel.policy.snapshot:
                     continue
                 update = self._snapshots[channel.kind].peek(channel.symbol, self._max_age)
                 if update is not None:
-                    self._emit(channel.policy.event, update.to_wire(), to=sid)
+                    self._emit(channel.policy.event, self._positioned(channel, update.to_wire()), to=sid)
                 elif channel.kind is Kind.TICKER and self._catalog.is_known(channel.symbol):
                     cold.append(channel.symbol)
         if Kind.TICKER in kinds:
@@ -142,6 +176,47 @@ class Demand:
             self._pool(channel).want(stream_of(channel))
         if cold:
             self._lookups.warm_up(cold)
+        return joined
+
+    def _plan(self, channels: Sequence[Channel], since: Mapping[Channel, Position], joined: Joined
+              ) -> dict[Channel, Recovery[str]]:
+        """Each channel's position, and the recoveries that can be sent: in the request's order while they
+        fit in one recovery's budget (RECOVERY_MAX_UPDATES); the fan-out's lock is held."""
+        recoveries: dict[Channel, Recovery[str]] = {}
+        if self._recorder is None:
+            return recoveries
+        budget = self._recorder.recovery_limit
+        for channel in channels:
+            joined.positions[channel.key] = self._recorder.position(channel)
+            position = since.get(channel)
+            if position is None:
+                continue
+            recovery = self._recorder.recover(channel, position, budget)
+            joined.recovered[channel.key] = recovery.recovered
+            self._metrics.recoveries.labels(
+                RecoveryResult.RECOVERED if recovery.recovered else RecoveryResult.SNAPSHOT).inc()
+            if recovery.recovered:
+                recoveries[channel] = recovery
+                budget -= len(recovery.entries)
+            else:
+                joined.reasons[channel.key] = recovery.reason
+        return recoveries
+
+    def _send_recovered(self, sid: str, channel: Channel, recovery: Recovery[str]) -> None:
+        event = channel.policy.event
+        epoch = self._recorder.position(channel).epoch if self._recorder is not None else ""
+        for entry in recovery.entries:
+            payload = json.loads(entry.item)
+            payload["offset"], payload["epoch"], payload["recovered"] = entry.offset, epoch, True
+            self._emit(event, payload, to=sid)
+        self._metrics.recovered_updates.inc(len(recovery.entries))
+
+    def _positioned(self, channel: Channel, wire: dict[str, Any]) -> dict[str, Any]:
+        """A snapshot's wire form with the channel's position (it is the newest update of the channel)."""
+        if self._recorder is not None:
+            position = self._recorder.position(channel)
+            wire["offset"], wire["epoch"] = position.offset, position.epoch
+        return wire
 
     # -- unsubscribe ------------------------------------------------------------------------------------------
     def leave(self, sid: str, request: SymbolRequest, kinds: Sequence[Kind]) -> SubscribeOutcome:
@@ -158,14 +233,15 @@ class Demand:
         return outcome
 
     def drop(self, sid: str) -> None:
-        """A client disconnected: forget it (python-socketio forgets its rooms)."""
+        """A client disconnected: forget it (python-socketio forgets its rooms). Its channels keep streaming, and
+        being recorded, for RECOVERY_GRACE, so that it can come back and recover what it missed."""
         with self._lock:
             last = self.registry.drop(sid)
-        self._release(last)
+        self._release(last, self._recovery_grace)
 
-    def _release(self, channels: Iterable[Channel]) -> None:
+    def _release(self, channels: Iterable[Channel], grace: float | None = None) -> None:
         for channel in channels:
-            self._pool(channel).release(stream_of(channel))
+            self._pool(channel).release(stream_of(channel), grace)
 
     def drop_unknown(self, clients: Iterable[str]) -> None:
         """Remove subscriptions accepted before the catalog was loaded (or since delisted), telling clients."""

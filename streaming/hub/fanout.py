@@ -1,8 +1,10 @@
-"""Fanout: one update -> its kind's store (the ordering gate), the stream monitor, its channel's room, metrics.
+"""Fanout: one update -> its kind's store (the ordering gate), its channel's history (its position), the stream
+monitor, its channel's room, metrics.
 
 Per channel, an update not newer than the last one is dropped, so clients never see an update older than one
-they already received (duplicates from overlapping connections included). Which store gates a kind, and which
-event carries it, is all the fan-out knows of kinds.
+they already received (duplicates from overlapping connections included). Each update that passes is recorded
+(streaming/hub/recorder.py) and goes out with its position: ``offset`` and ``epoch`` added to its wire form.
+Which store gates a kind, and which event carries it, is all the fan-out knows of kinds.
 """
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ from typing import Protocol
 
 from metrics.collectors import ServiceMetrics
 from streaming.core.channels import KINDS, Channel, Kind
+from streaming.core.history import Position
 from streaming.core.models import Model
 from streaming.exchanges.binance.protocol import StreamBatch
 
 __all__ = ["Fanout", "Gate"]
 
 Emit = Callable[[str, dict, str, bool], None]  # (event, payload, room, coalesce)
+Record = Callable[[Channel, dict, float], Position]  # (channel, wire form, event time in seconds)
 
 
 class Gate(Protocol):
@@ -35,6 +39,8 @@ class Fanout:
         gates: Mapping[Kind, Gate],
         metrics: ServiceMetrics,
         on_tick: Callable[[str], None],
+        record: Record | None = None,
+        settle: Callable[[str], None] = lambda room: None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._emit = emit
@@ -42,6 +48,10 @@ class Fanout:
         self._gates = gates
         self._metrics = metrics
         self._on_tick = on_tick  # a ticker of this symbol arrived from the stream (the monitor)
+        self._record = record  # None: history off, updates go out without a position
+        # Sends a room's coalesced updates that wait for their window: called before a client joins the room,
+        # so that one gets only what comes after what it was sent on joining.
+        self.settle = settle
         self._wall_clock = wall_clock
         # Held while an update is stored and emitted, and while a client joins a room and gets the stored
         # update: so each client sees every update once, in order.
@@ -59,9 +69,13 @@ class Fanout:
                 if not self._gates[channel.kind].offer(update):
                     self._metrics.updates_dropped.inc()
                     continue
+                wire = update.to_wire()
+                if self._record is not None:
+                    position = self._record(channel, wire, update.event_time / 1000.0)
+                    wire["offset"], wire["epoch"] = position.offset, position.epoch
                 if self._audience(channel) > 0:
                     policy = KINDS[channel.kind]
-                    self._emit(policy.event, update.to_wire(), channel.room, policy.coalesce)
+                    self._emit(policy.event, wire, channel.room, policy.coalesce)
                     emitted += 1
             if from_stream and channel.kind is Kind.TICKER:
                 self._on_tick(channel.symbol)

@@ -74,6 +74,12 @@ class TradeTape:
             tape.append(trade)
         return True
 
+    def last_id(self, symbol: str) -> int | None:
+        """The aggregate id of the newest trade held."""
+        with self._lock:
+            tape = self._tapes.get(symbol)
+            return tape[-1].trade_id if tape else None
+
     def recent(self, symbol: str, limit: int) -> list[Trade] | None:
         """The last ``limit`` trades, oldest first, if the tape holds that many without a gap; else None.
 

@@ -128,6 +128,22 @@ class EventletServer:
                 finally:
                     self._deadline.cancel()  # the headers are in; the request may take as long as it needs
 
+            def finish(self) -> None:
+                """Close the connection's descriptor whatever happened to the response. A client that left
+                while its response was being written (its headers ended at its EOF) makes the response file's
+                close() raise BrokenPipe in socketserver's finish, which then never closes the request file,
+                whose reference keeps the socket's descriptor open after eventlet shut it down: enough of those
+                (a slow-header attack's connections going away) exhaust the descriptors for good."""
+                try:
+                    super().finish()
+                finally:
+                    for stream in (self.wfile, self.rfile):
+                        try:
+                            stream.close()
+                        except OSError:
+                            pass
+                    self.connection.close()
+
         class Pool(eventlet.GreenPool):
             """Counts each connection's address until its handler has finished."""
 

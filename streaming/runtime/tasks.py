@@ -1,4 +1,5 @@
-"""Background tasks: the TaskRunner interface, its Flask-SocketIO implementation, and PeriodicTask.
+"""Background tasks: the TaskRunner interface, its Flask-SocketIO implementation (and one on plain threads for
+command-line tools), and PeriodicTask.
 
 Every background loop of the service is a PeriodicTask: it runs one step at a time until stopped, is woken
 early on demand, and survives a failing step (logged with its traceback and counted) instead of dying silently.
@@ -7,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["TaskRunner", "SocketIOTasks", "PeriodicTask"]
+__all__ = ["TaskRunner", "SocketIOTasks", "ThreadTasks", "PeriodicTask"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,18 @@ class SocketIOTasks:
 
     def sleep(self, seconds: float) -> None:
         self._socketio.sleep(seconds)
+
+
+class ThreadTasks:
+    """TaskRunner on plain daemon threads, for command-line tools that run without a SocketIO server."""
+
+    def start(self, target: Callable[..., object], *args: object) -> object:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        return thread
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
 
 class SocketIOLike(Protocol):

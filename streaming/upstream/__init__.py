@@ -1,1 +1,3 @@
-"""The exchange side: one connection shell (reader, pings, watchdog) and the pool that places streams on connections."""
+"""The exchange side: one connection shell (reader, pings, watchdog, the recording tap), the pool that places
+streams on connections, the recorder of upstream frames, and the replay of a recording in their place.
+"""

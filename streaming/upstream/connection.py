@@ -3,6 +3,7 @@
 The reader connects on its route (/market or /public), answers server pings (echoing the payload), hands every frame to
 ``binance.parse_message``, passes each frame's updates to the observer, settles control replies, reconnects after drops
 (``pacing.ReconnectPolicy``), and closes a connection that carries streams but has been silent too long (watchdog).
+An optional tap sees every text frame as received, before it is parsed (``FrameRecorder.offer``; it must not block).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from streaming.exchanges.binance.protocol import (
 from streaming.exchanges.binance.streams import MARKET, channel_of_stream
 from streaming.runtime.tasks import TaskRunner
 
-__all__ = ["UpstreamConnection", "UpstreamStatus", "Timing", "UpstreamObserver"]
+__all__ = ["FrameTap", "UpstreamConnection", "UpstreamStatus", "Timing", "UpstreamObserver"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ URL_STREAM_LIMIT = 100
 REPLY_TIMEOUT = 10.0
 # How long a clean close waits for the server's close frame.
 CLOSE_TIMEOUT = 1.0
+
+
+# (route, the frame's bytes as received, receive time in epoch ms): sees every text frame; must never block.
+FrameTap = Callable[[str, bytes, float], None]
 
 
 class UpstreamObserver(Protocol):
@@ -95,6 +100,7 @@ class UpstreamConnection:
         connection_slot: Callable[[], float] = lambda: 0.0,
         clock: Callable[[], float] = time.monotonic,
         route: str = MARKET,
+        tap: FrameTap | None = None,
     ) -> None:
         self.index = index
         self.base_url = base_url
@@ -106,6 +112,7 @@ class UpstreamConnection:
         self._timing = timing
         self._connection_slot = connection_slot  # 0.0: go ahead; else seconds to wait (connection budget)
         self._clock = clock
+        self._tap = tap
         self._forced_reason: str | None = None  # why maintain() cut the current connection
         self._ping_payload: bytes | None = None  # our ping awaiting its pong
         self._ping_sent_at = 0.0
@@ -194,8 +201,10 @@ class UpstreamConnection:
                 return 0.2
             if ping_due:
                 payload = str(int(time.time() * 1000)).encode()
-                if self._send(ws, payload, websocket.ABNF.OPCODE_PING, "ping"):
-                    self._ping_payload, self._ping_sent_at = payload, now
+                # remembered before sending: on plain threads the reader may see the pong before send returns
+                self._ping_payload, self._ping_sent_at = payload, now
+                if not self._send(ws, payload, websocket.ABNF.OPCODE_PING, "ping"):
+                    self._ping_payload = None
                 return 0.2
             if request is None:
                 return max(delay, 0.05)
@@ -296,6 +305,8 @@ class UpstreamConnection:
                         self._ping_payload = None
                 elif opcode != websocket.ABNF.OPCODE_PING:
                     try:
+                        if self._tap is not None and opcode == websocket.ABNF.OPCODE_TEXT:
+                            self._tap(self.route, frame.data, time.time() * 1000.0)
                         self._handle(frame.data, received_at)
                     except Exception:  # a bug in handling one frame must not end the connection's reader
                         log.exception("upstream %d: handling a frame failed; continuing", self.index)

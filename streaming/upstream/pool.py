@@ -17,13 +17,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from config import Settings
 from streaming.core.pacing import SlidingWindowBudget
 from streaming.exchanges.binance.control import ControlChannel
 from streaming.exchanges.binance.streams import MARKET
 from streaming.runtime.tasks import PeriodicTask, TaskRunner
-from streaming.upstream.connection import Timing, UpstreamConnection, UpstreamObserver, UpstreamStatus
+from streaming.upstream.connection import FrameTap, Timing, UpstreamConnection, UpstreamObserver, UpstreamStatus
 
-__all__ = ["UpstreamPool", "CONNECTIONS_PER_WINDOW", "CONNECTION_WINDOW"]
+__all__ = ["UpstreamPool", "CONNECTIONS_PER_WINDOW", "CONNECTION_WINDOW", "pool_for"]
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,10 @@ class UpstreamPool:
         max_age: float,
         route: str = MARKET,
         clock: Callable[[], float] = time.monotonic,
+        tap: FrameTap | None = None,
     ) -> None:
         self.route = route
+        self._tap = tap  # every connection's text frames, as received (a recorder)
         self._base_url = base_url
         self._tasks = tasks
         self._observer = observer
@@ -96,13 +99,14 @@ class UpstreamPool:
             self._placement[stream] = connection
         self._task.wake()
 
-    def release(self, stream: str) -> None:
-        """Its last subscriber left: stop carrying it after the grace period unless it is pinned or wanted again."""
+    def release(self, stream: str, grace: float | None = None) -> None:
+        """Its last subscriber left: stop carrying it after the grace period (default: the pool's) unless it is
+        pinned or wanted again."""
         if stream in self._pinned:
             return
         with self._lock:
             if stream in self._placement:
-                self._releases[stream] = self._clock() + self._grace
+                self._releases[stream] = self._clock() + (self._grace if grace is None else grace)
         self._task.wake()
 
     def _new_connection(self) -> UpstreamConnection:
@@ -116,6 +120,7 @@ class UpstreamPool:
             self._connection_slot,
             self._clock,
             self.route,
+            self._tap,
         )
         self._next_index += 1
         return connection
@@ -146,7 +151,7 @@ class UpstreamPool:
                 with connection.lock:
                     connection.channel.unwant(stream)
         for stream in due:
-            log.info("stream %s released: no subscribers for %.1fs", stream, self._grace)
+            log.info("stream %s released: no subscribers for its grace period", stream)
 
     # -- rotation ---------------------------------------------------------------------------------------------
     def _rotate(self) -> None:
@@ -245,3 +250,26 @@ class UpstreamPool:
         for connection in self._all_connections():
             wait = min(wait, connection.maintain())
         return max(0.01, wait)
+
+
+def pool_for(settings: Settings, route: str, tasks: TaskRunner, observer: UpstreamObserver,
+             tap: FrameTap | None = None) -> UpstreamPool:
+    """The pool of one route as the settings describe it (the service's, and the recorder's)."""
+    return UpstreamPool(
+        settings.binance_ws_url,
+        tasks,
+        observer,
+        max_streams_per_connection=settings.max_streams_per_connection,
+        messages_per_second=settings.control_messages_per_second,
+        timing=Timing(
+            reconnect_delay=settings.reconnect_delay,
+            max_reconnect_delay=settings.reconnect_max_delay,
+            stale_timeout=settings.stale_timeout,
+            ping_interval=settings.ping_interval,
+            pong_timeout=settings.pong_timeout,
+        ),
+        grace=settings.unsubscribe_grace,
+        max_age=settings.connection_max_age,
+        route=route,
+        tap=tap,
+    )

@@ -14,7 +14,43 @@ import websocket
 from tests.helpers import scaled, wait_for
 
 EVENTS = ("connected", "subscribed", "unsubscribed", "price_update", "trade", "book_ticker", "error", "stream_status",
-          "server_shutdown")
+          "server_shutdown", "replay_data", "replay_end")
+
+
+def in_arrival_order(sio: socketio.Client) -> None:
+    """Make a python-socketio client run its event handlers in the order the messages arrived.
+
+    python-engineio's client hands every message to a thread of its own, so two events that arrive back to back
+    (a burst of recovered trades) can reach their handlers in either order; a recorder must see them in order.
+    Its handlers only record, so running them on the reading thread is safe. Tests only: it replaces the
+    engine.io client's ``_trigger_event``, checked to exist."""
+    trigger = sio.eio._trigger_event
+    assert callable(trigger), "python-engineio's Client has no _trigger_event any more: update in_arrival_order"
+
+    def in_order(event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "message":
+            kwargs["run_async"] = False
+        return trigger(event, *args, **kwargs)
+
+    sio.eio._trigger_event = in_order
+
+
+def without_positions(answer: dict[str, Any]) -> dict[str, Any]:
+    """A `subscribed` answer without its `positions` and `recovered`, once they are checked: one position
+    ``{offset, epoch}`` per channel subscribed, and a `recovered` object."""
+    positions, recovered = answer["positions"], answer["recovered"]
+    assert set(positions) == {f"{stream}:{symbol}" for symbol in answer["symbols"] for stream in answer["streams"]}
+    for position in positions.values():
+        assert set(position) == {"offset", "epoch"} and isinstance(position["offset"], int), position
+        assert position["offset"] >= 0 and isinstance(position["epoch"], str) and position["epoch"], position
+    assert isinstance(recovered, dict) and all(isinstance(flag, bool) for flag in recovered.values())
+    return {key: value for key, value in answer.items() if key not in ("positions", "recovered")}
+
+
+def unpositioned(update: dict[str, Any]) -> dict[str, Any]:
+    """An event's payload without its position (`offset`, `epoch`) and `recovered` flag, once they are checked."""
+    assert isinstance(update["offset"], int) and update["offset"] >= 1 and isinstance(update["epoch"], str), update
+    return {key: value for key, value in update.items() if key not in ("offset", "epoch", "recovered")}
 
 
 class RecordingClient:
@@ -24,6 +60,7 @@ class RecordingClient:
                  **client_options: Any) -> None:
         self.url = url
         self.sio = socketio.Client(**{"reconnection": False, **client_options})
+        in_arrival_order(self.sio)
         self.events: list[tuple[str, Any]] = []
         self.arrivals: list[float] = []  # wall-clock receipt time of each event, parallel to ``events``
         self._lock = threading.Lock()

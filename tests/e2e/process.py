@@ -83,7 +83,7 @@ class ServiceProcess:
 
 # What the end-to-end tests change from the production defaults: faster reconnects and releases, and the /price
 # limits out of the way (tests poll /price and emit quickly; the limits have tests of their own, test_limits.py).
-TEST_SETTINGS = dict(RECONNECT_DELAY="0.5", UNSUBSCRIBE_GRACE="1", LOG_LEVEL="INFO",
+TEST_SETTINGS = dict(RECONNECT_DELAY="0.5", UNSUBSCRIBE_GRACE="1", RECOVERY_GRACE="1", LOG_LEVEL="INFO",
                      PRICE_REQUESTS_PER_SECOND="10000", PRICE_REQUEST_BURST="10000")
 
 

@@ -42,13 +42,14 @@ CHECKS = [
 # Status endpoints answer 503 with their own body (what is wrong), not the error body.
 STATUS_PATHS = {"/health": "#/components/schemas/Health", "/ready": "#/components/schemas/Ready"}
 DOCUMENTED = {"/health", "/ready", "/stats", "/symbols", "/price/{symbol}", "/book/{symbol}", "/trades/{symbol}",
+              "/history/{symbol}",
               "/metrics", "/openapi.json"}
 REQUEST_TIMEOUT = 10.0
 MAX_EXAMPLES = 50  # per operation and strategy
 DEADLINE_MS = 3000  # per example
 PRICE = "/price/{symbol}"
 # The look-up routes: the same symbol validation, limits and errors
-LOOKUPS = (PRICE, "/book/{symbol}", "/trades/{symbol}")
+LOOKUPS = (PRICE, "/book/{symbol}", "/trades/{symbol}", "/history/{symbol}")
 OPENAPI_JSON = "/openapi.json"
 # Values a person would try first; Hypothesis adds its own. Cache hit, REST fallback, case, blanks, 400s, 404s.
 PRICE_EXAMPLES = ("BTCUSDT", "LINKUSDT", "ethusdt", " SOLUSDT ", "NOTACOINUSDT", "BTCUSDT_260327", "BTC-USDT",

@@ -167,8 +167,8 @@ def test_readiness_and_health_follow_the_price_sources(start_service, fake_binan
     fake_binance.refuse_connections(0)
     wait_for(lambda: _status(service, "/ready") == 200, timeout=20, message="/ready did not turn 200")
     body = service.get("/ready").json()
-    assert body == {"ready": True, "reasons": [], "upstream_connected": True, "symbols_loaded": True,
-                    "version": VERSION}
+    assert body == {"ready": True, "reasons": [], "upstream_connected": True, "source": "binance",
+                    "symbols_loaded": True, "version": VERSION}
     wait_for(lambda: service.get("/health").json()["status"] == "healthy", timeout=10)
 
 

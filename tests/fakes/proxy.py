@@ -1,12 +1,16 @@
-"""FreezableProxy: a TCP relay on 127.0.0.1 that can go silent without closing, like a peer that died.
+"""FreezableProxy: a TCP relay on 127.0.0.1 that can go silent without closing, like a peer that died, or cut
+every connection, like a lost network.
 
 ``freeze()`` stops relaying in both directions while keeping both sockets open (no FIN, no RST): the client
 sees nothing at all, which is how a dead peer or a black-holed route looks. ``thaw()`` resumes.
+``cut()`` resets every relayed connection at both ends (RST) and resets each new one as it comes in, which is
+how a lost route looks to a client that keeps retrying; ``restore()`` relays new connections again.
 """
 from __future__ import annotations
 
 import selectors
 import socket
+import struct
 import threading
 
 __all__ = ["FreezableProxy"]
@@ -19,6 +23,8 @@ class FreezableProxy:
         self._listener.setblocking(False)
         self.port = self._listener.getsockname()[1]
         self._frozen = threading.Event()
+        self._cut = threading.Event()
+        self._reset_done = threading.Event()
         self._stop = threading.Event()
         self._pairs: dict[socket.socket, socket.socket] = {}
         self._thread = threading.Thread(target=self._run, name="freezable-proxy", daemon=True)
@@ -36,6 +42,16 @@ class FreezableProxy:
 
     def thaw(self) -> None:
         self._frozen.clear()
+
+    def cut(self) -> None:
+        """Reset every open connection and each new one until restore(); returns once the open ones are reset."""
+        self._reset_done.clear()
+        self._cut.set()
+        if not self._reset_done.wait(5):
+            raise AssertionError("the proxy did not reset its connections within 5 s")
+
+    def restore(self) -> None:
+        self._cut.clear()
 
     def stop(self) -> None:
         self._stop.set()
@@ -55,6 +71,12 @@ class FreezableProxy:
         with selectors.DefaultSelector() as selector:
             selector.register(self._listener, selectors.EVENT_READ)
             while not self._stop.is_set():
+                if self._cut.is_set() and not self._reset_done.is_set():
+                    for sock in list(self._pairs):
+                        selector.unregister(sock)
+                        _reset(sock)
+                    self._pairs.clear()
+                    self._reset_done.set()
                 for key, _ in selector.select(timeout=0.05):
                     if key.fileobj is self._listener:
                         self._accept(selector)
@@ -63,6 +85,9 @@ class FreezableProxy:
 
     def _accept(self, selector: selectors.BaseSelector) -> None:
         client, _ = self._listener.accept()
+        if self._cut.is_set():
+            _reset(client)
+            return
         upstream = socket.create_connection(("127.0.0.1", self.target_port))
         for sock in (client, upstream):
             sock.setblocking(False)
@@ -91,3 +116,9 @@ class FreezableProxy:
             selector.unregister(end)
             self._pairs.pop(end, None)
             end.close()
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with an RST instead of a FIN: linger on, with a zero timeout."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()

@@ -10,7 +10,7 @@ import pytest
 
 import streaming.upstream.pool as pool_module
 from streaming.core.pacing import RETRY_JITTER, STEADY_DELAYS
-from streaming.exchanges.binance.protocol import StreamBatch
+from streaming.exchanges.binance.protocol import StreamBatch, parse_message
 from streaming.exchanges.binance.streams import PUBLIC
 from streaming.upstream.connection import Timing, UpstreamConnection
 from streaming.upstream.pool import UpstreamPool
@@ -351,3 +351,40 @@ def test_a_thousand_streams_are_restored_in_small_requests_at_the_paced_rate(fak
     # that noise, so exact 0.25 s spacing (4 in any second, the 5th at the second's end) is never miscounted
     most = most_in_any_window(times, 1.0 - 0.05)
     assert most <= rate, f"{most} requests within one second: {[round(b - a, 3) for a, b in zip(times, times[1:])]}"
+
+
+def test_our_pings_are_answered_on_plain_threads(fake_binance, make_pool, recorder) -> None:
+    """The pong can be read before the thread that sent the ping returns from sending it (the recorder's
+    command line runs the pools on plain threads): it still counts."""
+    pool = make_pool(fake_binance, ping_interval=0.3, pong_timeout=0.4)
+    pool.pin(tickers("BTCUSDT"))
+    pool.start()
+    wait_for(lambda: recorder.count("BTCUSDT") >= 15, timeout=10)  # about ten pings
+    assert not recorder.reasons("reconnect"), recorder.reasons("reconnect")
+    assert len(fake_binance.connections()) == 1
+
+
+def test_a_tap_sees_every_text_frame_of_each_route_as_received(fake_binance, make_pool, recorder) -> None:
+    frames: list[tuple[str, bytes, float]] = []
+    market = make_pool(fake_binance, tap=lambda *frame: frames.append(frame))
+    public = make_pool(fake_binance, route=PUBLIC, tap=lambda *frame: frames.append(frame))
+    market.pin(tickers("BTCUSDT"))
+    public.want("btcusdt@bookTicker")
+    market.start()
+    public.start()
+    wait_for(lambda: recorder.kinds.get("BTCUSDT") == {"ticker", "book"} and len(frames) >= 10)
+    fake_binance.inject('{"result":null,"id":99}')
+    fake_binance.inject(b"\x00binary", binary=True)
+    wait_for(lambda: any(data == b'{"result":null,"id":99}' for _, data, _ in frames))
+    market.stop()
+    public.stop()
+    routes = {route for route, _, _ in frames}
+    assert routes == {"/market", "/public"}
+    assert all(b"binary" not in data for _, data, _ in frames), "text frames only"
+    for route, data, received_ms in frames:
+        message = parse_message(data)
+        if isinstance(message, StreamBatch):
+            kind = message.updates[0].kind.value
+            assert (route, kind) in {("/market", "ticker"), ("/public", "book")}
+            assert abs(received_ms - message.updates[0].event_time) < 1000
+    assert sum(isinstance(parse_message(data), StreamBatch) for _, data, _ in frames) == recorder.count("BTCUSDT")

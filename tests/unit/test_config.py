@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from config import ConfigError, Settings
+from config import PROJECT_ROOT, ConfigError, Settings
 
 
 def test_defaults_are_production() -> None:
@@ -118,3 +118,37 @@ def test_authentication_needs_listed_origins(auth: dict[str, str], keys: str) ->
     settings = Settings.from_env({**auth, "CORS_ALLOWED_ORIGINS": "https://dash.example.com"})
     assert settings.cors_allowed_origins == ("https://dash.example.com",)
     assert Settings.from_env({"CORS_ALLOWED_ORIGINS": "*"}).cors_allowed_origins == ("*",), "public: any origin"
+
+
+def test_recording_and_replay_settings(tmp_path: Path) -> None:
+    settings = Settings.from_env({})
+    assert settings.record_prefix() is None and settings.replay_files() == []
+    assert (settings.upstream_replay_speed, settings.upstream_replay_loop) == (1.0, True)
+    for off in ("off", "none", "-"):
+        assert Settings.from_env({"UPSTREAM_RECORD_FILE": off}).record_prefix() is None
+    assert Settings.from_env({"UPSTREAM_RECORD_FILE": "recordings/binance"}).record_prefix() == \
+        PROJECT_ROOT / "recordings" / "binance"
+    for day in ("2026-12-04", "2026-12-03"):
+        (tmp_path / f"binance-{day}.jsonl.gz").write_bytes(b"")
+    (tmp_path / "binance-2026-12-05.jsonl.gz").mkdir()  # not a file: not a recording
+    replay = Settings.from_env({"UPSTREAM_REPLAY_FILE": str(tmp_path / "binance-*.jsonl.gz"),
+                                "UPSTREAM_REPLAY_SPEED": "0", "UPSTREAM_REPLAY_LOOP": "false"})
+    assert replay.replay_files() == [tmp_path / "binance-2026-12-03.jsonl.gz", tmp_path / "binance-2026-12-04.jsonl.gz"]
+    assert (replay.upstream_replay_speed, replay.upstream_replay_loop) == (0.0, False)
+    assert Settings.from_env({"UPSTREAM_REPLAY_FILE": "docs/demo/binance-sample.jsonl.gz"}).replay_files() == [
+        PROJECT_ROOT / "docs" / "demo" / "binance-sample.jsonl.gz"], "relative to the project directory"
+
+
+@pytest.mark.parametrize("environ, fragment", [
+    ({"UPSTREAM_REPLAY_FILE": "no/such/recording.jsonl.gz"}, "matches no file"),
+    ({"UPSTREAM_REPLAY_FILE": "no/such/binance-*.jsonl.gz"}, "matches no file"),
+    ({"UPSTREAM_REPLAY_SPEED": "-1"}, "speed factor"),
+    ({"UPSTREAM_REPLAY_SPEED": "fast"}, "speed factor"),
+    ({"UPSTREAM_REPLAY_LOOP": "sometimes"}, "true or false"),
+    ({"UPSTREAM_RECORD_FILE": "recordings/binance", "UPSTREAM_REPLAY_FILE": "docs/demo/binance-sample.jsonl.gz"},
+     "cannot be used with UPSTREAM_REPLAY_FILE"),
+])
+def test_bad_recording_settings_name_the_key(environ: dict[str, str], fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(environ)
+    assert fragment in str(info.value) and any(key in str(info.value) for key in environ)

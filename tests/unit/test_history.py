@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from streaming.core.history import ChannelHistory, History, Position, new_epoch
+from streaming.core.history import ChannelHistory, Entry, History, Position, Retention, new_epoch, select
 
 
 class Clock:
@@ -19,13 +19,14 @@ class Clock:
 
 def history(max_items: int = 5, max_age: float = 60.0) -> tuple[ChannelHistory[str], Clock]:
     clock = Clock()
-    return ChannelHistory("e1", max_items, max_age, clock), clock
+    return ChannelHistory("e1", Retention(max_items, max_age), clock), clock
 
 
 def test_offsets_count_every_update_from_one() -> None:
     channel, _ = history()
     assert channel.position == Position(0, "e1")
-    assert [channel.append(f"u{n}") for n in range(1, 4)] == [Position(n, "e1") for n in range(1, 4)]
+    assert [channel.append(f"u{n}").offset for n in range(1, 4)] == [1, 2, 3]
+    assert channel.position == Position(3, "e1")
 
 
 def test_a_client_gets_exactly_what_it_missed_in_order() -> None:
@@ -83,13 +84,15 @@ def test_a_recovery_past_the_limit_is_refused() -> None:
 
 def test_each_channel_has_its_own_offsets_and_a_restart_changes_the_epoch() -> None:
     epochs = (f"e{n}" for n in itertools.count(1))
-    store: History[str, str] = History(10, 60.0, Clock(), epochs=lambda: next(epochs))
-    assert store.append("trade:BTCUSDT", "a") == Position(1, "e1")
-    assert store.append("book:BTCUSDT", "b") == Position(1, "e2")
-    assert store.append("trade:BTCUSDT", "c") == Position(2, "e1")
+    store: History[str, str] = History(lambda key: Retention(10, 60.0), Clock(), epochs=lambda: next(epochs))
+    assert store.append("trade:BTCUSDT", "a").offset == 1
+    assert store.append("book:BTCUSDT", "b").offset == 1
+    assert store.append("trade:BTCUSDT", "c").offset == 2
+    assert store.channel("trade:BTCUSDT").position == Position(2, "e1")
+    assert store.channel("book:BTCUSDT").position == Position(1, "e2")
     assert store.restart("trade:BTCUSDT") == Position(0, "e3")
     assert not store.channel("trade:BTCUSDT").since(Position(2, "e1"), limit=10).recovered
-    assert store.append("trade:BTCUSDT", "d") == Position(1, "e3")
+    assert store.append("trade:BTCUSDT", "d").offset == 1
 
 
 def test_epochs_are_short_and_differ() -> None:
@@ -99,4 +102,52 @@ def test_epochs_are_short_and_differ() -> None:
 
 def test_a_history_must_keep_something() -> None:
     with pytest.raises(ValueError):
-        ChannelHistory("e", 0, 1.0, Clock())
+        Retention(0, 1.0)
+    with pytest.raises(ValueError):
+        Retention(1, 0)
+
+
+def test_entry_times_never_go_back() -> None:
+    channel, clock = history()
+    assert channel.append("a", at=clock.now - 1).at == clock.now - 1
+    assert channel.append("b", at=clock.now - 5).at == clock.now - 1, "an earlier event time is clamped"
+    assert channel.append("c").at == clock.now
+
+
+def entries(*times: float) -> list[Entry[str]]:
+    return [Entry(n, at, f"u{n}") for n, at in enumerate(times, start=1)]
+
+
+def test_select_pages_through_a_time_range_after_an_offset() -> None:
+    tape = entries(1, 2, 3, 4, 5, 6)
+    chosen, more = select(tape, after=0, start=2, end=5, limit=2)
+    assert [e.offset for e in chosen] == [2, 3] and more
+    chosen, more = select(tape, after=3, start=2, end=5, limit=2)
+    assert [e.offset for e in chosen] == [4, 5] and not more, "6 is past the end"
+    assert select(tape, after=5, start=2, end=5, limit=2) == ([], False)
+    chosen, more = select(tape, after=0, start=0, end=10, limit=6)
+    assert len(chosen) == 6 and not more, "exactly the limit left: no next page"
+
+
+def test_a_page_says_where_to_go_on() -> None:
+    channel, clock = history(max_items=10)
+    for n in range(5):
+        channel.append(f"u{n}", at=clock.now - 5 + n)
+    first = channel.page(after=0, start=0, end=clock.now, limit=3)
+    assert first.epoch == "e1" and [e.offset for e in first.entries] == [1, 2, 3] and first.next == 3
+    second = channel.page(after=first.next, start=0, end=clock.now, limit=3)
+    assert [e.offset for e in second.entries] == [4, 5] and second.next is None
+
+
+def test_an_adopted_history_goes_on_where_the_stored_one_ended() -> None:
+    clock = Clock()
+    store: History[str, str] = History(lambda key: Retention(3, 60.0), clock, epochs=lambda: "fresh")
+    adopted = store.adopt("trade:BTCUSDT", "kept", 41, [Entry(40, clock.now, "u40"), Entry(41, clock.now, "u41")])
+    assert adopted.position == Position(41, "kept") and adopted.oldest == 40
+    assert store.append("trade:BTCUSDT", "u42").offset == 42
+    assert [e.item for e in store.channel("trade:BTCUSDT").since(Position(40, "kept"), 10).entries] == ["u41", "u42"]
+    stored_without_entries = store.adopt("book:BTCUSDT", "kept2", 7)
+    assert stored_without_entries.position == Position(7, "kept2") and stored_without_entries.oldest == 8
+    assert not stored_without_entries.since(Position(6, "kept2"), 10).recovered, "update 7 is not held"
+    store.restart_all()
+    assert store.get("trade:BTCUSDT") is None and store.channel("trade:BTCUSDT").position == Position(0, "fresh")

@@ -25,6 +25,7 @@ __all__ = [
     "stream_type",
     "stream_url",
     "control_request",
+    "parse_frame",
     "parse_message",
     "tradable_usdt_perpetuals",
     "rest_error",
@@ -108,6 +109,11 @@ def parse_message(text: str | bytes) -> Message:
         frame = json.loads(text)
     except (ValueError, TypeError, RecursionError) as exc:
         return Unrecognised("invalid_json", str(exc)[:200])
+    return parse_frame(frame)
+
+
+def parse_frame(frame: object) -> Message:
+    """Classify one frame already decoded from JSON (what ``parse_message`` does after decoding). Never raises."""
     if not isinstance(frame, dict):
         return Unrecognised("not_an_object", type(frame).__name__)
     if "stream" in frame and "data" in frame:

@@ -107,10 +107,13 @@ class BinanceRest:
         """The best bid/ask of a validated symbol (weight 2); errors as ``ticker_24hr``."""
         return self._parsed(RestEndpoint.BOOK_TICKER, {"symbol": symbol}, book_ticker_from_rest, "book ticker")
 
-    def agg_trades(self, symbol: str, limit: int) -> list[Trade]:
-        """The last ``limit`` (1-1000) aggregated trades of a validated symbol, oldest first (weight 20)."""
-        return self._parsed(RestEndpoint.AGG_TRADES, {"symbol": symbol, "limit": str(limit)},
-                            lambda body: _rows(body, symbol), "aggTrades")
+    def agg_trades(self, symbol: str, limit: int, from_id: int | None = None) -> list[Trade]:
+        """The last ``limit`` (1-1000) aggregated trades of a validated symbol, oldest first (weight 20); with
+        ``from_id``, the first ``limit`` from that aggregate id on."""
+        params = {"symbol": symbol, "limit": str(limit)}
+        if from_id is not None:
+            params["fromId"] = str(from_id)
+        return self._parsed(RestEndpoint.AGG_TRADES, params, lambda body: _rows(body, symbol), "aggTrades")
 
     def close(self) -> None:
         self._session.close()

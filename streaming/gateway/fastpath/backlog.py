@@ -137,6 +137,14 @@ class BacklogGuard:
     def stop(self, timeout: float = 5.0) -> None:
         self._task.stop(timeout)
 
+    def backlog(self, eio_sid: str) -> int | None:
+        """Packets queued for a client now (None: it is gone); a sender that must not outrun it waits on this."""
+        sock = self._eio.sockets.get(eio_sid)
+        queue = getattr(sock, "queue", None)
+        if sock is None or queue is None or sock.closed:
+            return None
+        return int(queue.qsize())
+
     def check(self) -> None:
         now = self._clock()
         sockets = dict(self._eio.sockets)

@@ -60,6 +60,7 @@ class RoomBroadcaster:
         self._window = window if direct and not library else 0.0
         self._batches: dict[str, list[tuple[Any, bytes]]] = {}  # room -> (packet, frame) waiting for the flush
         self._batch_lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # held while a flush writes: flush(room) waits for one under way
         self._batch_due = threading.Event()
         self._flusher_started = False
         self.on_flushed: Callable[[int, int], None] = lambda direct, queued: None  # deliveries of a flush
@@ -177,10 +178,21 @@ class RoomBroadcaster:
             except Exception:  # a bug here must not end the flusher: later batches would never go out
                 log.exception("flushing coalesced room messages failed; continuing")
 
-    def flush(self) -> None:
-        """Write every room's waiting messages, each room's in the order they were emitted."""
-        with self._batch_lock:
-            batches, self._batches = self._batches, {}
+    def flush(self, room: str | None = None) -> None:
+        """Write every room's waiting messages (or only ``room``'s), each room's in the order they were emitted.
+
+        When it returns, no message emitted before the call is still waiting for those rooms: a client that
+        joins one afterwards gets none of them."""
+        with self._flush_lock:
+            with self._batch_lock:
+                if room is None:
+                    batches, self._batches = self._batches, {}
+                else:
+                    batch = self._batches.pop(room, None)
+                    batches = {room: batch} if batch else {}
+            self._write(batches)
+
+    def _write(self, batches: dict[str, list[tuple[Any, bytes]]]) -> None:
         direct = queued = 0
         for room, batch in batches.items():
             sent = self._send(room, [eio_pkt for eio_pkt, _ in batch], b"".join(wire for _, wire in batch))

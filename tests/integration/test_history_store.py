@@ -1,0 +1,79 @@
+"""cache.history_store and the recorder against a real Redis: entries by offset, pages by time, trimming by
+age, a history Redis lost noticed at the next write, and a new process continuing a stored epoch."""
+from __future__ import annotations
+
+import time
+
+import redis
+from prometheus_client import CollectorRegistry
+
+from cache.history_store import META_KEY, ChannelAppend, RedisHistory
+from metrics.collectors import ServiceMetrics
+from streaming.core.channels import BINANCE, Channel, Kind
+from streaming.core.history import Entry, Position, Retention
+from streaming.hub.recorder import HistoryStore, Recorder
+from tests.helpers import wait_for
+
+KEY = "trade:BTCUSDT"
+CHANNEL = Channel(BINANCE, Kind.TRADE, "BTCUSDT")
+
+
+def entries(first: int, last: int, at: float = 1000.0) -> tuple[Entry[str], ...]:
+    return tuple(Entry(n, at + n, f'{{"id":{n}}}') for n in range(first, last + 1))
+
+
+def test_entries_are_read_by_offset_and_time_and_trimmed_by_age(private_redis) -> None:
+    store = RedisHistory("127.0.0.1", private_redis.port, 0)
+    assert store.append({KEY: ChannelAppend("e1", True, 1000, entries(1, 50))}) == set()
+    assert store.append({KEY: ChannelAppend("e1", False, 1000, entries(51, 60))}) == set()
+    assert store.positions() == {KEY: ("e1", 60)}
+    page, more = store.read(KEY, after=10, start=0, end=float("inf"), limit=5)
+    assert [e.offset for e in page] == [11, 12, 13, 14, 15] and more and page[0].item == '{"id":11}'
+    page, more = store.read(KEY, after=0, start=1020.0, end=1022.0, limit=10)
+    assert [e.offset for e in page] == [20, 21, 22] and not more, "from and to are inclusive, by time"
+    assert [e.offset for e in store.tail(KEY, 3)] == [58, 59, 60]
+    assert store.trim_older_than([KEY], horizon=1030.5) == 30
+    assert store.trim_older_than([KEY], horizon=1030.5) == 0
+    assert [e.offset for e in store.read(KEY, 0, 0, float("inf"), 1)[0]] == [31]
+    store.close()
+
+
+def test_a_history_redis_lost_or_another_epoch_is_not_appended_to(private_redis) -> None:
+    store = RedisHistory("127.0.0.1", private_redis.port, 0)
+    client = redis.Redis(port=private_redis.port)
+    store.append({KEY: ChannelAppend("e1", True, 1000, entries(1, 5))})
+    assert store.append({KEY: ChannelAppend("other", False, 1000, entries(6, 6))}) == {KEY}
+    client.flushdb()
+    assert store.append({KEY: ChannelAppend("e1", False, 1000, entries(6, 6))}) == {KEY}, "flushed"
+    assert not client.exists("history:" + KEY), "nothing written to a lost history"
+    assert store.append({KEY: ChannelAppend("e2", True, 1000, entries(1, 2))}) == set(), "a new epoch replaces it"
+    assert client.hget(META_KEY, KEY) == b"e2:2"
+    store.close()
+
+
+def recorder(port: int, tasks) -> Recorder:
+    return Recorder(RedisHistory("127.0.0.1", port, 0), {kind: Retention(1000, 86400) for kind in Kind}, 1000,
+                    100, tasks, ServiceMetrics(CollectorRegistry()))
+
+
+def test_a_new_process_continues_the_stored_epoch_and_redis_going_away_starts_a_new_one(tasks, private_redis) -> None:
+    first = recorder(private_redis.port, tasks)
+    first.start()
+    positions = [first.record(CHANNEL, {"id": n}, time.time()) for n in range(5)]
+    assert [p.offset for p in positions] == [1, 2, 3, 4, 5] and first.store is HistoryStore.REDIS
+    first.stop()
+    second = recorder(private_redis.port, tasks)
+    second.start()
+    assert second.position(CHANNEL) == positions[-1], "the epoch and offsets go on"
+    recovery = second.recover(CHANNEL, positions[1], 10)
+    assert recovery.recovered and [e.offset for e in recovery.entries] == [3, 4, 5]
+    assert second.record(CHANNEL, {"id": 5}, time.time()) == Position(6, positions[0].epoch)
+    private_redis.stop()
+    wait_for(lambda: second.store is HistoryStore.MEMORY, timeout=5, message="the switch to memory")
+    switched = second.position(CHANNEL)
+    assert switched.epoch != positions[0].epoch and switched.offset == 0
+    assert not second.recover(CHANNEL, positions[-1], 10).recovered
+    private_redis.start()
+    wait_for(lambda: second.store is HistoryStore.REDIS, timeout=10, message="Redis again")
+    assert second.position(CHANNEL).epoch not in (switched.epoch, positions[0].epoch), "a new epoch again"
+    second.stop()
