@@ -56,7 +56,8 @@ from tests.redis_server import RedisProcess, answers
 # Trading USDT perpetuals of the fake's exchangeInfo; the first five are the service's DEFAULT_SYMBOLS.
 SYMBOL_POOL = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT", "XRPUSDT", "DOGEUSDT", "LTCUSDT", "LINKUSDT",
                "BCHUSDT", "TRXUSDT", "ETCUSDT", "XLMUSDT", "ATOMUSDT", "EOSUSDT", "VETUSDT")
-TARGETS = ("eventlet", "gevent", "reference")
+# eventlet-unrecorded: the service under eventlet with HISTORY_ENABLED=false, to print what recording costs
+TARGETS = ("eventlet", "gevent", "eventlet-unrecorded", "reference")
 REFERENCE = "reference"
 BENCH_REDIS_DB = "14"  # the shared Redis on 6379 keeps the tests' databases (15) apart from the bench's
 DOC = ROOT / "docs" / "PERFORMANCE.md"
@@ -354,7 +355,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"comma-separated: fanout (1), idle (2), many (3), trades (4); "
                              f"default {DEFAULT_SCENARIOS}")
     parser.add_argument("--targets", default=env_default("TARGETS", ",".join(TARGETS)),
-                        help="comma-separated of eventlet, gevent, reference; default all three")
+                        help="comma-separated of eventlet, gevent, eventlet-unrecorded, reference; default all")
     parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("QUICK")),
                         help="100 clients, 5 s window: a smoke run of about a minute; docs are not written")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/PERFORMANCE.md")

@@ -192,6 +192,9 @@ def changed_settings(env: Mapping[str, str], dotenv_path: Path | None = None) ->
             if getattr(effective, f.name) != getattr(defaults, f.name)}
 
 
+UNRECORDED = "unrecorded"
+
+
 class ServiceTarget:
     """``python app.py`` under one async mode with the production defaults, but for what it needs to run against
     the fake on this machine: the fake's URLs, a loopback port, Redis, DEFAULT_SYMBOLS, no log file, limits raised
@@ -200,8 +203,10 @@ class ServiceTarget:
     def __init__(self, mode: str, fake: FakeBinance, symbols: list[str], workdir: Path,
                  redis: dict[str, str]) -> None:
         self.name = f"service-{mode}"
+        mode, _, variant = mode.partition("-")  # eventlet-unrecorded: history off, for its cost
+        unrecorded = {"HISTORY_ENABLED": "false"} if variant == UNRECORDED else {}
         env = service_env(fake, test_settings=False, ASYNC_MODE=mode, DEFAULT_SYMBOLS=",".join(symbols),
-                          **SERVICE_LIMITS, **redis)
+                          **SERVICE_LIMITS, **redis, **unrecorded)
         self._changed = changed_settings(env)
         self._process = ServiceProcess(env, workdir / f"{self.name}.log")
 

@@ -195,6 +195,29 @@ def _notes(rows: Sequence[Row]) -> list[str]:
     return [f"{row.scenario} / {row.target}: {note}" for row in rows for note in row.notes]
 
 
+def recording_cost(rows: Sequence[Row], reference: str) -> list[str]:
+    """What recording the history costs: each recorded service's CPU per delivery against the same async mode
+    with HISTORY_ENABLED=false (``service-<mode>-unrecorded``), and both against the reference."""
+    by_target = {(row.scenario, row.target): row for row in rows}
+    lines = []
+    for (scenario, target), unrecorded in by_target.items():
+        if not target.endswith("-unrecorded"):
+            continue
+        recorded = by_target.get((scenario, target.removesuffix("-unrecorded")))
+        ref = by_target.get((scenario, reference))
+        on = recorded.cpu_us_per_delivery if recorded else None
+        off = unrecorded.cpu_us_per_delivery
+        if on is None or not off:
+            continue
+        versus = ""
+        if ref is not None and ref.cpu_us_per_delivery:
+            versus = (f"; against {reference}: {on / ref.cpu_us_per_delivery:.2f}× recorded, "
+                      f"{off / ref.cpu_us_per_delivery:.2f}× unrecorded")
+        lines.append(f"recording cost ({scenario}, {recorded.target if recorded else ''}): {on:.1f} µs of CPU "
+                     f"per delivery recorded, {off:.1f} unrecorded: {100 * (on / off - 1):+.0f} %{versus}")
+    return lines
+
+
 def _report(head: list[str], rows: Sequence[Row], reference: str, table: Callable[..., str], notes_title: str,
             bullet: str) -> str:
     """The results table, the comparison with the reference and the notes, rendered by ``table``."""
@@ -202,6 +225,7 @@ def _report(head: list[str], rows: Sequence[Row], reference: str, table: Callabl
     ratios = _ratio_rows(rows, reference)
     if ratios:
         parts.append(table(RATIO_COLUMNS, ratios))
+    parts.extend(recording_cost(rows, reference))
     notes = _notes(rows)
     if notes:
         parts.append(notes_title + "\n".join(f"{bullet}{note}" for note in notes))

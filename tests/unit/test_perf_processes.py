@@ -34,7 +34,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return dotenv
 
 
-@pytest.mark.parametrize("mode, extra", [("eventlet", set()), ("gevent", {"ASYNC_MODE"})])
+@pytest.mark.parametrize("mode, extra", [("eventlet", set()), ("gevent", {"ASYNC_MODE"}),
+                                         ("eventlet-unrecorded", {"HISTORY_ENABLED"})])
 def test_the_bench_changes_only_what_it_must(clean_environment: Path, tmp_path: Path, mode: str,
                                              extra: set[str]) -> None:
     target = ServiceTarget(mode, Exchange(), ["BTCUSDT", "ETHUSDT"], tmp_path,  # type: ignore[arg-type]

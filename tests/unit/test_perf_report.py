@@ -45,3 +45,15 @@ def test_settings_note_names_each_setting_with_ports_hidden() -> None:
     assert note == ("settings other than the defaults: BINANCE_WS_URL=ws://127.0.0.1:<port>, HOST=127.0.0.1, "
                     "PORT=<port>")
     assert settings_note({}) == "settings other than the defaults: none"
+
+
+def test_the_cost_of_recording_is_printed_against_the_unrecorded_service_and_the_reference() -> None:
+    deliveries = merge_reports([report()], {"BTCUSDT": {1, 2, 3}})
+    cpu = {"service-eventlet": 1.1e-5, "service-eventlet-unrecorded": 1e-5, REFERENCE: 2e-5}
+    rows = [Row("fanout", target, 2, connected=2, subscribed=2, window_s=1.0, deliveries=deliveries,
+                cpu_seconds=seconds) for target, seconds in cpu.items()]
+    (line,) = [line for line in console_tables(rows, REFERENCE).splitlines() if line.startswith("recording cost")]
+    per = deliveries.received
+    assert f"{11 / per:.1f} µs of CPU per delivery recorded, {10 / per:.1f} unrecorded: +10 %" in line, line
+    assert "0.55× recorded, 0.50× unrecorded" in line, line
+    assert "recording cost" not in console_tables(rows[:1] + rows[2:], REFERENCE), "nothing to compare"
