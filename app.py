@@ -34,7 +34,8 @@ from cache.routes import json_error
 from config import ConfigError, Settings, read_environment, retired_keys
 from metrics.labels import TaskName
 from metrics.routes import blueprint as metrics_blueprint
-from streaming.core.auth import AuthError
+from streaming.core.auth import AuthError, presented_token
+from streaming.dashboard.routes import blueprint as dashboard_blueprint
 from streaming.gateway.events import register_events
 from streaming.gateway.openapi import blueprint as openapi_blueprint
 from streaming.gateway.routes import blueprint as streaming_blueprint
@@ -109,16 +110,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(openapi_blueprint)
     if settings.prometheus_enabled:
         app.register_blueprint(metrics_blueprint)
+    if settings.dashboard_enabled:
+        app.register_blueprint(dashboard_blueprint)
 
     @app.before_request
     def protect_ops_endpoints() -> ResponseReturnValue | None:
         """With PROTECT_OPS_ENDPOINTS, /stats and /metrics need the same token as Socket.IO clients."""
         if not (settings.protect_ops_endpoints and service.auth.enabled and request.path in OPS_ENDPOINTS):
             return None
-        header = request.headers.get("Authorization", "")
-        token = header[7:] if header.startswith("Bearer ") else request.args.get("token")
         try:
-            service.auth.check(token)
+            service.auth.check(presented_token(request.headers.get("Authorization", ""), request.args.get("token")))
         except AuthError as exc:
             service.count_rejection(exc.code)
             return json_error(401, exc.code, str(exc))

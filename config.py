@@ -72,6 +72,8 @@ class Settings:
     redis_port: int = 6379
     redis_db: int = 0
     prometheus_enabled: bool = True
+    # The live dashboard at / (streaming/dashboard): with authentication on, it needs a client token too.
+    dashboard_enabled: bool = True
     default_symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT")
     reconnect_delay: float = 5.0
     # Reconnect attempts that keep failing back off exponentially, with full jitter, up to this many seconds
@@ -420,6 +422,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "redis_port": _int_range(1, 65535),
     "redis_db": _int_range(0, 15),
     "prometheus_enabled": _bool,
+    "dashboard_enabled": _bool,
     "default_symbols": _symbols,
     "reconnect_delay": _seconds(0.05, 3600),
     "reconnect_max_delay": _seconds(0.05, 3600),

@@ -14,13 +14,18 @@ import jwt
 from config import MIN_JWT_SECRET_BYTES
 from streaming.core.errors import StreamingError
 
-__all__ = ["Authenticator", "AuthError", "make_jwt", "JWT_ALGORITHM"]
+__all__ = ["Authenticator", "AuthError", "make_jwt", "presented_token", "JWT_ALGORITHM"]
 
 JWT_ALGORITHM = "HS256"  # the only one accepted: no "none", no asymmetric algorithm keyed with the secret
 
 
 class AuthError(StreamingError):
     code = "UNAUTHORIZED"
+
+
+def presented_token(authorization: str, query_token: str | None) -> str | None:
+    """The token an HTTP request presents: ``Authorization: Bearer ...``, else ``?token=``."""
+    return authorization[7:] if authorization.startswith("Bearer ") else query_token
 
 
 def make_jwt(claims: dict[str, Any], secret: str) -> str:

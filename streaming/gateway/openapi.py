@@ -482,6 +482,27 @@ def _lookup_errors(what: str, bad_request: list[str] | None = None,
 def _paths() -> dict[str, Any]:
     ops_security = [{}, {"bearerToken": []}, {"queryToken": []}]
     return {
+        "/": {
+            "get": _operation(
+                "getDashboard", "The live dashboard (an HTML page)", ["operations"],
+                {
+                    "200": {
+                        "description": "The dashboard page; it loads its script, styles and socket.io-client from "
+                        "/dashboard/ and streams over Socket.IO.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    "401": {
+                        "description": "Only with authentication on: no valid token was given (`?token=` or "
+                        "`Authorization: Bearer ...`). The body is an HTML sign-in form.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    "404": _response("NotFound"),
+                },
+                description="Served only with DASHBOARD_ENABLED=true (the default); otherwise the route does not "
+                "exist and answers 404 `NOT_FOUND`.",
+                security=ops_security,
+            )
+        },
         "/health": {
             "get": _operation(
                 "getHealth", "Service health, its dependencies and upstream connections", ["operations"],

@@ -41,7 +41,7 @@ CHECKS = [
 ]
 # Status endpoints answer 503 with their own body (what is wrong), not the error body.
 STATUS_PATHS = {"/health": "#/components/schemas/Health", "/ready": "#/components/schemas/Ready"}
-DOCUMENTED = {"/health", "/ready", "/stats", "/symbols", "/price/{symbol}", "/book/{symbol}", "/trades/{symbol}",
+DOCUMENTED = {"/", "/health", "/ready", "/stats", "/symbols", "/price/{symbol}", "/book/{symbol}", "/trades/{symbol}",
               "/history/{symbol}",
               "/metrics", "/openapi.json"}
 REQUEST_TIMEOUT = 10.0
@@ -53,11 +53,12 @@ LOOKUPS = (PRICE, "/book/{symbol}", "/trades/{symbol}", "/history/{symbol}")
 OPENAPI_JSON = "/openapi.json"
 # Values a person would try first; Hypothesis adds its own. Cache hit, REST fallback, case, blanks, 400s, 404s.
 PRICE_EXAMPLES = ("BTCUSDT", "LINKUSDT", "ethusdt", " SOLUSDT ", "NOTACOINUSDT", "BTCUSDT_260327", "BTC-USDT",
-                  "A" * 300, "\x00", "..", "%", "?x=1", "#", "é", "a/b", "btcusdt\n")
+                  "A" * 300, "\x00", "%", "?x=1", "#", "é", "a/b", "btcusdt\n")
 # Percent-encoded symbols sent as they are (Schemathesis does not encode '/', '?' or '#' in path parameters):
 # a malformed symbol is a JSON 400 whatever it contains.
-RAW_PRICE_SYMBOLS = ("%2FBTCUSDT", "%2F%2FBTCUSDT", "BTC%2F%2FUSDT", "%3Fx%3D1", "%23", "%25", "%ff", "%C0%AF",
-                     "%E2%80%AE", "%20")
+# ("..": HTTP clients resolve /price/.. to /, the dashboard; sent encoded, it reaches /price.)
+RAW_PRICE_SYMBOLS = ("%2E%2E", "%2FBTCUSDT", "%2F%2FBTCUSDT", "BTC%2F%2FUSDT", "%3Fx%3D1", "%23", "%25", "%ff",
+                     "%C0%AF", "%E2%80%AE", "%20")
 HYPOTHESIS = settings(
     max_examples=MAX_EXAMPLES,
     deadline=scaled(DEADLINE_MS),
@@ -116,6 +117,8 @@ def test_document_is_self_consistent() -> None:
                 if path in STATUS_PATHS and status == "503":  # the status body, with what is wrong
                     schema = response["content"]["application/json"]["schema"]
                     assert list(_refs(schema)) == [STATUS_PATHS[path]], f"{method} {path} {status}"
+                elif path == "/" and status == "401":  # the dashboard's sign-in form, for a browser
+                    assert list(response["content"]) == ["text/html"]
                 elif status.startswith(("4", "5")):  # every error answer is the JSON error body
                     schema = response["content"]["application/json"]["schema"]
                     assert set(_refs(schema)) & {"#/components/schemas/Error",
@@ -250,12 +253,14 @@ def test_openapi_json_route_serves_the_document(in_process_app: Flask) -> None:
 
 
 @pytest.mark.parametrize("overrides, answers", [
-    ({"auth_tokens": ("secret",), "protect_ops_endpoints": True}, {"/stats": 401, "/metrics": 401}),
+    ({"auth_tokens": ("secret",), "protect_ops_endpoints": True}, {"/stats": 401, "/metrics": 401, "/": 401}),
     ({"prometheus_enabled": False}, {"/metrics": 404}),
+    ({"dashboard_enabled": False}, {"/": 404}),
 ])
 def test_answers_of_optional_settings_conform(fake_binance: FakeBinance, overrides: dict[str, Any],
                                               answers: dict[str, int]) -> None:
-    """The 401 of PROTECT_OPS_ENDPOINTS and the 404 of a disabled /metrics, as documented (in-process app)."""
+    """The 401 of PROTECT_OPS_ENDPOINTS and of the dashboard with authentication on, and the 404 of a disabled
+    /metrics or dashboard, as documented (in-process app)."""
     app = _in_process(fake_binance, **overrides)
     try:
         schema = schemathesis.openapi.from_wsgi(OPENAPI_JSON, app)
