@@ -1,9 +1,11 @@
 // Node.js client for websocket-streaming (socket.io-client v4).
 //   node docs/examples/node-client.js [--url http://localhost:5021] [--symbols BTCUSDT,ETHUSDT]
-//                                     [--streams ticker,trade,book] [--count N]
+//                                     [--streams ticker,trade,book] [--count N] [--positions FILE]
 // Prints one JSON line per event; with --count it exits after N updates (price_update, trade, book_ticker).
 // After a lost connection it reconnects by itself and gets what it missed meanwhile (README, "Recovering after
-// a reconnect").
+// a reconnect"). With --positions it keeps its positions in FILE, so that a run started again later gets what
+// was missed since the last one (as long as the service still holds it: RECOVERY_GRACE, history retention).
+const fs = require("fs");
 const { io } = require("socket.io-client");
 
 function option(name, fallback) {
@@ -15,11 +17,23 @@ const url = option("url", process.env.SERVICE_URL || "http://localhost:5021");
 const symbols = option("symbols", "BTCUSDT,ETHUSDT").split(",");
 const streams = option("streams", "ticker").split(",");
 const count = Number(option("count", "0"));
+const positionsFile = option("positions", "");
 let received = 0;
 
 // The last position seen on each channel: {"trade:BTCUSDT": {offset, epoch}, ...}, sent back as `since` when
 // subscribing again after a reconnect.
-const positions = {};
+const positions = positionsFile && fs.existsSync(positionsFile)
+  ? JSON.parse(fs.readFileSync(positionsFile, "utf8")) : {};
+function savePositions() {
+  if (!positionsFile) return;
+  fs.writeFileSync(`${positionsFile}.tmp`, JSON.stringify(positions));
+  fs.renameSync(`${positionsFile}.tmp`, positionsFile); // whole or not at all, even if stopped halfway
+}
+if (positionsFile) {
+  setInterval(savePositions, 1000).unref();
+  process.on("exit", savePositions);
+  for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(0));
+}
 const STREAM_OF = { price_update: "ticker", trade: "trade", book_ticker: "book" };
 
 const socket = io(url, { transports: ["websocket"] });

@@ -1,11 +1,13 @@
 """Python client for websocket-streaming (python-socketio's asyncio client).
 
     python docs/examples/python-client.py [--url http://localhost:5021] [--symbols BTCUSDT,ETHUSDT]
-                                          [--streams ticker,trade,book] [--count N]
+                                          [--streams ticker,trade,book] [--count N] [--positions FILE]
 
 Prints one JSON line per event; with --count it exits after N updates (price_update, trade, book_ticker).
 After a lost connection it reconnects by itself and gets what it missed meanwhile (README, "Recovering after a
-reconnect"). The asyncio client runs handlers one at a time in the order the events arrived, which keeping
+reconnect"). With --positions it keeps its positions in FILE, so that a run started again later gets what was
+missed since the last one (as long as the service still holds it: RECOVERY_GRACE, history retention). The
+asyncio client runs handlers one at a time in the order the events arrived, which keeping
 positions needs (python-socketio's threaded `socketio.Client` runs each event's handler in a thread of its own).
 """
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import sys
 
 import socketio
@@ -26,6 +30,7 @@ async def main() -> None:
     parser.add_argument("--symbols", default="BTCUSDT,ETHUSDT")
     parser.add_argument("--streams", default="ticker", help="ticker, trade and/or book, comma-separated")
     parser.add_argument("--count", type=int, default=0, help="exit after this many updates (0: never)")
+    parser.add_argument("--positions", default="", help="a file to keep the positions in, from run to run")
     args = parser.parse_args()
     symbols = args.symbols.split(",")
     streams = args.streams.split(",")
@@ -34,7 +39,21 @@ async def main() -> None:
     # The last position seen on each channel: {"trade:BTCUSDT": {"offset": ..., "epoch": ...}, ...}, sent back as
     # `since` when subscribing again after a reconnect.
     positions: dict[str, dict] = {}
+    if args.positions and os.path.exists(args.positions):
+        with open(args.positions) as file:
+            positions.update(json.load(file))
     sio = socketio.AsyncClient()
+
+    def save_positions() -> None:
+        if args.positions:
+            with open(args.positions + ".tmp", "w") as file:
+                json.dump(positions, file)
+            os.replace(args.positions + ".tmp", args.positions)  # whole or not at all, even if stopped halfway
+
+    async def keep_positions() -> None:
+        while True:
+            await asyncio.sleep(1)
+            save_positions()
 
     def show(event: str, data: object) -> None:
         print(json.dumps({"event": event, "data": data}), flush=True)
@@ -83,11 +102,18 @@ async def main() -> None:
     for event, stream in STREAM_OF.items():
         on_update(event, stream)
 
+    loop = asyncio.get_running_loop()
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(stop, done.set)
+    keeper = asyncio.create_task(keep_positions()) if args.positions else None
     await sio.connect(args.url, transports=["websocket"])
     try:
-        await (done.wait() if args.count else sio.wait())
+        await done.wait()
     finally:
+        if keeper:
+            keeper.cancel()
         await sio.disconnect()
+        save_positions()
 
 
 if __name__ == "__main__":

@@ -181,3 +181,30 @@ def test_example_client_back_after_a_5_second_outage_gets_every_missed_trade_onc
     assert {t["epoch"] for t in before + after} == {ack["positions"][TRADES]["epoch"]}
     sent = {row["a"]: row for row in fake_binance.trades_sent(SYMBOL)}
     assert [unpositioned(t) for t in before + after] == [expected_trade(sent[i]) for i in ids], "what the exchange sent"
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_example_client_run_again_with_its_positions_file_gets_the_trades_it_missed_between_runs(
+        example: str, start_service, fake_binance, tmp_path) -> None:
+    """--positions FILE: a client stopped and started again later (a bot's restart) carries on from the last
+    trade it received: the ones it missed in between come first (recovered: true), each once, then live ones."""
+    service = start_service(RECOVERY_GRACE="30")
+    fake_binance.set_tick_interval(0.1)  # 10 trades a second
+    positions = tmp_path / "positions.json"
+    command = [*EXAMPLES[example], "--url", service.url, "--symbols", SYMBOL, "--streams", "trade",
+               "--positions", str(positions)]
+    first = run_client([*command, "--count", "10"])
+    assert not first[1]["data"]["recovered"], "nothing to recover on the first run"
+    kept = json.loads(positions.read_text())
+    last = [line["data"] for line in first if line["event"] == "trade"][-1]
+    assert kept == {TRADES: {"offset": last["offset"], "epoch": last["epoch"]}}, "saved on the way out"
+    time.sleep(2)  # about 20 trades while no client runs
+    second = run_client([*command, "--count", "40"])
+    assert second[1]["event"] == "subscribed" and second[1]["data"]["recovered"] == {TRADES: True}
+    before = [line["data"] for line in first if line["event"] == "trade"]
+    after = [line["data"] for line in second if line["event"] == "trade"]
+    recovered = [t for t in after if t.get("recovered")]
+    assert len(recovered) >= 10 and after[:len(recovered)] == recovered, "the missed trades first"
+    ids = [t["id"] for t in before + after]
+    assert ids == list(range(ids[0], ids[0] + len(ids))), "every trade once, in order, across the two runs"
+    assert json.loads(positions.read_text()) == {TRADES: {k: after[-1][k] for k in ("offset", "epoch")}}
