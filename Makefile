@@ -18,6 +18,7 @@ DEMO_RECORDING ?= docs/demo/binance-sample.jsonl.gz
 DEMO_SPEED ?= 1
 demo: install-dev node
 	@echo "demo: replaying $(DEMO_RECORDING) in a loop (not Binance: no network needed) on http://localhost:$${PORT:-5021}"
+	@echo "  Dashboard:      http://localhost:$${PORT:-5021}/"
 	@echo "  Python client:  $(PY) docs/examples/python-client.py --url http://localhost:$${PORT:-5021} --symbols BTCUSDT,ETHUSDT --streams ticker,trade,book --count 20"
 	@echo "  Node client:    node docs/examples/node-client.js --url http://localhost:$${PORT:-5021} --symbols BTCUSDT --streams trade,book --count 20"
 	@echo "  Browser client: open docs/examples/browser.html?url=http://localhost:$${PORT:-5021}&symbols=BTCUSDT,ETHUSDT,SOLUSDT (socket.io-client from node_modules, else its CDN)"
