@@ -171,6 +171,7 @@ export class PriceStream {
       this._setState(socket.active && !this._closed ? "reconnecting" : "offline", reason);
     });
     socket.on("connect_error", (err) => {
+      if (this._closed) return;
       const code = err.data && err.data.code;
       if (socket.active) {
         this._setState(this.connections ? "reconnecting" : "connecting", err.message);
