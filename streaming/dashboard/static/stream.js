@@ -40,7 +40,8 @@ export class PriceStream {
     this._retryDelay = retryDelay;
     this._retry = null;
     this._closed = false;
-    const options = { transports: ["websocket"], ...socketOptions };
+    // a connection of its own (forceNew): two PriceStreams never share, and so never unsubscribe each other
+    const options = { transports: ["websocket"], forceNew: true, ...socketOptions };
     if (token) options.auth = { token };
     this.socket = url === undefined ? io(options) : io(url, options);
     this._bind();
@@ -119,7 +120,8 @@ export class PriceStream {
     this._emit("state", { state, reason });
   }
 
-  _holds(symbol, stream) {
+  /** Whether this stream of this symbol is wanted now. */
+  holds(symbol, stream) {
     const held = this._wanted.get(symbol);
     return held !== undefined && held.has(stream);
   }
@@ -186,7 +188,7 @@ export class PriceStream {
   }
 
   _update(event, stream, data) {
-    if (!data || typeof data.symbol !== "string" || !this._holds(data.symbol, stream)) return; // no longer wanted
+    if (!data || typeof data.symbol !== "string" || !this.holds(data.symbol, stream)) return; // no longer wanted
     const channel = channelKey(stream, data.symbol);
     const first = this._fresh.delete(channel);
     if (data.epoch !== undefined) {

@@ -35,7 +35,7 @@ const tick = (symbol, offset, epoch = "e1", extra = {}) => ({ symbol, price: 1, 
 
 test("what is wanted before the connection is subscribed on it, grouped by streams, with the token", () => {
   const { stream, socket, seen } = make({ token: "t0k" });
-  assert.deepEqual(socket.options, { transports: ["websocket"], auth: { token: "t0k" } });
+  assert.deepEqual(socket.options, { transports: ["websocket"], forceNew: true, auth: { token: "t0k" } });
   stream.want(["btcusdt", "ETHUSDT"], ["ticker", "book"]);
   stream.want(["BTCUSDT"], ["trade"]);
   assert.deepEqual(socket.sent, []);
