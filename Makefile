@@ -31,7 +31,7 @@ demo: install-dev node
 # end-to-end files whose behaviour depends on the async mode: the HTTP servers, the WebSocket transports and the
 # fast path, green tasks, client queues, shutdown. The others (fault injection, chaos, rate limits, handler
 # properties, the OpenAPI and metrics documents, PM2, the recorder tool) test what is the same under both.
-GEVENT_E2E := $(addprefix tests/e2e/test_,bad_input.py compression.py connection_costs.py descriptors.py \
+GEVENT_E2E := $(addprefix tests/e2e/test_,bad_input.py compression.py connection_costs.py dashboard.py descriptors.py \
 	example_clients.py fast_path.py heartbeat.py history.py http.py operations.py replay.py slow_consumer.py \
 	socketio_contract.py streams.py upstream.py)
 
