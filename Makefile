@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: run demo test lint install install-dev node browser promtool recovery clean
+.PHONY: run demo test lint install install-dev node browser promtool nginx recovery clean
 
 run: install
 	$(PY) app.py
@@ -28,14 +28,15 @@ demo: install-dev node
 	  REDIS_ENABLED=$${REDIS_ENABLED:-false} $(PY) app.py
 
 # The static checks, the whole suite with the default async mode (eventlet), then again under gevent the
-# end-to-end files whose behaviour depends on the async mode: the HTTP servers, the WebSocket transports and the
-# fast path, green tasks, client queues, shutdown. The others (fault injection, chaos, rate limits, handler
-# properties, the OpenAPI and metrics documents, PM2, the recorder tool) test what is the same under both.
+# end-to-end files whose behaviour depends on the async mode: the HTTP servers, the WebSocket transports (also
+# behind nginx) and the fast path, green tasks, client queues, shutdown. The others (fault injection, chaos, rate
+# limits, handler properties, the OpenAPI and metrics documents, PM2, the recorder tool) test what is the same
+# under both.
 GEVENT_E2E := $(addprefix tests/e2e/test_,bad_input.py compression.py connection_costs.py dashboard.py descriptors.py \
-	example_clients.py fast_path.py heartbeat.py history.py http.py operations.py replay.py slow_consumer.py \
+	example_clients.py fast_path.py heartbeat.py history.py http.py nginx.py operations.py replay.py slow_consumer.py \
 	socketio_contract.py streams.py upstream.py)
 
-test: lint node browser promtool
+test: lint node browser promtool nginx
 	ASYNC_MODE=eventlet $(PY) -m pytest
 	ASYNC_MODE=gevent $(PY) -m pytest $(GEVENT_E2E)
 
@@ -93,6 +94,14 @@ promtool:
 	@command -v promtool >/dev/null || { \
 	  echo "installing Debian's prometheus for promtool (needs root and apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+# Debian's nginx, for the test that runs docs/deploy/nginx.conf in front of two service processes
+# (tests/e2e/test_nginx.py). In bookworm nginx-light is only a metapackage (nginx plus the echo module); nginx
+# itself builds in all the config uses (upstream, map, limit_conn, proxy).
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  echo "installing Debian's nginx for the reverse-proxy test (needs root and apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx >/dev/null; }
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache
