@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import re
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -180,6 +181,18 @@ class Settings:
     upstream_replay_file: str = ""
     upstream_replay_speed: float = 1.0
     upstream_replay_loop: bool = True
+    # Scale-out (docs/SCALING.md): all (one process: the exchange's streams, the history and the clients),
+    # ingest (holds the exchange's connections; one leads, the others stand by) or gateway (holds clients; any
+    # number). Every node of a cluster shares one Redis (REDIS_HOST, REDIS_PORT, REDIS_DB).
+    role: str = "all"
+    # This node's name in the cluster (heartbeats, demand, the leader lock); default <hostname>-<PORT>.
+    node_id: str = ""
+    # The leader lock's TTL, and how often the leader renews it: a standby takes over within about LEADER_TTL
+    # of the leader's death.
+    leader_ttl: float = 5.0
+    leader_renew_interval: float = 1.0
+    # A node's heartbeat, and a gateway's demand, lapse this long after its last refresh (every second).
+    cluster_node_ttl: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -230,12 +243,35 @@ class Settings:
                 "project directory); give a recording such as docs/demo/binance-sample.jsonl.gz, or a glob such as "
                 "'recordings/binance-*.jsonl.gz'"
             )
+        if self.role != "all":
+            self._validate_cluster()
         if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
             raise ConfigError(
                 f"JWT_SECRET is {len(self.jwt_secret.encode())} bytes long; HS256 needs at least "
                 f"{MIN_JWT_SECRET_BYTES} (RFC 7518 section 3.2: a shorter secret can be guessed offline from any "
                 "token it signed); generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
             )
+
+    def _validate_cluster(self) -> None:
+        role = f"ROLE={self.role}"
+        if not self.redis_enabled:
+            raise ConfigError(f"{role} needs Redis: the nodes of a cluster share it; set REDIS_ENABLED=true and "
+                              "point REDIS_HOST/REDIS_PORT/REDIS_DB at the cluster's Redis")
+        if not self.history_enabled:
+            raise ConfigError(f"{role} needs HISTORY_ENABLED=true: a cluster numbers and publishes every update "
+                              "through the histories in Redis")
+        if self.upstream_replay_file:
+            raise ConfigError(f"UPSTREAM_REPLAY_FILE cannot be used with {role}: replay a recording with ROLE=all")
+        if self.role == "gateway" and self.upstream_record_file:
+            raise ConfigError("UPSTREAM_RECORD_FILE cannot be used with ROLE=gateway, which holds no upstream "
+                              "connection; set it on the ingestors")
+        if self.leader_renew_interval * 2 > self.leader_ttl:
+            raise ConfigError(f"LEADER_RENEW_INTERVAL={self.leader_renew_interval:g} must be at most half of "
+                              f"LEADER_TTL={self.leader_ttl:g}, or one slow renewal loses the lock")
+
+    def node_name(self) -> str:
+        """NODE_ID, else ``<hostname>-<PORT>`` (unique per machine: one process per port)."""
+        return self.node_id or f"{socket.gethostname()}-{self.port}"
 
     def log_path(self) -> Path | None:
         """LOG_FILE as an absolute path (relative ones are under the project directory); None when off."""
@@ -393,6 +429,12 @@ def _per_kind(value: Callable[[str], Any], defaults: Mapping[str, Any], form: st
     return parse
 
 
+def _node_id(raw: str) -> str:
+    if not re.match(r"^[A-Za-z0-9._-]{1,100}$", raw):
+        raise ValueError("expected up to 100 letters, digits, '.', '_' or '-', e.g. gateway-1")
+    return raw
+
+
 def _symbols(raw: str) -> tuple[str, ...]:
     symbols: list[str] = []
     for item in raw.split(","):
@@ -479,4 +521,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "upstream_replay_speed": _number(float, 0, 1000, "a speed factor (1: as recorded, 10: ten times faster, "
                                      "0: as fast as possible)"),
     "upstream_replay_loop": _bool,
+    "role": _choice("all", "ingest", "gateway"),
+    "node_id": lambda raw: _node_id(raw),
+    "leader_ttl": _seconds(1, 60),
+    "leader_renew_interval": _seconds(0.1, 30),
+    "cluster_node_ttl": _seconds(1, 600),
 }

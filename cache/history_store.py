@@ -152,6 +152,34 @@ class RedisHistory:
                 positions[raw_channel.decode()] = (epoch, int(offset))
         return positions
 
+    def position(self, channel: str) -> tuple[str, int] | None:
+        """One stored channel's (epoch, newest offset); None when Redis holds no history of it."""
+        try:
+            raw = self._client.hget(META_KEY, channel)
+        except redis.RedisError as exc:
+            raise self._fail("reading a history position from", exc) from exc
+        if raw is None:
+            return None
+        epoch, _, offset = raw.decode().rpartition(":")
+        return (epoch, int(offset)) if epoch and offset.isdigit() else None
+
+    def newest(self, channel: str, count: int) -> tuple[str, int, list[Entry[str]]] | None:
+        """A stored channel's epoch, newest offset and newest ``count`` entries (oldest first), read in one
+        transaction, so all three belong together; None when Redis holds no history of it."""
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hget(META_KEY, channel)
+        pipe.xrevrange(stream_key(channel), count=count)
+        try:
+            raw, rows = pipe.execute()
+        except redis.RedisError as exc:
+            raise self._fail("reading history from", exc) from exc
+        if raw is None:
+            return None
+        epoch, _, offset = raw.decode().rpartition(":")
+        if not epoch or not offset.isdigit():
+            return None
+        return epoch, int(offset), [_entry(raw_id, fields) for raw_id, fields in reversed(rows)]
+
     def tail(self, channel: str, count: int) -> list[Entry[str]]:
         """The newest ``count`` entries, oldest first."""
         try:

@@ -169,10 +169,10 @@ def history(raw_symbol: str) -> ResponseReturnValue:
     except InvalidRequestError as exc:
         service.count_rejection(exc.code)
         return json_error(400, exc.code, str(exc))
-    if service.recorder is None:
+    if service.history is None:
         return json_error(404, "HISTORY_DISABLED", "history is off on this server (HISTORY_ENABLED=false)")
     channel = Channel(BINANCE, query.kind, checked)
-    page = service.recorder.read(channel, query.after, query.start, query.end, query.limit)
+    page = service.history.read(channel, query.after, query.start, query.end, query.limit)
     if query.epoch is not None and query.epoch != page.epoch:
         return json_error(409, "EPOCH_CHANGED", f"the history of {channel.key} started afresh (epoch "
                           f"{query.epoch!r} is gone, now {page.epoch!r}): offsets of the old epoch mean nothing "

@@ -20,7 +20,9 @@ from metrics.labels import (
     CacheResult,
     ControlMethod,
     DeliveryPath,
+    FeedResult,
     HistoryOperation,
+    PublishResult,
     ReconnectReason,
     RecoveryResult,
     RejectedCode,
@@ -255,6 +257,34 @@ class ServiceMetrics:
             "Objects frozen out of automatic garbage collection (GC_FREEZE_INTERVAL); 0 with the policy off.",
             registry=r,
         )
+        self.leader_changes = Counter(
+            f"{ns}_cluster_leader_changes_total",
+            "Changes of the cluster's leader (a new term) seen by this node; ROLE=all: always 0.", registry=r,
+        )
+        self.is_leader = Gauge(
+            f"{ns}_cluster_leader", "1 while this node is the cluster's leader (publishes the exchange's updates).",
+            registry=r,
+        )
+        self.published = Counter(
+            f"{ns}_cluster_published_total", "Updates this ingestor offered to Redis, by result.", ["result"],
+            registry=r,
+        )
+        self.feed_updates = Counter(
+            f"{ns}_cluster_feed_updates_total", "Updates a gateway received from Redis, by what it did.",
+            ["result"], registry=r,
+        )
+        self.publish_latency = Histogram(
+            f"{ns}_cluster_publish_to_gateway_seconds",
+            "Time from the leader taking an update from the exchange's stream to this gateway forwarding it "
+            "(the Redis hop: queue, script, pub/sub).",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            registry=r,
+        )
+        self.pubsub_lag = Gauge(
+            f"{ns}_cluster_pubsub_lag_seconds",
+            "How far behind the leader this gateway's pub/sub reading is: the hop's latency of the last update "
+            "forwarded.", registry=r,
+        )
         # The counters whose labels have bounded sets (metrics/labels.py), with the set of each label in order:
         # every combination is exported as 0 from the start. A new bounded counter gets a row here.
         self.bounded_labels: tuple[tuple[Counter, tuple[type[StrEnum], ...]], ...] = (
@@ -273,6 +303,8 @@ class ServiceMetrics:
             (self.task_errors, (TaskName,)),
             (self.tcp_refusals, (TcpRefusal,)),
             (self.accept_errors, (AcceptError,)),
+            (self.published, (PublishResult,)),
+            (self.feed_updates, (FeedResult,)),
         )
         for counter, label_sets in self.bounded_labels:
             start_at_zero(counter, *label_sets)

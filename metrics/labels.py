@@ -171,6 +171,25 @@ class AcceptError(StrEnum):
     ENOMEM = "ENOMEM"
 
 
+class PublishResult(StrEnum):
+    """cluster_published_total{result}: what became of each update the ingestor offered to Redis."""
+
+    PUBLISHED = "published"  # appended to its history and published
+    REPEAT = "repeat"  # not newer than the channel's newest published update (e.g. another leader sent it)
+    FENCED = "fenced"  # the leader lock was not this node's: nothing written
+    FAILED = "failed"  # the script failed (the stored history disagrees with its position)
+    DROPPED = "dropped"  # never sent: the lease ran out, or Redis stayed unreachable
+
+
+class FeedResult(StrEnum):
+    """cluster_feed_updates_total{result}: what a gateway did with each update of a channel."""
+
+    FORWARDED = "forwarded"  # the next update, sent to the channel's clients
+    FILLED = "filled"  # missed on pub/sub and read from the history before the one that revealed the gap
+    REPEAT = "repeat"  # already forwarded, dropped
+    LOST = "lost"  # missed and no longer in the history: the channel's clients have a hole
+
+
 class TaskName(StrEnum):
     """task_errors_total{task}: where an unexpected error was caught (a background task or a handler)."""
 
@@ -183,5 +202,10 @@ class TaskName(StrEnum):
     HISTORY_WRITER = "history writer"
     REPLAY = "replay"
     GC_POLICY = "gc policy"
+    LEADER_ELECTION = "leader election"
+    CLUSTER_PUBLISHER = "cluster publisher"
+    CLUSTER_DEMAND = "cluster demand"
+    CLUSTER_HEARTBEAT = "cluster heartbeat"
+    CLUSTER_FEED = "cluster feed"
     SOCKETIO_HANDLER = "socketio_handler"
     HTTP_ROUTE = "http_route"

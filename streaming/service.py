@@ -7,24 +7,34 @@ run under whatever async mode the app uses.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from flask_socketio import SocketIO
 
-from cache.history_store import RedisHistory
+from cache.history_store import HistoryUnavailable, RedisHistory
 from cache.store import RedisStore
 from cache.writer import TickerCache
 from config import Settings
 from metrics.collectors import ServiceMetrics
 from metrics.labels import DeliveryPath, StaleScope, TaskName
+from streaming.cluster.bus import ClusterRedis, ClusterUnavailable
+from streaming.cluster.election import Election
+from streaming.cluster.feed import GatewayFeed
+from streaming.cluster.ingest import IngestRole
+from streaming.cluster.membership import Membership
+from streaming.cluster.publisher import Publisher
+from streaming.cluster.shared import SharedBooks, SharedHistory
 from streaming.core.auth import Authenticator
 from streaming.core.channels import BINANCE, KINDS, Channel, Kind
 from streaming.core.errors import ProtocolError, StreamingError
 from streaming.core.history import Position, Retention
 from streaming.core.limits import KeyedLimiter
 from streaming.core.models import BookTicker, Ticker, Trade, iso_timestamp
+from streaming.core.positions import parse_channel_key
 from streaming.core.symbols import SymbolRequest
 from streaming.exchanges.binance.catalog import SymbolCatalog
 from streaming.exchanges.binance.protocol import StreamBatch, stream_type, tradable_usdt_perpetuals
@@ -33,13 +43,14 @@ from streaming.exchanges.binance.streams import MARKET, ROUTES, channel_of_strea
 from streaming.gateway.admission import Admission
 from streaming.gateway.fastpath.backlog import BacklogGuard
 from streaming.gateway.fastpath.install import install as install_fast_path
-from streaming.gateway.replays import Replays
+from streaming.gateway.replays import HistoryReader, Replays
 from streaming.hub.backfill import TradeBackfill, last_trade_id
 from streaming.hub.demand import Confirm, Demand, Joined, SubscribeOutcome
 from streaming.hub.fanout import Fanout
 from streaming.hub.lookups import Lookups
 from streaming.hub.monitor import StreamMonitor
 from streaming.hub.recorder import Recorder
+from streaming.hub.sources import LocalSource, PoolSupply, Source
 from streaming.hub.stores import LatestStore, TradeTape
 from streaming.runtime.guard import ConnectionGuard
 from streaming.runtime.server import HTTP_HEADROOM
@@ -55,6 +66,8 @@ __all__ = ["StreamingService", "SubscribeOutcome"]
 log = logging.getLogger(__name__)
 
 UPSTREAM_STATES = ("connecting", "live", "reconnecting")
+ROLE_ALL, ROLE_INGEST, ROLE_GATEWAY = "all", "ingest", "gateway"
+WRONG_ROLE = "WRONG_ROLE"
 SERVER_SHUTDOWN = "server_shutdown"
 
 
@@ -91,35 +104,56 @@ class StreamingService:
             else None
         )
         self.cache = TickerCache(store, self.tasks, self.metrics)
-        self.recorder = self._recorder() if settings.history_enabled else None
+        # ROLE=ingest|gateway (docs/SCALING.md): the cluster's Redis; the histories are written by the leader's
+        # publish script there, and read by the gateways
+        self.role = settings.role
+        self.node = settings.node_name()
+        clustered = self.role != ROLE_ALL
+        self.cluster_bus = (ClusterRedis(settings.redis_host, settings.redis_port, settings.redis_db)
+                            if clustered else None)
+        self.history_reader = (RedisHistory(settings.redis_host, settings.redis_port, settings.redis_db)
+                               if clustered else None)
+        self.recorder = self._recorder() if settings.history_enabled and not clustered else None
         self.books: LatestStore[BookTicker] = LatestStore()
         self.trades = TradeTape()
-        self.pools = (self.upstream_replay.pools() if self.upstream_replay
+        self.pools = ({} if self.role == ROLE_GATEWAY else self.upstream_replay.pools() if self.upstream_replay
                       else {route: self._pool(route) for route in ROUTES})
+        self.ingest = self._ingest_role() if self.role == ROLE_INGEST else None
         self.monitor = StreamMonitor(
-            self._emit_to_room, lambda symbol: self.demand.ticker_subscribers(symbol), self._streamed_tickers,
+            self._emit_to_room, self._ticker_audience, self._streamed_tickers,
             settings.stale_timeout, self.tasks,
             on_stale=lambda count: self.metrics.stale_detections.labels(StaleScope.SYMBOL).inc(count),
         )
         # each kind's store: the fan-out's ordering gate, and where a state kind's snapshot comes from
         stores: dict[Kind, Any] = {Kind.TICKER: self.cache, Kind.TRADE: self.trades, Kind.BOOK: self.books}
-        recorder = self.recorder
-        self.backfill = TradeBackfill(self.rest, self._last_trade_id,
-                                      recorder.restart if recorder is not None else lambda channel: None,
-                                      self.metrics)
+        self.backfill = TradeBackfill(self.rest, self._last_trade_id, self._restart_history, self.metrics)
         self.fanout = Fanout(self._emit_to_room, lambda channel: self.demand.subscriber_count(channel), stores,
                              self.metrics, self.monitor.tick,
                              record=self.recorder.record if self.recorder is not None else None,
-                             settle=self.broadcaster.flush)
-        self.lookups = Lookups(self.rest, self.cache, self.books, self.trades, self.fanout, self.tasks,
-                               settings.price_max_age, self.is_streamed)
-        self.demand = Demand(
-            socketio.server, socketio.emit, self.fanout, self.cache,
-            {kind: stores[kind] for kind, policy in KINDS.items() if policy.snapshot}, self.monitor, self.catalog,
-            self.pools, self.lookups, self.metrics, self.recorder,
-            max_symbols_per_client=settings.max_symbols_per_client, max_age=settings.price_max_age,
-            recovery_grace=max(settings.unsubscribe_grace, settings.recovery_grace) if self.recorder else None,
+                             settle=self.broadcaster.flush,
+                             forward=self.ingest.publisher.offer if self.ingest is not None else None)
+        gateway_books = SharedBooks(self.history_reader) if self.history_reader and self.role == ROLE_GATEWAY else None
+        self.lookups = Lookups(
+            self.rest, self.cache, gateway_books or self.books, self.trades,
+            # a gateway is not the leader: what it fetches is answered, not published
+            (lambda batch: 0) if self.role == ROLE_GATEWAY else self._publish_fetched,
+            self.tasks, settings.price_max_age, self.is_streamed,
         )
+        recovery_grace = max(settings.unsubscribe_grace, settings.recovery_grace) if settings.history_enabled else None
+        self.feed = self._feed() if self.role == ROLE_GATEWAY else None
+        source: Source = self.feed or LocalSource(
+            self.recorder, {kind: stores[kind] for kind, policy in KINDS.items() if policy.snapshot},
+            socketio.emit, settings.price_max_age)
+        self.demand = Demand(
+            socketio.server, socketio.emit, self.fanout, self.cache, source, self.monitor, self.catalog,
+            self.feed or PoolSupply(self.pools), self.lookups, self.metrics,
+            max_symbols_per_client=settings.max_symbols_per_client,
+            recovery_grace=recovery_grace if self.recorder or self.feed else None,
+        )
+        self.membership = Membership(
+            self.cluster_bus, self.node, settings.cluster_node_ttl, self._node_state, self.tasks, self.metrics,
+            demand=self.feed.channels if self.feed is not None else None,
+        ) if self.cluster_bus is not None else None
         self.admission = Admission(settings.max_connections, settings.max_connections_per_ip)
         self.started_at = time.time()
         self._catalog_task = PeriodicTask(
@@ -145,11 +179,15 @@ class StreamingService:
             settings.max_tcp_connections_per_ip or settings.max_connections_per_ip + HTTP_HEADROOM,
             settings.http_header_timeout, self.metrics,
         )
+        # the histories' reads (/history, replays): the recorder, or on a gateway Redis (None: history off)
+        self.history: HistoryReader | None = (
+            SharedHistory(self.history_reader) if self.feed is not None and self.history_reader is not None
+            else self.recorder)
         self.replays = Replays(
-            self.recorder, socketio.emit,
+            self.history, socketio.emit,
             lambda sid: self.backlog.backlog(socketio.server.manager.eio_sid_from_sid(sid, "/") or ""),
             self.tasks, self.metrics, settings.replay_max_per_client,
-        ) if self.recorder is not None else None
+        ) if self.history is not None else None
         self._direct_deliveries = self.metrics.deliveries.labels(DeliveryPath.DIRECT)
         self._queued_deliveries = self.metrics.deliveries.labels(DeliveryPath.QUEUED)
         self._bind_gauges()
@@ -167,6 +205,34 @@ class StreamingService:
                         recovery_limit, settings.client_trade_backlog_limit)
         return Recorder(redis, retention, settings.history_memory_max_items, recovery_limit, self.tasks,
                         self.metrics)
+
+    def _ingest_role(self) -> IngestRole:
+        assert self.cluster_bus is not None
+        settings = self.settings
+        election = Election(
+            self.cluster_bus, self.node, settings.leader_ttl, settings.leader_renew_interval, self.tasks,
+            on_elected=lambda token: ingest.elected(token), on_deposed=self._deposed,
+            on_error=lambda name: self.metrics.task_errors.labels(name).inc(),
+        )
+        publisher = Publisher(self.cluster_bus, election, {kind: settings.history_max_items[kind] for kind in Kind},
+                              self.tasks, self.metrics)
+        ingest = IngestRole(self.cluster_bus, election, publisher, PoolSupply(self.pools), self.tasks, self.metrics,
+                            on_elected=self._start_upstream)
+        return ingest
+
+    def _feed(self) -> GatewayFeed:
+        assert self.cluster_bus is not None and self.history_reader is not None
+        settings = self.settings
+        retention = {kind: Retention(settings.history_max_items[kind], settings.history_max_age[kind])
+                     for kind in Kind}
+        return GatewayFeed(
+            self.cluster_bus, self.history_reader, self.fanout.lock, self.broadcaster.emit_packet,
+            lambda channel: self.demand.subscriber_count(channel), retention,
+            min(settings.recovery_max_updates, settings.client_trade_backlog_limit // 2),
+            settings.unsubscribe_grace, settings.price_max_age, self.tasks,
+            self.metrics, on_deliveries=self._count_deliveries,
+            on_demand=lambda: self.membership.wake() if self.membership is not None else None,
+        )
 
     def _pool(self, route: str) -> UpstreamPool:
         recorder = self.upstream_recorder
@@ -200,11 +266,18 @@ class StreamingService:
         self.cache.start()
         if self.recorder is not None:
             self.recorder.start()  # before the first update: stored histories are continued
-        for symbol in self.settings.default_symbols:
-            channel = Channel(BINANCE, Kind.TICKER, symbol)
-            self.pools[route_of(channel)].pin([stream_of(channel)])
-        for route, pool in self.pools.items():
-            pool.start(connect_idle=route == MARKET)  # /ready waits for the /market connection
+        if self.pools:
+            for symbol in self.settings.default_symbols:
+                channel = Channel(BINANCE, Kind.TICKER, symbol)
+                self.pools[route_of(channel)].pin([stream_of(channel)])
+        if self.membership is not None:
+            self.membership.start()
+        if self.feed is not None:
+            self.feed.start()
+        if self.ingest is not None:
+            self.ingest.start()  # the upstream starts when this node is elected
+        else:
+            self._start_upstream()
         if self.upstream_recorder:
             self.upstream_recorder.start()  # frames offered before it starts wait in its queue
         if self.upstream_replay:
@@ -213,6 +286,18 @@ class StreamingService:
         self.backlog.start()
         self.lookups.start()
         self._catalog_task.start()
+
+    def _start_upstream(self) -> None:
+        for route, pool in self.pools.items():
+            pool.start(connect_idle=route == MARKET)  # /ready waits for the /market connection
+
+    def _deposed(self, reason: str) -> None:
+        """This ingestor lost the leader lock: it has stopped publishing; leave, to start again as a standby
+        (under PM2, or any process manager that restarts it)."""
+        if self.ingest is not None:
+            self.ingest.deposed()
+        log.error("cluster: leaving so that this node starts again as a standby (%s)", reason)
+        os.kill(os.getpid(), signal.SIGTERM)  # the graceful shutdown, as for a deploy
 
     @property
     def draining(self) -> bool:
@@ -237,6 +322,12 @@ class StreamingService:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every background task and close upstream connections; safe to call twice."""
         self.lookups.stop()
+        if self.ingest is not None:
+            self.ingest.stop(timeout)  # first: a standby takes over while this one closes
+        if self.feed is not None:
+            self.feed.stop(timeout)
+        if self.membership is not None:
+            self.membership.stop(timeout)
         self._catalog_task.stop(timeout)
         self.monitor.stop(timeout)
         self.backlog.stop(timeout)
@@ -250,10 +341,16 @@ class StreamingService:
         if self.recorder is not None:
             self.recorder.stop(timeout)
         self.rest.close()
+        for client in (self.cluster_bus, self.history_reader):
+            if client is not None:
+                client.close()
         log.info("%s stopped", self.settings.service_name)
 
     # -- clients ----------------------------------------------------------------------------------------------
     def connection_refusal(self, address: str) -> tuple[str, str] | None:
+        if self.role == ROLE_INGEST:
+            return WRONG_ROLE, ("this node is an ingestor (ROLE=ingest) and serves no clients; connect to a "
+                                "gateway (ROLE=gateway), e.g. through the cluster's proxy")
         return self.admission.refusal(address)
 
     def client_connected(self, sid: str, address: str = "") -> None:
@@ -294,11 +391,35 @@ class StreamingService:
         self.fanout.publish(self.backfill.fill(batch), received_at=received_at)
 
     def _last_trade_id(self, symbol: str) -> int | None:
-        """The newest aggregated trade of a symbol published: in memory, else (after a restart) in its history."""
+        """The newest aggregated trade of a symbol published: in memory, else (after a restart, or a take-over
+        by this ingestor) in its history."""
         held = self.trades.last_id(symbol)
-        if held is not None or self.recorder is None:
+        channel = Channel(BINANCE, Kind.TRADE, symbol)
+        if held is not None:
             return held
-        return last_trade_id(self.recorder.newest(Channel(BINANCE, Kind.TRADE, symbol)))
+        if self.recorder is not None:
+            return last_trade_id(self.recorder.newest(channel))
+        if self.history_reader is not None:
+            try:
+                newest = self.history_reader.tail(channel.key, 1)
+            except HistoryUnavailable as exc:
+                log.warning("backfill: %s", exc)
+                return None
+            return last_trade_id(newest[-1].item) if newest else None
+        return None
+
+    def _restart_history(self, channel: Channel) -> None:
+        """A trade gap that cannot be filled: the channel's history starts again with a new epoch."""
+        if self.recorder is not None:
+            self.recorder.restart(channel)
+        elif self.cluster_bus is not None:
+            try:
+                self.cluster_bus.restart(channel.key)
+            except ClusterUnavailable as exc:
+                log.warning("backfill: %s", exc)
+
+    def _publish_fetched(self, batch: StreamBatch) -> int:
+        return self.fanout.publish(batch, from_stream=False)
 
     def on_event(self, connection: UpstreamConnection, event: str, detail: str = "") -> None:
         if event in ("reconnect", "stale"):
@@ -356,7 +477,17 @@ class StreamingService:
 
     # -- views ------------------------------------------------------------------------------------------------
     def _emit_to_room(self, event: str, payload: dict, room: str, coalesce: bool = False) -> None:
+        if self.ingest is not None:  # the stream monitor's notices: to the gateways, whose clients are in the room
+            self.ingest.publisher.notice(event, payload, room)
+            return
         self._count_deliveries(*self.broadcaster.emit(event, payload, room, coalesce))
+
+    def _ticker_audience(self, symbol: str) -> int:
+        """Who is told of a ticker stream's state: its subscribers here, or on an ingestor the gateways'."""
+        channel = Channel(BINANCE, Kind.TICKER, symbol)
+        if self.ingest is not None:
+            return 1 if self.ingest.wants(channel) else 0
+        return self.demand.subscriber_count(channel)
 
     def _count_deliveries(self, direct: int, queued: int) -> None:
         if direct:
@@ -365,7 +496,9 @@ class StreamingService:
             self._queued_deliveries.inc(queued)
 
     def active_streams(self) -> list[str]:
-        """Streams Binance delivers to us now, on every route."""
+        """Streams Binance delivers to us now, on every route (a gateway: those it receives from the leader)."""
+        if self.feed is not None:
+            return sorted(stream_of(channel) for channel in map(parse_channel_key, self.feed.channels()) if channel)
         return sorted(stream for pool in self.pools.values() for stream in pool.active_streams())
 
     def wanted_streams(self) -> list[str]:
@@ -375,6 +508,8 @@ class StreamingService:
         return [status for pool in self.pools.values() for status in pool.statuses()]
 
     def is_streamed(self, channel: Channel) -> bool:
+        if self.feed is not None:
+            return channel.key in self.feed.channels()
         return stream_of(channel) in self.pools[route_of(channel)].active_streams()
 
     def _streamed_tickers(self) -> list[str]:
@@ -395,6 +530,29 @@ class StreamingService:
 
     def uptime_seconds(self) -> float:
         return time.time() - self.started_at
+
+    def _node_state(self) -> dict[str, Any]:
+        """This node's heartbeat in the cluster."""
+        snapshot = self.snapshot()
+        state: dict[str, Any] = {
+            "role": self.role, "port": self.settings.port, "pid": os.getpid(), "started_at": round(self.started_at, 3),
+            "connected_clients": snapshot["connected_clients"],
+            "total_subscriptions": snapshot["total_subscriptions"], "channels": len(snapshot["active_channels"]),
+        }
+        if self.ingest is not None:
+            election = self.ingest.election
+            state["leader"] = election.lease_valid()
+            state["term"] = election.term
+            state["publish_queue"] = self.ingest.publisher.queued
+        if self.feed is not None:
+            state["pubsub_connected"] = self.feed.connected
+        return state
+
+    def cluster_view(self) -> dict[str, Any] | None:
+        """The cluster as this node sees it (None: ROLE=all)."""
+        if self.membership is None:
+            return None
+        return {"role": self.role, "node": self.node, **self.membership.view()}
 
     def snapshot(self) -> dict[str, Any]:
         """Counters shared by /health and /stats."""

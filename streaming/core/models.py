@@ -58,6 +58,11 @@ class Ticker(_Update):
         """Whether this tick supersedes ``other`` of the same symbol (a later event)."""
         return self.event_time > other.event_time
 
+    @property
+    def order(self) -> int:
+        """What ``newer_than`` compares, as one number: the event time."""
+        return self.event_time
+
     def to_wire(self) -> dict[str, Any]:
         """The documented ``price_update`` payload: decimals as JSON numbers, times as ms and ISO 8601."""
         return {
@@ -94,6 +99,11 @@ class Trade(_Update):
     def newer_than(self, other: Trade) -> bool:
         """Whether this trade comes after ``other`` of the same symbol (aggregate trade ids only grow)."""
         return self.trade_id > other.trade_id
+
+    @property
+    def order(self) -> int:
+        """What ``newer_than`` compares, as one number: the aggregate trade id."""
+        return self.trade_id
 
     @property
     def side(self) -> str:
@@ -138,6 +148,23 @@ class BookTicker(_Update):
         if self.update_id is not None and other.update_id is not None:
             return self.update_id > other.update_id
         return self.transaction_time > other.transaction_time
+
+    @property
+    def order(self) -> int:
+        """What ``newer_than`` compares for the stream's updates, as one number: the update id (the
+        transaction time for a REST answer, which has none)."""
+        return self.update_id if self.update_id is not None else self.transaction_time
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> BookTicker:
+        """The book ticker of a ``book_ticker`` payload (a stored history entry); raises KeyError, TypeError or
+        ValueError for anything else. Decimals come back as the shortest text of their JSON number, which gives
+        the same payload again."""
+        update_id = wire["updateId"]
+        return cls(str(wire["symbol"]), repr(float(wire["bid"])), repr(float(wire["bidQty"])),
+                   repr(float(wire["ask"])), repr(float(wire["askQty"])),
+                   None if update_id is None else int(update_id), int(wire["eventTime"]),
+                   int(wire["transactionTime"]), str(wire.get("exchange", BINANCE)))
 
     def to_wire(self) -> dict[str, Any]:
         """The documented ``book_ticker`` payload; ``timestamp`` is the event time."""

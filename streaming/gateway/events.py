@@ -170,7 +170,7 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         ack: dict[str, Any] = {}
 
         def confirm(positions: dict[str, Position], recovered: dict[str, bool]) -> None:
-            if service.recorder is not None:
+            if service.history is not None:
                 answer["positions"] = {key: {"offset": position.offset, "epoch": position.epoch}
                                        for key, position in positions.items()}
                 answer["recovered"] = recovered

@@ -17,15 +17,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from metrics.collectors import ServiceMetrics
 from metrics.labels import TaskName
 from streaming.core.channels import Channel
 from streaming.core.errors import StreamingError
-from streaming.hub.recorder import Recorder
+from streaming.core.history import Page
 from streaming.runtime.tasks import TaskRunner
 
-__all__ = ["Replays", "TooManyReplaysError", "REPLAY_DATA", "REPLAY_END"]
+__all__ = ["HistoryReader", "Replays", "TooManyReplaysError", "REPLAY_DATA", "REPLAY_END"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,13 @@ PAGE = 500  # updates read from the history at a time
 REPLAY_BACKLOG = 100  # packets a client may have queued before its replays wait for it to read
 BACKLOG_POLL = 0.02
 YIELD_EVERY = 50  # updates sent in a row before a replay lets other tasks run
+
+
+class HistoryReader(Protocol):
+    """Where a channel's history is read: the recorder (streaming/hub/recorder.py), or on a gateway Redis
+    (streaming/cluster/shared.py)."""
+
+    def read(self, channel: Channel, after: int, start: float, end: float, limit: int) -> Page[str]: ...
 
 
 class TooManyReplaysError(StreamingError):
@@ -55,7 +63,7 @@ class Replay:
 class Replays:
     def __init__(
         self,
-        recorder: Recorder,
+        recorder: HistoryReader,
         emit: Callable[..., object],  # SocketIO.emit
         backlog: Callable[[str], int | None],  # packets queued for a client (sid); None: it is gone
         tasks: TaskRunner,

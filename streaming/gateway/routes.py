@@ -36,7 +36,22 @@ def format_uptime(seconds: float) -> str:
     return f"{days}d {text}" if days else text
 
 
+def _cluster_upstream(service: StreamingService, cluster: dict[str, Any]) -> dict[str, Any]:
+    """A gateway's upstream: the cluster's leader, through Redis pub/sub."""
+    assert service.feed is not None
+    connected = service.feed.connected and cluster["leader"] is not None and not cluster["error"]
+    return {"connected": connected, "last_message_age": None, "connections": [], "source": "cluster",
+            "leader": cluster["leader"], "pubsub_connected": service.feed.connected}
+
+
+def _leads(service: StreamingService) -> bool:
+    return service.ingest is None or service.ingest.election.lease_valid()
+
+
 def _upstream_view(service: StreamingService) -> dict[str, Any]:
+    cluster = service.cluster_view()
+    if service.feed is not None and cluster is not None:
+        return _cluster_upstream(service, cluster)
     now = time.monotonic()
     connections = []
     newest: float | None = None
@@ -58,6 +73,8 @@ def _upstream_view(service: StreamingService) -> dict[str, Any]:
     live = any(c["state"] == "live" for c in connections)
     view: dict[str, Any] = {"connected": live, "last_message_age": newest, "connections": connections,
                             "source": "replay" if service.upstream_replay else "binance"}
+    if not _leads(service):
+        view["standby"] = True
     if service.upstream_replay:
         view["replay"] = service.upstream_replay.describe()
     if service.upstream_recorder:
@@ -68,6 +85,17 @@ def _upstream_view(service: StreamingService) -> dict[str, Any]:
 def _upstream_message(service: StreamingService, connected: bool) -> str:
     """What the upstream is: Binance, or a recording played in its place (never passed off as Binance)."""
     replay = service.upstream_replay
+    cluster = service.cluster_view()
+    if service.feed is not None and cluster is not None:
+        leader = cluster["leader"]
+        if connected:
+            return f"receiving from the cluster's leader {leader['node']} (term {leader['term']}) through Redis"
+        if not service.feed.connected:
+            return f"not receiving: Redis pub/sub unavailable ({service.feed.error})"
+        return "not receiving: no ingestor leads the cluster" if leader is None else \
+            f"not receiving: Redis unavailable ({cluster['error']})"
+    if not _leads(service):
+        return "standby: another ingestor leads and holds the Binance connections"
     if replay is None:
         return "connected to Binance" if connected else "not connected to Binance"
     speed = f"{replay.speed:g}x" if replay.speed else "full speed"
@@ -91,8 +119,15 @@ def _health_reasons(service: StreamingService, upstream: dict[str, Any], cache_s
         reasons.append("cache: Redis unavailable, serving from memory")
     if _history_view(service)["status"] == "degraded":
         reasons.append("history: Redis unavailable, recording in memory")
-    if not upstream["connected"]:
-        if service.wanted_streams():
+    cluster = service.cluster_view()
+    if cluster is not None and cluster["error"]:
+        reasons.append(f"cluster: Redis unavailable ({cluster['error']})")
+    elif cluster is not None and cluster["leader"] is None:
+        reasons.append("cluster: no ingestor leads (none is running, or the lock is changing hands)")
+    if upstream.get("standby"):
+        pass  # a standby holds no upstream connection, by design
+    elif not upstream["connected"]:
+        if service.wanted_streams() or service.feed is not None:
             reasons.append(f"upstream: {_upstream_message(service, False)}")
     elif upstream["last_message_age"] is not None and upstream["last_message_age"] > settings.stale_timeout:
         reasons.append(f"upstream: no data for {upstream['last_message_age']:.0f}s")
@@ -112,6 +147,11 @@ def _health_reasons(service: StreamingService, upstream: dict[str, Any], cache_s
 
 def _history_view(service: StreamingService) -> dict[str, str]:
     """/health's history dependency: where channel histories are recorded now."""
+    if service.cluster_bus is not None:
+        cluster = service.cluster_view() or {}
+        return {"status": "degraded" if cluster.get("error") else "healthy", "store": "redis",
+                "message": f"history in Redis Streams at {service.cluster_bus.address}, written by the cluster's "
+                           "leader"}
     if service.recorder is None:
         return {"status": "disabled", "store": "none", "message": "history off (HISTORY_ENABLED=false)"}
     store, message = service.recorder.status()
@@ -136,6 +176,7 @@ def health() -> ResponseReturnValue:
     cache_state, cache_message = service.cache.status()
     upstream = _upstream_view(service)
     reasons = _health_reasons(service, upstream, cache_state)
+    cluster = service.cluster_view()
     serving = can_serve_prices(service, upstream["connected"])
     snapshot = service.snapshot()
     body = {
@@ -157,7 +198,8 @@ def health() -> ResponseReturnValue:
             },
             "history": _history_view(service),
             "upstream": {
-                "status": "healthy" if upstream["connected"] else "unhealthy",
+                "status": "standby" if upstream.get("standby") else "healthy" if upstream["connected"]
+                else "unhealthy",
                 "message": _upstream_message(service, upstream["connected"]),
             },
             "rest": {
@@ -169,6 +211,7 @@ def health() -> ResponseReturnValue:
             },
         },
         "upstream": upstream,
+        **({"cluster": cluster} if cluster is not None else {}),
         "streams": {"not_live": service.monitor.down()},
         "metrics": {
             "active_streams": snapshot["active_streams"],
@@ -189,7 +232,10 @@ def ready() -> ResponseReturnValue:
     reasons = []
     if service.draining:
         reasons.append("shutting down")
-    if not upstream["connected"]:
+    if service.feed is not None:
+        if not service.feed.connected:
+            reasons.append(f"cluster: {_upstream_message(service, False)}")
+    elif not upstream["connected"] and not upstream.get("standby"):
         reasons.append(f"upstream: {_upstream_message(service, False)}")
     if not service.catalog.loaded:
         reasons.append(_symbols_reason(service))
@@ -208,10 +254,13 @@ def ready() -> ResponseReturnValue:
 def stats() -> ResponseReturnValue:
     service = _service()
     snapshot = service.snapshot()
+    cluster = service.cluster_view()
     data = {
         "service": service.settings.service_name,
         "port": service.settings.port,
+        "role": service.role,
         **snapshot,
+        **({"cluster": cluster} if cluster is not None else {}),
         "white_hat_mode": True,
         "uptime": format_uptime(service.uptime_seconds()),
     }

@@ -1,18 +1,17 @@
-"""Demand: which client holds which channels, their rooms, what a new subscriber gets first, and what Binance
-is asked to stream.
+"""Demand: which client holds which channels, their rooms, what a new subscriber gets first, and which streams
+are asked for.
 
-A channel's first subscriber makes its stream wanted on its route's pool; its last one leaving releases it
-there, after the pool's grace period. A client joins a room and gets the latest fresh update of a state kind
-(ticker, book) under the fan-out's lock, so it gets each update exactly once and in order, whether from the
-store or from the stream.
+A channel's first subscriber makes its stream wanted (streaming/hub/sources.py: ``Supply``: the upstream pools,
+or a gateway's feed); its last one leaving releases it there, after the grace period. A client joins a room and
+gets its missed updates or the latest fresh update of a state kind (ticker, book) from the ``Source`` under the
+fan-out's lock, so it gets each update exactly once and in order, whether from there or from the stream.
 """
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from cache.writer import TickerCache
 from metrics.collectors import ServiceMetrics
@@ -20,16 +19,13 @@ from metrics.labels import RecoveryResult, RejectedCode
 from streaming.core.channels import BINANCE, KINDS, Channel, Kind
 from streaming.core.errors import TooManySymbolsError, UnknownSymbolError
 from streaming.core.history import Position, Recovery
-from streaming.core.models import Model
 from streaming.core.subscriptions import SubscriptionRegistry
 from streaming.core.symbols import SymbolRequest
 from streaming.exchanges.binance.catalog import SymbolCatalog
-from streaming.exchanges.binance.streams import route_of, stream_of
 from streaming.hub.fanout import Fanout
 from streaming.hub.lookups import Lookups
 from streaming.hub.monitor import STREAM_STATUS, StreamMonitor
-from streaming.hub.recorder import Recorder
-from streaming.upstream.pool import UpstreamPool
+from streaming.hub.sources import Source, Supply
 
 __all__ = ["Demand", "Joined", "SubscribeOutcome", "channels_of"]
 
@@ -47,12 +43,6 @@ class Joined:
     positions: dict[str, Position] = field(default_factory=dict)
     recovered: dict[str, bool] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
-
-
-class Snapshots(Protocol):
-    """A kind's store, as a new subscriber's first update comes from it."""
-
-    def peek(self, symbol: str, max_age: float) -> Model | None: ...
 
 
 @dataclass
@@ -79,16 +69,14 @@ class Demand:
         emit: Callable[..., Any],  # SocketIO.emit
         fanout: Fanout,
         cache: TickerCache,
-        snapshots: Mapping[Kind, Snapshots],
+        source: Source,
         monitor: StreamMonitor,
         catalog: SymbolCatalog,
-        pools: Mapping[str, UpstreamPool],
+        supply: Supply,
         lookups: Lookups,
         metrics: ServiceMetrics,
-        recorder: Recorder | None = None,
         *,
         max_symbols_per_client: int,
-        max_age: float,
         recovery_grace: float | None = None,
     ) -> None:
         self.registry: SubscriptionRegistry[Channel] = SubscriptionRegistry()
@@ -96,16 +84,14 @@ class Demand:
         self._emit = emit
         self._fanout = fanout
         self._cache = cache
-        self._snapshots = snapshots  # the store of each kind whose policy sends a snapshot
+        self._source = source
         self._monitor = monitor
         self._catalog = catalog
-        self._pools = pools
+        self._supply = supply
         self._lookups = lookups
         self._metrics = metrics
-        self._recorder = recorder
         self._max_symbols = max_symbols_per_client
-        self._max_age = max_age
-        self._recovery_grace = recovery_grace  # None: the pools' own grace
+        self._recovery_grace = recovery_grace  # None: the supply's own grace
         self._lock = threading.Lock()  # the registry
 
     # -- subscribe --------------------------------------------------------------------------------------------
@@ -143,6 +129,7 @@ class Demand:
         background, so a new subscriber does not wait for the next stream tick."""
         since = since or {}
         channels = channels_of(symbols, kinds)
+        self._supply.prepare(channels)
         if Kind.TICKER in kinds:
             for symbol in symbols:
                 self._cache.latest(symbol)  # outside the lock: brings a Redis-only tick into memory
@@ -160,20 +147,18 @@ class Demand:
             for channel in channels:
                 recovery = recoveries.get(channel)
                 if recovery is not None:
-                    self._send_recovered(sid, channel, recovery)
+                    self._metrics.recovered_updates.inc(self._source.send_recovered(sid, channel, recovery))
                     continue
-                if not channel.policy.snapshot:
+                if not channel.policy.snapshot or self._source.send_snapshot(sid, channel):
                     continue
-                update = self._snapshots[channel.kind].peek(channel.symbol, self._max_age)
-                if update is not None:
-                    self._emit(channel.policy.event, self._positioned(channel, update.to_wire()), to=sid)
-                elif channel.kind is Kind.TICKER and self._catalog.is_known(channel.symbol):
+                if (channel.kind is Kind.TICKER and self._source.cold_fallback
+                        and self._catalog.is_known(channel.symbol)):
                     cold.append(channel.symbol)
         if Kind.TICKER in kinds:
             for status in self._monitor.status_of(symbols):
                 self._emit(STREAM_STATUS, status, to=sid)
         for channel in first:
-            self._pool(channel).want(stream_of(channel))
+            self._supply.want(channel)
         if cold:
             self._lookups.warm_up(cold)
         return joined
@@ -183,15 +168,16 @@ class Demand:
         """Each channel's position, and the recoveries that can be sent: in the request's order while they
         fit in one recovery's budget (RECOVERY_MAX_UPDATES); the fan-out's lock is held."""
         recoveries: dict[Channel, Recovery[str]] = {}
-        if self._recorder is None:
-            return recoveries
-        budget = self._recorder.recovery_limit
+        budget = self._source.recovery_limit
         for channel in channels:
-            joined.positions[channel.key] = self._recorder.position(channel)
+            current = self._source.position(channel)
+            if current is None:  # history off
+                continue
+            joined.positions[channel.key] = current
             position = since.get(channel)
             if position is None:
                 continue
-            recovery = self._recorder.recover(channel, position, budget)
+            recovery = self._source.recover(channel, position, budget)
             joined.recovered[channel.key] = recovery.recovered
             self._metrics.recoveries.labels(
                 RecoveryResult.RECOVERED if recovery.recovered else RecoveryResult.SNAPSHOT).inc()
@@ -201,22 +187,6 @@ class Demand:
             else:
                 joined.reasons[channel.key] = recovery.reason
         return recoveries
-
-    def _send_recovered(self, sid: str, channel: Channel, recovery: Recovery[str]) -> None:
-        event = channel.policy.event
-        epoch = self._recorder.position(channel).epoch if self._recorder is not None else ""
-        for entry in recovery.entries:
-            payload = json.loads(entry.item)
-            payload["offset"], payload["epoch"], payload["recovered"] = entry.offset, epoch, True
-            self._emit(event, payload, to=sid)
-        self._metrics.recovered_updates.inc(len(recovery.entries))
-
-    def _positioned(self, channel: Channel, wire: dict[str, Any]) -> dict[str, Any]:
-        """A snapshot's wire form with the channel's position (it is the newest update of the channel)."""
-        if self._recorder is not None:
-            position = self._recorder.position(channel)
-            wire["offset"], wire["epoch"] = position.offset, position.epoch
-        return wire
 
     # -- unsubscribe ------------------------------------------------------------------------------------------
     def leave(self, sid: str, request: SymbolRequest, kinds: Sequence[Kind]) -> SubscribeOutcome:
@@ -241,7 +211,7 @@ class Demand:
 
     def _release(self, channels: Iterable[Channel], grace: float | None = None) -> None:
         for channel in channels:
-            self._pool(channel).release(stream_of(channel), grace)
+            self._supply.release(channel, grace)
 
     def drop_unknown(self, clients: Iterable[str]) -> None:
         """Remove subscriptions accepted before the catalog was loaded (or since delisted), telling clients."""
@@ -265,14 +235,8 @@ class Demand:
         return outcome
 
     # -- views ------------------------------------------------------------------------------------------------
-    def _pool(self, channel: Channel) -> UpstreamPool:
-        return self._pools[route_of(channel)]
-
     def subscriber_count(self, channel: Channel) -> int:
         return self.registry.subscriber_count(channel)
-
-    def ticker_subscribers(self, symbol: str) -> int:
-        return self.registry.subscriber_count(Channel(BINANCE, Kind.TICKER, symbol))
 
     def symbols_of(self, sid: str) -> frozenset[str]:
         return frozenset(channel.symbol for channel in self.registry.of(sid))

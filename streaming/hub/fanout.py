@@ -1,5 +1,5 @@
 """Fanout: one update -> its kind's store (the ordering gate), its channel's history (its position), the stream
-monitor, its channel's room, metrics.
+monitor, its channel's room, metrics; on an ingestor (ROLE=ingest), the store and then the cluster's publisher.
 
 Per channel, an update not newer than the last one is dropped, so clients never see an update older than one
 they already received (duplicates from overlapping connections included). Each update that passes is recorded
@@ -23,6 +23,7 @@ __all__ = ["Fanout", "Gate"]
 
 Emit = Callable[[str, dict, str, bool], None]  # (event, payload, room, coalesce)
 Record = Callable[[Channel, dict, float], Position]  # (channel, wire form, event time in seconds)
+Forward = Callable[[Model, dict], None]  # (update, wire form without a position)
 
 
 class Gate(Protocol):
@@ -42,6 +43,7 @@ class Fanout:
         record: Record | None = None,
         settle: Callable[[str], None] = lambda room: None,
         wall_clock: Callable[[], float] = time.time,
+        forward: Forward | None = None,
     ) -> None:
         self._emit = emit
         self._audience = audience
@@ -53,6 +55,9 @@ class Fanout:
         # so that one gets only what comes after what it was sent on joining.
         self.settle = settle
         self._wall_clock = wall_clock
+        # ROLE=ingest: every update that passes goes to the cluster's publisher instead (its history and its
+        # position are Redis's), and no client is served here
+        self._forward = forward
         # Held while an update is stored and emitted, and while a client joins a room and gets the stored
         # update: so each client sees every update once, in order.
         self.lock = threading.Lock()
@@ -70,10 +75,13 @@ class Fanout:
                     self._metrics.updates_dropped.inc()
                     continue
                 wire = update.to_wire()
-                if self._record is not None:
+                if self._forward is not None:
+                    self._forward(update, wire)
+                    emitted += 1
+                elif self._record is not None:
                     position = self._record(channel, wire, update.event_time / 1000.0)
                     wire["offset"], wire["epoch"] = position.offset, position.epoch
-                if self._audience(channel) > 0:
+                if self._forward is None and self._audience(channel) > 0:
                     policy = KINDS[channel.kind]
                     self._emit(policy.event, wire, channel.room, policy.coalesce)
                     emitted += 1

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from cache.writer import TickerCache
 from streaming.core.channels import BINANCE, Channel, Kind
@@ -20,8 +20,7 @@ from streaming.core.models import BookTicker, Model, Ticker, Trade
 from streaming.core.singleflight import SingleFlight
 from streaming.exchanges.binance.protocol import StreamBatch
 from streaming.exchanges.binance.rest import BinanceRest
-from streaming.hub.fanout import Fanout
-from streaming.hub.stores import LatestStore, TradeTape
+from streaming.hub.stores import TradeTape
 from streaming.runtime.tasks import TaskRunner
 
 __all__ = ["Lookups", "CACHE", "API", "WARM_UP_LIMIT"]
@@ -41,14 +40,21 @@ REST_SOURCES = {Kind.TICKER: "rest:ticker/24hr", Kind.BOOK: "rest:ticker/bookTic
 T = TypeVar("T")
 
 
+class Books(Protocol):
+    """Where the latest best bid/ask of a symbol is held: memory (streaming/hub/stores.py), or on a gateway the
+    book history in Redis that the leader writes (streaming/cluster/shared.py)."""
+
+    def peek(self, symbol: str, max_age: float) -> BookTicker | None: ...
+
+
 class Lookups:
     def __init__(
         self,
         rest: BinanceRest,
         cache: TickerCache,
-        books: LatestStore[BookTicker],
+        books: Books,
         trades: TradeTape,
-        fanout: Fanout,
+        publish: Callable[[StreamBatch], object],
         tasks: TaskRunner,
         max_age: float,
         is_streamed: Callable[[Channel], bool],
@@ -57,7 +63,7 @@ class Lookups:
         self._cache = cache
         self._books = books
         self._trades = trades
-        self._fanout = fanout
+        self._publish = publish  # a fetched update, through the fan-out (a gateway: nowhere, it is not the leader)
         self._tasks = tasks
         self._max_age = max_age
         self._is_streamed = is_streamed  # Binance delivers this channel's stream now
@@ -114,7 +120,7 @@ class Lookups:
 
     def _published(self, update: Model) -> Any:
         """Cache a fetched update and send it on (if newer than what subscribers have); returns it."""
-        self._fanout.publish(StreamBatch(REST_SOURCES[update.kind], (update,)), from_stream=False)
+        self._publish(StreamBatch(REST_SOURCES[update.kind], (update,)))
         return update
 
     # -- first prices for new subscribers ---------------------------------------------------------------------

@@ -108,12 +108,12 @@ class PeriodicTask:
         try:
             while not self._stop.is_set():
                 wait = None
+                self._wake.clear()  # before the step: a wake during the step runs the next one at once
                 try:
                     wait = self._step()
                 except Exception:  # one failed step must not end the loop
                     log.exception("%s: step failed; continuing", self.name)
                     self._on_error(self.name)
                 self._wake.wait(self._interval if wait is None else max(0.0, wait))
-                self._wake.clear()
         finally:
             self._done.set()

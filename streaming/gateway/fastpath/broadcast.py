@@ -15,6 +15,7 @@ one per message.
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -134,6 +135,17 @@ class RoomBroadcaster:
         encoded = self._server.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[event, data]).encode()
         if isinstance(encoded, list):  # binary attachments: python-socketio's own path
             return 0, self._library_emit(event, data, room)
+        return self._emit_encoded(encoded, room, coalesce)
+
+    def emit_packet(self, encoded: str, room: str, coalesce: bool = False) -> tuple[int, int]:
+        """Like ``emit``, for a Socket.IO EVENT packet already encoded as python-socketio encodes it
+        (``2["event",{...}]``, the default namespace): a gateway sends what the leader published as it is."""
+        if self._library:
+            event, data = json.loads(encoded[1:])
+            return 0, self._library_emit(event, data, room)
+        return self._emit_encoded(encoded, room, coalesce)
+
+    def _emit_encoded(self, encoded: str, room: str, coalesce: bool) -> tuple[int, int]:
         eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
         wire = frame(eio_pkt.encode().encode("utf-8")) if self._outlets else b""
         if coalesce and self._window > 0:

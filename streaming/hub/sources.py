@@ -1,0 +1,111 @@
+"""Where a new subscriber's first updates come from, and where a channel's stream comes from.
+
+A ``Source`` gives a joining client its channel positions, the updates it missed (``since``) and the latest
+update of a state kind; a ``Supply`` makes a channel's stream flow while it has subscribers. In one process
+(ROLE=all) they are the recorder with the kinds' stores, and the upstream pools (``LocalSource``,
+``PoolSupply``); on a gateway both are its feed from Redis (streaming/cluster/feed.py). Demand uses them only
+through these two interfaces.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+from streaming.core.channels import Channel, Kind
+from streaming.core.history import Position, Recovery
+from streaming.core.models import Model
+from streaming.exchanges.binance.streams import route_of, stream_of
+from streaming.hub.recorder import Recorder
+from streaming.upstream.pool import UpstreamPool
+
+__all__ = ["LocalSource", "PoolSupply", "Snapshots", "Source", "Supply"]
+
+
+class Source(Protocol):
+    """Called under the fan-out's lock, so nothing it sends can cross a live update."""
+
+    recovery_limit: int  # 0: no recovery (history off)
+    cold_fallback: bool  # a ticker channel without a fresh snapshot is fetched from Binance REST
+
+    def position(self, channel: Channel) -> Position | None: ...
+
+    def recover(self, channel: Channel, since: Position, limit: int) -> Recovery[str]: ...
+
+    def send_recovered(self, sid: str, channel: Channel, recovery: Recovery[str]) -> int: ...
+
+    def send_snapshot(self, sid: str, channel: Channel) -> bool: ...
+
+
+class Supply(Protocol):
+    def prepare(self, channels: Sequence[Channel]) -> None:
+        """Before a join, outside the fan-out's lock: whatever the channels need to be served at once."""
+
+    def want(self, channel: Channel) -> None: ...
+
+    def release(self, channel: Channel, grace: float | None = None) -> None: ...
+
+
+class Snapshots(Protocol):
+    """A kind's store, as a new subscriber's first update comes from it."""
+
+    def peek(self, symbol: str, max_age: float) -> Model | None: ...
+
+
+class LocalSource:
+    """One process: positions and recoveries from the recorder (if history is on), snapshots from the stores."""
+
+    cold_fallback = True
+
+    def __init__(self, recorder: Recorder | None, snapshots: Mapping[Kind, Snapshots],
+                 emit: Callable[..., Any], max_age: float) -> None:
+        self._recorder = recorder
+        self._snapshots = snapshots
+        self._emit = emit
+        self._max_age = max_age
+        self.recovery_limit = recorder.recovery_limit if recorder is not None else 0
+
+    def position(self, channel: Channel) -> Position | None:
+        return self._recorder.position(channel) if self._recorder is not None else None
+
+    def recover(self, channel: Channel, since: Position, limit: int) -> Recovery[str]:
+        if self._recorder is None:
+            return Recovery(False, reason="history is off (HISTORY_ENABLED=false)")
+        return self._recorder.recover(channel, since, limit)
+
+    def send_recovered(self, sid: str, channel: Channel, recovery: Recovery[str]) -> int:
+        event = channel.policy.event
+        position = self.position(channel)
+        epoch = position.epoch if position is not None else ""
+        for entry in recovery.entries:
+            payload = json.loads(entry.item)
+            payload["offset"], payload["epoch"], payload["recovered"] = entry.offset, epoch, True
+            self._emit(event, payload, to=sid)
+        return len(recovery.entries)
+
+    def send_snapshot(self, sid: str, channel: Channel) -> bool:
+        update = self._snapshots[channel.kind].peek(channel.symbol, self._max_age)
+        if update is None:
+            return False
+        wire = update.to_wire()
+        position = self.position(channel)  # the snapshot is the newest update of the channel
+        if position is not None:
+            wire["offset"], wire["epoch"] = position.offset, position.epoch
+        self._emit(channel.policy.event, wire, to=sid)
+        return True
+
+
+class PoolSupply:
+    """One process or an ingestor: each channel's stream on its route's upstream pool."""
+
+    def __init__(self, pools: Mapping[str, UpstreamPool]) -> None:
+        self._pools = pools
+
+    def prepare(self, channels: Sequence[Channel]) -> None:
+        return None
+
+    def want(self, channel: Channel) -> None:
+        self._pools[route_of(channel)].want(stream_of(channel))
+
+    def release(self, channel: Channel, grace: float | None = None) -> None:
+        self._pools[route_of(channel)].release(stream_of(channel), grace)
