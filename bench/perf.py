@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.perf_cluster import ClusterTarget
 from bench.perf_processes import (
     FEEDS,
     CpuSample,
@@ -56,8 +57,12 @@ from tests.redis_server import RedisProcess, answers
 # Trading USDT perpetuals of the fake's exchangeInfo; the first five are the service's DEFAULT_SYMBOLS.
 SYMBOL_POOL = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT", "XRPUSDT", "DOGEUSDT", "LTCUSDT", "LINKUSDT",
                "BCHUSDT", "TRXUSDT", "ETCUSDT", "XLMUSDT", "ATOMUSDT", "EOSUSDT", "VETUSDT")
-# eventlet-unrecorded: the service under eventlet with HISTORY_ENABLED=false, to print what recording costs
-TARGETS = ("eventlet", "gevent", "eventlet-unrecorded", "reference")
+# eventlet-unrecorded: the service under eventlet with HISTORY_ENABLED=false, to print what recording costs;
+# cluster: one ingestor and three gateways on a Redis of their own (bench/perf_cluster.py)
+TARGETS = ("eventlet", "gevent", "eventlet-unrecorded", "reference", "cluster")
+DEFAULT_TARGETS = ("eventlet", "gevent", "eventlet-unrecorded", "reference")
+CLUSTER = "cluster"
+CLUSTER_GATEWAYS = 3
 REFERENCE = "reference"
 BENCH_REDIS_DB = "14"  # the shared Redis on 6379 keeps the tests' databases (15) apart from the bench's
 DOC = ROOT / "docs" / "PERFORMANCE.md"
@@ -86,6 +91,13 @@ class Scenario:
     workers: int  # Node loadgen processes
     settle: float = 3.0  # seconds before each RSS reading, for the allocations of the previous phase to land
     kind: str = "ticker"
+    targets: tuple[str, ...] = DEFAULT_TARGETS  # what it runs against unless --targets says otherwise
+    # a single process (not the cluster) gets 1/shared_by of the clients: one gateway's share, the same load per
+    # process as each gateway's
+    shared_by: int = 1
+
+    def clients_for(self, target: str) -> int:
+        return self.clients if target == CLUSTER else max(1, self.clients // self.shared_by)
 
     @property
     def feed(self) -> Feed:
@@ -117,8 +129,11 @@ SCENARIOS = {
                      workers=8),
     "trades": Scenario("trades", clients=1000, symbols=1, per_client=1, tick_interval=0.01, window=20, warmup=5,
                        workers=4, kind="trade"),
+    # 30,000 clients over three gateways, against one process (ROLE=all) with one gateway's share: the Redis hop
+    "cluster": Scenario("cluster", clients=30000, symbols=10, per_client=1, tick_interval=1.0, window=20, warmup=5,
+                        workers=12, targets=(CLUSTER, "eventlet"), shared_by=CLUSTER_GATEWAYS),
 }
-ALIASES = {"1": "fanout", "2": "idle", "3": "many", "4": "trades"}
+ALIASES = {"1": "fanout", "2": "idle", "3": "many", "4": "trades", "5": "cluster"}
 DEFAULT_SCENARIOS = "fanout,trades"
 
 
@@ -169,10 +184,10 @@ def measure_window(row: Row, target: Target, loadgen: Loadgen, observer: TickObs
     end = start + int(scenario.window * 1000)
     loadgen.send({"cmd": "window", "from": start, "to": end})
     sleep_until(start)
-    before = CpuSample.take(target.pid, loadgen.pids)
+    before = CpuSample.take(target.pids, loadgen.pids)
     sleep_until(end)
-    after = CpuSample.take(target.pid, loadgen.pids)
-    row.rss_bytes = rss_bytes(target.pid)
+    after = CpuSample.take(target.pids, loadgen.pids)
+    row.rss_bytes = total_rss(target)
     late = wait_for_stragglers(loadgen)
     if late >= LATE_LIMIT:
         row.notes.append(f"updates of the window were still arriving {late:.0f} s after it; later ones count as lost")
@@ -182,6 +197,10 @@ def measure_window(row: Row, target: Target, loadgen: Loadgen, observer: TickObs
     row.deliveries = merge_reports(reports, observer.between(start, end))
     note_window(row, reports, silent)
     row.notes.append(cpu_note(row, before, after))
+
+
+def total_rss(target: Target) -> int:
+    return sum(rss_bytes(pid) for pid in target.pids)
 
 
 def wait_for_stragglers(loadgen: Loadgen) -> float:
@@ -234,7 +253,8 @@ def cpu_note(row: Row, before: CpuSample, after: CpuSample) -> str:
 def measure_target(target: Target, scenario: Scenario, symbols: list[str], observer: TickObserver,
                    workdir: Path) -> Row:
     """Start one server, run the scenario's phases against it, stop it; a failure becomes a note in the row."""
-    row = Row(scenario.key, target.name, scenario.clients)
+    clients = scenario.clients_for(CLUSTER if isinstance(target, ClusterTarget) else target.name)
+    row = Row(scenario.key, target.name, clients)
     say(f"[{scenario.key}] {target.name}")
     if target.name != REFERENCE:
         row.notes.append(settings_note(target.settings()))
@@ -245,7 +265,7 @@ def measure_target(target: Target, scenario: Scenario, symbols: list[str], obser
         row.notes.append(f"did not start: {str(exc)[:300]}")
         target.stop()
         return row
-    loadgen = Loadgen(target.url, symbols, scenario.per_client, scenario.clients, scenario.workers,
+    loadgen = Loadgen(target.urls, symbols, scenario.per_client, clients, scenario.workers,
                       workdir / f"{scenario.key}-{target.name}-loadgen.log", scenario.phase_seconds,
                       CONNECT_TIMEOUT, max_seconds=2 * scenario.phase_seconds + scenario.window + 300,
                       feed=scenario.feed)
@@ -264,14 +284,14 @@ def measure_target(target: Target, scenario: Scenario, symbols: list[str], obser
 
 def run_phases(row: Row, target: Target, loadgen: Loadgen, observer: TickObserver, scenario: Scenario) -> None:
     time.sleep(scenario.settle)
-    baseline, files = rss_bytes(target.pid), open_files(target.pid)
+    baseline, files = total_rss(target), sum(map(open_files, target.pids))
     loadgen.start()
     connect_clients(row, loadgen, scenario)
     time.sleep(scenario.settle)
-    row.rss_bytes = rss_bytes(target.pid)
+    row.rss_bytes = total_rss(target)
     if row.connected:
         row.idle_bytes_per_client = (row.rss_bytes - baseline) / row.connected
-        per_client = (open_files(target.pid) - files) / row.connected
+        per_client = (sum(map(open_files, target.pids)) - files) / row.connected
         row.notes.append(f"{per_client:.1f} open files per connected client (limit {open_files_limit():,})")
     if scenario.per_client and row.connected:
         subscribe_clients(row, loadgen, scenario)
@@ -303,6 +323,8 @@ def make_target(name: str, fake: FakeBinance, symbols: list[str], workdir: Path,
                 feed: Feed) -> Target:
     if name == REFERENCE:
         return ReferenceTarget(fake, symbols, workdir, feed)
+    if name == CLUSTER:
+        return ClusterTarget("eventlet", fake, symbols, workdir, CLUSTER_GATEWAYS)
     return ServiceTarget(name, fake, symbols, workdir, redis)
 
 
@@ -311,9 +333,28 @@ def run_scenario(scenario: Scenario, targets: Sequence[str], workdir: Path) -> l
     say(f"[{scenario.key}] {scenario.describe()}")
     with FakeBinance(tick_interval=scenario.tick_interval) as fake, \
             TickObserver(fake, symbols, scenario.feed) as observer, redis_for_service(workdir) as redis:
-        return [measure_target(make_target(name, fake, symbols, workdir, redis, scenario.feed), scenario, symbols,
+        rows = [measure_target(make_target(name, fake, symbols, workdir, redis, scenario.feed), scenario, symbols,
                                observer, workdir)
                 for name in targets]
+    note_hop(rows)
+    return rows
+
+
+def note_hop(rows: Sequence[Row]) -> None:
+    """The cluster's latency against one process's under the same per-process load: what the Redis hop adds."""
+    cluster = next((row for row in rows if row.target.startswith(CLUSTER) and row.deliveries), None)
+    single = next((row for row in rows if row.target == "service-eventlet" and row.deliveries), None)
+    if cluster is None or single is None:
+        return
+    assert cluster.deliveries is not None and single.deliveries is not None
+    added = []
+    for label, q in (("p50", 0.5), ("p99", 0.99)):
+        ours, theirs = cluster.deliveries.percentile(q), single.deliveries.percentile(q)
+        if ours is not None and theirs is not None:
+            added.append(f"{ours - theirs:+.0f} ms at {label}")
+    if added:
+        cluster.notes.append(f"against one process (ROLE=all) with one gateway's {single.requested:,} clients, the "
+                             f"cluster's eventTime-to-client latency differs by {', '.join(added)}")
 
 
 # ---------------------------------------------------------------- report
@@ -352,10 +393,11 @@ def env_default(name: str, fallback: str) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default=env_default("SCENARIO", DEFAULT_SCENARIOS),
-                        help=f"comma-separated: fanout (1), idle (2), many (3), trades (4); "
+                        help=f"comma-separated: fanout (1), idle (2), many (3), trades (4), cluster (5); "
                              f"default {DEFAULT_SCENARIOS}")
-    parser.add_argument("--targets", default=env_default("TARGETS", ",".join(TARGETS)),
-                        help="comma-separated of eventlet, gevent, eventlet-unrecorded, reference; default all")
+    parser.add_argument("--targets", default=os.environ.get("TARGETS") or None,
+                        help="comma-separated of eventlet, gevent, eventlet-unrecorded, reference, cluster; default "
+                             "each scenario's own (cluster: cluster,eventlet; the others all but cluster)")
     parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("QUICK")),
                         help="100 clients, 5 s window: a smoke run of about a minute; docs are not written")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/PERFORMANCE.md")
@@ -406,7 +448,8 @@ def targets_from(raw: str) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    scenarios, targets = scenarios_from(args), targets_from(args.targets)
+    scenarios = scenarios_from(args)
+    chosen = targets_from(args.targets) if args.targets else None
     limit = raise_open_files_limit()
     most = max(s.clients for s in scenarios)
     if 2 * most + 1000 > limit:  # the service under gevent holds about two descriptors per WebSocket client
@@ -417,6 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"logs in {workdir}")
     started, served = time.monotonic(), True
     for scenario in scenarios:
+        targets = chosen or list(scenario.targets)
         rows = run_scenario(scenario, targets, workdir)
         served = served and all(row.connected for row in rows)
         say("\n" + console_tables(rows, target_name(REFERENCE)) + "\n")

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -98,9 +98,10 @@ class CpuSample:
     machine_total: float
 
     @classmethod
-    def take(cls, server_pid: int, loadgen_pids: list[int]) -> CpuSample:
+    def take(cls, server_pids: Sequence[int], loadgen_pids: list[int]) -> CpuSample:
+        """``server_pids``: every process of the server under test (a cluster has several)."""
         busy, total = machine_cpu_seconds()
-        return cls(cpu_seconds(server_pid), sum(_cpu_or_zero(pid) for pid in loadgen_pids),
+        return cls(sum(cpu_seconds(pid) for pid in server_pids), sum(_cpu_or_zero(pid) for pid in loadgen_pids),
                    cpu_seconds(os.getpid()), busy, total)
 
 
@@ -157,6 +158,16 @@ class Target(Protocol):
 
     @property
     def pid(self) -> int: ...
+
+    @property
+    def pids(self) -> list[int]:
+        """Every process whose CPU and memory count as the server's (one, but for a cluster)."""
+        ...
+
+    @property
+    def urls(self) -> list[str]:
+        """Where the clients connect, spread over the loadgen processes (one URL, but for a cluster)."""
+        ...
 
     def start(self) -> None: ...
 
@@ -222,6 +233,14 @@ class ServiceTarget:
         assert self._process.proc is not None, "start() first"
         return self._process.proc.pid
 
+    @property
+    def pids(self) -> list[int]:
+        return [self.pid]
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.url]
+
     def start(self) -> None:
         self._process.start()  # waits for /health
         wait_for(lambda: _answers_ready(self.url), timeout=READY_TIMEOUT,
@@ -270,6 +289,14 @@ class ReferenceTarget:
         assert self._proc is not None, "start() first"
         return self._proc.pid
 
+    @property
+    def pids(self) -> list[int]:
+        return [self.pid]
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.url]
+
     def start(self) -> None:
         self._log = open(self._log_path, "ab")
         self._proc = subprocess.Popen(self._command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
@@ -302,12 +329,13 @@ class ReferenceTarget:
 class Loadgen:
     """Several bench/loadgen.js processes, each driving its slice of the clients; spoken to in JSON lines."""
 
-    def __init__(self, url: str, symbols: list[str], per_client: int, clients: int, workers: int,
+    def __init__(self, urls: Sequence[str], symbols: list[str], per_client: int, clients: int, workers: int,
                  log_path: Path, phase_seconds: float, connect_timeout: float, max_seconds: float,
                  feed: Feed = TICKERS) -> None:
         workers = max(1, min(workers, clients))
         self._slices = [clients // workers + (1 if i < clients % workers else 0) for i in range(workers)]
-        self._common = ["--url", url, "--symbols", ",".join(symbols), "--per-client", str(per_client),
+        self._urls = list(urls)  # worker i connects its clients to urls[i % len(urls)]
+        self._common = ["--symbols", ",".join(symbols), "--per-client", str(per_client),
                         "--kind", feed.kind,
                         "--phase-seconds", str(phase_seconds), "--connect-timeout", str(int(connect_timeout * 1000)),
                         "--max-seconds", str(int(max_seconds))]
@@ -321,7 +349,8 @@ class Loadgen:
         first = 0
         for index, count in enumerate(self._slices):
             proc = subprocess.Popen(
-                [node_binary(), "bench/loadgen.js", "--clients", str(count), "--first", str(first), *self._common],
+                [node_binary(), "bench/loadgen.js", "--url", self._urls[index % len(self._urls)],
+                 "--clients", str(count), "--first", str(first), *self._common],
                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log, text=True, bufsize=1)
             self._procs.append(proc)
             threading.Thread(target=self._read, args=(index, proc), daemon=True).start()

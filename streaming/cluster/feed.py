@@ -367,9 +367,9 @@ class GatewayFeed:
             if history.offset != message.offset - 1:  # not all of it is stored any more
                 self._results[FeedResult.LOST].inc(message.offset - 1 - history.offset)
                 held.history = history = self._new_history(held.channel, message.epoch, message.offset - 1)
-        self._forward(held, history, message.packet, message.published_ms / 1000.0)
+        self._forward(held, history, message.packet, message.published_us / 1e6)
         self._results[FeedResult.FORWARDED].inc()
-        latency = max(0.0, self._wall_clock() - message.published_ms / 1000.0)
+        latency = max(0.0, self._wall_clock() - message.published_us / 1e6)
         self._metrics.publish_latency.observe(latency)
         self._metrics.pubsub_lag.set(latency)
 

@@ -59,7 +59,7 @@ class Publisher:
         channel = update.channel
         outgoing = Outgoing(channel.key, channel.policy.event, json.dumps(wire, separators=(",", ":")),
                             update.event_time, update.order, self._max_items[channel.kind],
-                            int(self._wall_clock() * 1000))
+                            int(self._wall_clock() * 1e6))
         self._queue_one(outgoing)
 
     def _queue_one(self, outgoing: Outgoing) -> None:
@@ -75,7 +75,7 @@ class Publisher:
     def notice(self, event: str, payload: dict, room: str) -> None:
         """Queue a notice for a channel's room (its key), in order with the channel's updates."""
         self._queue_one(Outgoing(room, event, json.dumps(payload, separators=(",", ":")), 0, 0, 0,
-                                 int(self._wall_clock() * 1000), notice=True))
+                                 int(self._wall_clock() * 1e6), notice=True))
 
     @property
     def queued(self) -> int:

@@ -47,7 +47,7 @@ FAILED = -2  # PUBLISH raised: the stored stream is not what its position says (
 
 # KEYS: leader, history stream, history meta, order hash.
 # ARGV: token, channel key, epoch for a channel without a history, max entries, time ms, order value,
-#       wire JSON (compact, without offset and epoch), event name, pub/sub channel, published ms, term.
+#       wire JSON (compact, without offset and epoch), event name, pub/sub channel, published µs, term.
 # The history entry also keeps the term that wrote it (field ``l``), so which leader wrote what can be told.
 # Returns the update's offset, FENCED or REPEAT.
 PUBLISH = """

@@ -1,7 +1,7 @@
 """What the leader publishes per update, and how a gateway reads it. Pure.
 
-A message is ``<offset> <epoch> <published ms> <packet>``: the channel's offset and epoch, when the leader
-took the update from the exchange's stream (its clock, epoch milliseconds: the hop's latency is measured from
+A message is ``<offset> <epoch> <published µs> <packet>``: the channel's offset and epoch, when the leader
+took the update from the exchange's stream (its clock, epoch microseconds: the hop's latency is measured from
 there), and the Socket.IO EVENT packet exactly as
 python-socketio would encode it (``2["price_update",{...,"offset":7,"epoch":"9f3a01bc"}]``). A gateway splits off
 the three numbers and writes the packet as it is; it parses no JSON per message.
@@ -24,14 +24,14 @@ NOTICE = 0  # the offset of a message that is not one of the channel's updates (
 
 
 class MalformedMessage(ValueError):
-    """A pub/sub message that is not ``<offset> <epoch> <ms> <packet>``."""
+    """A pub/sub message that is not ``<offset> <epoch> <µs> <packet>``."""
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
     offset: int
     epoch: str
-    published_ms: int
+    published_us: int
     packet: str
 
 
@@ -40,9 +40,9 @@ def packet(event: str, data: str, offset: int, epoch: str) -> str:
     return f'2["{event}",{data[:-1]},"offset":{offset},"epoch":"{epoch}"}}]'
 
 
-def notice_message(published_ms: int, event: str, data: str) -> str:
+def notice_message(published_us: int, event: str, data: str) -> str:
     """The message of a notice (``data``: its compact JSON payload)."""
-    return f'{NOTICE} - {published_ms} 2["{event}",{data}]'
+    return f'{NOTICE} - {published_us} 2["{event}",{data}]'
 
 
 def recovered(packet_text: str) -> str:
@@ -55,7 +55,7 @@ def parse_message(raw: bytes | str) -> Message:
     text = raw.decode() if isinstance(raw, bytes) else raw
     parts = text.split(" ", 3)
     if len(parts) != 4 or not parts[3].startswith('2["'):
-        raise MalformedMessage(f"not '<offset> <epoch> <ms> <packet>': {text[:80]!r}")
+        raise MalformedMessage(f"not '<offset> <epoch> <µs> <packet>': {text[:80]!r}")
     try:
         return Message(int(parts[0]), parts[1], int(parts[2]), parts[3])
     except ValueError:

@@ -57,7 +57,7 @@ def raw(server: RedisProcess) -> Iterator[redis.Redis]:
 def trade(trade_id: int) -> Outgoing:
     wire = {"symbol": "BTCUSDT", "exchange": "binance", "id": trade_id, "price": 86000.5}
     return Outgoing(TRADES.key, "trade", json.dumps(wire, separators=(",", ":")), 1796390406000 + trade_id,
-                    trade_id, 1000, int(time.time() * 1000))
+                    trade_id, 1000, int(time.time() * 1e6))
 
 
 def listen(server: RedisProcess, channel: Channel = TRADES) -> redis.client.PubSub:
