@@ -275,15 +275,16 @@ class ServiceMetrics:
         )
         self.publish_latency = Histogram(
             f"{ns}_cluster_publish_to_gateway_seconds",
-            "Time from the leader taking an update from the exchange's stream to this gateway forwarding it "
-            "(the Redis hop: queue, script, pub/sub).",
+            "Time from the leader taking an update from the exchange's stream to this gateway reading it from "
+            "Redis, before its own fan-out (the Redis hop: the leader's queue, the script, pub/sub, and this "
+            "gateway's backlog of unread messages).",
             buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
             registry=r,
         )
         self.pubsub_lag = Gauge(
             f"{ns}_cluster_pubsub_lag_seconds",
-            "How far behind the leader this gateway's pub/sub reading is: the hop's latency of the last update "
-            "forwarded.", registry=r,
+            "How far behind the leader this gateway's pub/sub reading is: the hop's latency of the last message "
+            "read.", registry=r,
         )
         # The counters whose labels have bounded sets (metrics/labels.py), with the set of each label in order:
         # every combination is exported as 0 from the start. A new bounded counter gets a row here.

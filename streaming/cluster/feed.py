@@ -318,6 +318,10 @@ class GatewayFeed:
         except MalformedMessage as exc:
             log.warning("cluster: dropped a malformed message on %s: %s", topic, exc)
             return
+        # the hop: from the leader taking the update to this gateway reading it (before its own fan-out)
+        latency = max(0.0, self._wall_clock() - parsed.published_us / 1e6)
+        self._metrics.publish_latency.observe(latency)
+        self._metrics.pubsub_lag.set(latency)
         with self._lock:
             if parsed.offset == NOTICE:  # not an update: no position, nothing to keep
                 if self._audience(held.channel) > 0:
@@ -369,9 +373,6 @@ class GatewayFeed:
                 held.history = history = self._new_history(held.channel, message.epoch, message.offset - 1)
         self._forward(held, history, message.packet, message.published_us / 1e6)
         self._results[FeedResult.FORWARDED].inc()
-        latency = max(0.0, self._wall_clock() - message.published_us / 1e6)
-        self._metrics.publish_latency.observe(latency)
-        self._metrics.pubsub_lag.set(latency)
 
     def _fill(self, held: _Held, first: int, last: int) -> None:
         """Forward the channel's updates ``first`` to ``last`` from its history (at most what is kept)."""

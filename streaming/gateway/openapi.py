@@ -216,7 +216,11 @@ def _schemas() -> dict[str, Any]:
                         ),
                         "upstream": _object(
                             {
-                                "status": {"type": "string", "enum": ["healthy", "unhealthy"]},
+                                "status": {
+                                    "type": "string", "enum": ["healthy", "unhealthy", "standby"],
+                                    "description": "`standby`: an ingestor (ROLE=ingest) that does not lead holds "
+                                    "no upstream connection, by design",
+                                },
                                 "message": {"type": "string"},
                             }
                         ),
@@ -237,10 +241,16 @@ def _schemas() -> dict[str, Any]:
                         "last_message_age": {"type": "number", "nullable": True},
                         "connections": {"type": "array", "items": _ref("UpstreamConnection")},
                         "source": {
-                            "type": "string", "enum": ["binance", "replay"],
+                            "type": "string", "enum": ["binance", "replay", "cluster"],
                             "description": "`replay`: a recording plays in the place of Binance "
-                            "(UPSTREAM_REPLAY_FILE); its connections are stand-ins, one per route",
+                            "(UPSTREAM_REPLAY_FILE); its connections are stand-ins, one per route. `cluster`: a "
+                            "gateway (ROLE=gateway), which receives the leader's updates through Redis; "
+                            "`connected` then means its pub/sub connection is up and an ingestor leads",
                         },
+                        "leader": {"allOf": [_ref("ClusterLeader")], "nullable": True,
+                                   "description": "a gateway only: the leader it receives from"},
+                        "pubsub_connected": {"type": "boolean", "description": "a gateway only"},
+                        "standby": {"type": "boolean", "description": "an ingestor that does not lead: true"},
                         "replay": _object(
                             {
                                 "file": {"type": "string"},
@@ -285,14 +295,38 @@ def _schemas() -> dict[str, Any]:
                         "connected_clients": integer,
                     }
                 ),
+                "cluster": {"allOf": [_ref("Cluster")], "description": "ROLE=ingest or gateway only (docs/SCALING.md)"},
             },
+            required=["service", "status", "reasons", "version", "build", "port", "timestamp", "uptime",
+                      "dependencies", "upstream", "streams", "metrics"],
+        ),
+        "ClusterLeader": _object({"node": {"type": "string"}, "term": {"type": "integer", "minimum": 1}}),
+        "Cluster": _object(
+            {
+                "role": {"type": "string", "enum": ["ingest", "gateway"]},
+                "node": {"type": "string", "description": "this node's NODE_ID"},
+                "leader": {"allOf": [_ref("ClusterLeader")], "nullable": True,
+                           "description": "the ingestor that leads and its term; null while none does"},
+                "nodes": {
+                    "type": "array",
+                    "description": "every live node's last heartbeat (sent every second): role, port, pid, "
+                    "connected_clients, total_subscriptions, channels; an ingestor's leader, term and publish_queue; "
+                    "a gateway's pubsub_connected; `age`: seconds since it was sent",
+                    "items": _object({"node": {"type": "string"}, "role": {"type": "string"},
+                                      "age": {"type": "number", "minimum": 0}}),
+                },
+                "totals": _object({"gateways": integer, "connected_clients": integer, "total_subscriptions": integer},
+                                  description="over the live gateways"),
+                "error": {"type": "string", "nullable": True,
+                          "description": "why this node cannot read the cluster's Redis now; null when it can"},
+            }
         ),
         "Ready": _object(
             {
                 "ready": {"type": "boolean"},
                 "reasons": {"type": "array", "items": {"type": "string"}, "description": "why not ready"},
                 "upstream_connected": {"type": "boolean"},
-                "source": {"type": "string", "enum": ["binance", "replay"]},
+                "source": {"type": "string", "enum": ["binance", "replay", "cluster"]},
                 "symbols_loaded": {"type": "boolean"},
                 "version": {"type": "string"},
             }
@@ -318,6 +352,9 @@ def _schemas() -> dict[str, Any]:
                     {
                         "service": {"type": "string"},
                         "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        "role": {"type": "string", "enum": ["all", "ingest", "gateway"],
+                                 "description": "ROLE (docs/SCALING.md)"},
+                        "cluster": {"allOf": [_ref("Cluster")], "description": "ROLE=ingest or gateway only"},
                         "active_streams": integer,
                         "active_symbols": symbols,
                         "total_subscriptions": integer,
@@ -337,7 +374,10 @@ def _schemas() -> dict[str, Any]:
                         "connected_clients": integer,
                         "white_hat_mode": {"type": "boolean", "enum": [True]},
                         "uptime": {"type": "string", "pattern": UPTIME},
-                    }
+                    },
+                    required=["service", "port", "role", "active_streams", "active_symbols", "total_subscriptions",
+                              "active_channels", "subscriptions_by_symbol", "subscriptions_by_channel",
+                              "connected_clients", "white_hat_mode", "uptime"],
                 ),
             }
         ),

@@ -20,8 +20,16 @@ from typing import Any
 
 import pytest
 import requests
+import schemathesis
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
-from tests.e2e.clients import RecordingClient
+from streaming.gateway.openapi import openapi_document
+from tests.e2e.clients import RecordingClient, refused_connection
 from tests.e2e.cluster import Cluster
 from tests.e2e.nginx import NginxProxy
 from tests.e2e.process import ROOT, ServiceProcess, free_port
@@ -336,3 +344,25 @@ def test_a_quiet_stream_is_announced_to_the_clients_on_every_gateway_in_order_wi
     finally:
         for client in clients:
             client.close()
+
+
+def test_every_nodes_health_ready_and_stats_conform_to_the_openapi_document(cluster: Cluster) -> None:
+    leader = cluster.add_ingestor()
+    cluster.wait_for_leader()
+    standby = cluster.add_ingestor()
+    gateway = cluster.add_gateway()
+    schema = schemathesis.openapi.from_dict(openapi_document())
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    for process in (leader, standby, gateway):
+        wait_for(lambda: cluster.stats(process)["cluster"]["totals"]["gateways"] == 1, timeout=5)  # noqa: B023
+        for path in ("/health", "/ready", "/stats"):
+            response = requests.get(process.url + path, timeout=5)
+            schema[path]["GET"].Case().validate_response(response, checks=checks)
+    assert requests.get(standby.url + "/health", timeout=5).json()["dependencies"]["upstream"]["status"] == "standby"
+    assert requests.get(standby.url + "/ready", timeout=5).status_code == 200
+    assert requests.get(gateway.url + "/health", timeout=5).json()["upstream"]["source"] == "cluster"
+    stats = cluster.stats(gateway)
+    assert stats["role"] == "gateway" and stats["cluster"]["leader"]["node"] == "ingest-1"
+    assert {node["node"] for node in stats["cluster"]["nodes"]} == {"ingest-1", "ingest-2", "gateway-1"}
+    refusal = refused_connection(leader.url)  # an ingestor refuses clients, saying where to go
+    assert refusal["data"]["code"] == "WRONG_ROLE" and "gateway" in refusal["message"], refusal

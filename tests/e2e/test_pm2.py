@@ -24,7 +24,7 @@ import requests
 
 from config import Settings
 from tests.e2e.clients import RecordingClient
-from tests.e2e.process import ROOT, service_env
+from tests.e2e.process import ROOT, free_port, service_env
 from tests.fakes.binance import FakeBinance
 from tests.helpers import wait_for
 
@@ -214,6 +214,79 @@ def test_pm2_starts_restarts_and_deletes_the_service(fake_binance: FakeBinance, 
         output = (tmp_path / "pm2.out.log").read_text(errors="replace")
         errors = (tmp_path / "pm2.error.log").read_text(errors="replace")
         assert output, "PM2_OUT_FILE did not receive the service's output"
+        assert "Traceback" not in output + errors, (output + errors)[-3000:]
+    finally:
+        kill_leftovers(pm2, pids)
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports."""
+    for _ in range(50):
+        first = free_port()
+        if first + count < 65535 and not any(port_answers(port) for port in range(first, first + count)):
+            try:
+                for port in range(first, first + count):
+                    with socket.socket() as sock:
+                        sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return first
+    raise AssertionError(f"no {count} consecutive free ports")
+
+
+@pytest.mark.usefixtures("clean_redis")
+def test_pm2_runs_the_cluster_profile_and_brings_a_killed_leader_back_as_a_standby(
+        fake_binance: FakeBinance, pm2_home: Path, tmp_path: Path) -> None:
+    env = service_env(fake_binance, LOG_FILE="off", LEADER_TTL="2", LEADER_RENEW_INTERVAL="0.5",
+                      CLUSTER_NODE_TTL="3")
+    ingest, gateway = consecutive_free_ports(2), consecutive_free_ports(2)
+    env.update(PM2_HOME=str(pm2_home), PM2_OUT_FILE=str(tmp_path / "pm2.out.log"),
+               PM2_ERROR_FILE=str(tmp_path / "pm2.error.log"), PROFILE="cluster", INGESTORS="2", GATEWAYS="2",
+               INGEST_PORT=str(ingest), GATEWAY_PORT=str(gateway))
+    pm2 = Pm2(pm2_home, env)
+    pids: set[int] = set()
+    names = {f"{APP}-ingest-1": ingest, f"{APP}-ingest-2": ingest + 1, f"{APP}-gateway-1": gateway,
+             f"{APP}-gateway-2": gateway + 1}
+    try:
+        pm2.run("start", "ecosystem.config.js")
+        pids.add(pm2.daemon_pid())
+        apps = {app["name"]: app for app in pm2.apps()}
+        assert set(apps) == set(names)
+        assert {name: app["pm2_env"]["env"]["ROLE"] for name, app in apps.items()} == {
+            name: "ingest" if "ingest" in name else "gateway" for name in names}
+        for name, port in names.items():
+            wait_for(lambda port=port: healthy(f"http://127.0.0.1:{port}"), timeout=20, interval=0.2,
+                     message=f"{name} /health on {port}")
+        for port in (gateway, gateway + 1):
+            receives_prices(f"http://127.0.0.1:{port}")
+        pids.update(app["pid"] for app in pm2.apps())
+
+        def leader() -> str | None:
+            stats = requests.get(f"http://127.0.0.1:{gateway}/stats", timeout=5).json()["data"]["cluster"]
+            return stats["leader"]["node"] if stats["leader"] else None
+
+        first = wait_for(leader, timeout=10, message="no leader")
+        (killed,) = [app for app in pm2.apps() if app["pm2_env"]["env"]["NODE_ID"] == first]
+        os.kill(killed["pid"], signal.SIGKILL)
+        wait_for(lambda: leader() not in (None, first), timeout=10, message="the standby did not take over")
+        receives_prices(f"http://127.0.0.1:{gateway + 1}")
+        again = wait_for(lambda: (app := {a["name"]: a for a in pm2.apps()}[killed["name"]])["pid"] not in (
+            0, killed["pid"]) and app["pm2_env"]["status"] == "online" and app, timeout=15,
+            message="PM2 did not start the killed leader again")
+        pids.add(again["pid"])
+        port = names[killed["name"]]
+        def standby() -> bool:
+            try:
+                health = requests.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+            except (requests.RequestException, ValueError):
+                return False
+            return health["dependencies"]["upstream"]["status"] == "standby"
+
+        wait_for(standby, timeout=20, message="the restarted ingestor is not a standby")
+        pm2.run("delete", "all")
+        assert pm2.apps() == []
+        errors = (tmp_path / "pm2.error.log").read_text(errors="replace")
+        output = (tmp_path / "pm2.out.log").read_text(errors="replace")
         assert "Traceback" not in output + errors, (output + errors)[-3000:]
     finally:
         kill_leftovers(pm2, pids)
