@@ -55,9 +55,11 @@ def raw(server: RedisProcess) -> Iterator[redis.Redis]:
 
 
 def trade(trade_id: int) -> Outgoing:
+    """A trade of now: a fixed time would fall out of the history's max age as the calendar moves on."""
     wire = {"symbol": "BTCUSDT", "exchange": "binance", "id": trade_id, "price": 86000.5}
-    return Outgoing(TRADES.key, "trade", json.dumps(wire, separators=(",", ":")), 1796390406000 + trade_id,
-                    trade_id, 1000, int(time.time() * 1e6))
+    now_ms = int(time.time() * 1000)
+    return Outgoing(TRADES.key, "trade", json.dumps(wire, separators=(",", ":")), now_ms + trade_id, trade_id, 1000,
+                    now_ms * 1000)
 
 
 def listen(server: RedisProcess, channel: Channel = TRADES) -> redis.client.PubSub:
