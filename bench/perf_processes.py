@@ -206,7 +206,22 @@ def changed_settings(env: Mapping[str, str], dotenv_path: Path | None = None) ->
 UNRECORDED = "unrecorded"
 
 
-class ServiceTarget:
+class OneProcess:
+    """A target that is one process at one URL."""
+
+    url: str
+    pid: int
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.pid]
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.url]
+
+
+class ServiceTarget(OneProcess):
     """``python app.py`` under one async mode with the production defaults, but for what it needs to run against
     the fake on this machine: the fake's URLs, a loopback port, Redis, DEFAULT_SYMBOLS, no log file, limits raised
     for the bench's connections (see ``settings()``)."""
@@ -233,14 +248,6 @@ class ServiceTarget:
         assert self._process.proc is not None, "start() first"
         return self._process.proc.pid
 
-    @property
-    def pids(self) -> list[int]:
-        return [self.pid]
-
-    @property
-    def urls(self) -> list[str]:
-        return [self.url]
-
     def start(self) -> None:
         self._process.start()  # waits for /health
         wait_for(lambda: _answers_ready(self.url), timeout=READY_TIMEOUT,
@@ -265,7 +272,7 @@ class ServiceTarget:
         return self._process.stop()
 
 
-class ReferenceTarget:
+class ReferenceTarget(OneProcess):
     """bench/reference-relay.js: the same contract on Node's socket.io, reading the same fake: tickers, and the
     stream of `feed` too (as the service always streams its DEFAULT_SYMBOLS' tickers)."""
 
@@ -288,14 +295,6 @@ class ReferenceTarget:
     def pid(self) -> int:
         assert self._proc is not None, "start() first"
         return self._proc.pid
-
-    @property
-    def pids(self) -> list[int]:
-        return [self.pid]
-
-    @property
-    def urls(self) -> list[str]:
-        return [self.url]
 
     def start(self) -> None:
         self._log = open(self._log_path, "ab")
@@ -332,6 +331,8 @@ class Loadgen:
     def __init__(self, urls: Sequence[str], symbols: list[str], per_client: int, clients: int, workers: int,
                  log_path: Path, phase_seconds: float, connect_timeout: float, max_seconds: float,
                  feed: Feed = TICKERS) -> None:
+        if isinstance(urls, str):
+            raise TypeError(f"Loadgen takes a list of URLs, not the string {urls!r}: pass [url]")
         workers = max(1, min(workers, clients))
         self._slices = [clients // workers + (1 if i < clients % workers else 0) for i in range(workers)]
         self._urls = list(urls)  # worker i connects its clients to urls[i % len(urls)]

@@ -48,7 +48,7 @@ def one_message(loadgen: Loadgen, kind: str) -> dict[str, Any]:
 
 
 def test_loadgen_counts_out_of_order_deliveries_apart_from_duplicates(relay: str, tmp_path: Path) -> None:
-    loadgen = Loadgen(relay, ["BTCUSDT", "ETHUSDT"], per_client=2, clients=1, workers=1,
+    loadgen = Loadgen([relay], ["BTCUSDT", "ETHUSDT"], per_client=2, clients=1, workers=1,
                       log_path=tmp_path / "loadgen.log", phase_seconds=20, connect_timeout=10, max_seconds=60)
     loadgen.start()
     try:
