@@ -13,7 +13,7 @@ from tests.fakes.binance import FakeBinance
 from tests.helpers import wait_for
 from tests.metrics_samples import metric_value
 
-__all__ = ["ROOT", "TEST_REDIS_DB", "TEST_SETTINGS", "ServiceProcess", "free_port", "service_env"]
+__all__ = ["ROOT", "TEST_REDIS_DB", "TEST_SETTINGS", "ServiceProcess", "free_port", "service_env", "terminate"]
 
 ROOT = Path(__file__).resolve().parents[2]
 # The Redis database the end-to-end tests use (flushed around each test); WS_TEST_REDIS_DB moves it, so that
@@ -70,15 +70,20 @@ class ServiceProcess:
     def stop(self) -> int | None:
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        terminate(self.proc)
         self._log.close()
         return self.proc.returncode
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within ``timeout``; by its own PID."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=timeout)
 
 
 # What the end-to-end tests change from the production defaults: faster reconnects and releases, and the /price

@@ -32,7 +32,7 @@ from streaming.gateway.openapi import openapi_document
 from tests.e2e.clients import RecordingClient, refused_connection
 from tests.e2e.cluster import Cluster
 from tests.e2e.nginx import NginxProxy
-from tests.e2e.process import ROOT, ServiceProcess, free_port
+from tests.e2e.process import ROOT, ServiceProcess, free_port, terminate
 from tests.fakes.binance import FakeBinance
 from tests.helpers import wait_for
 
@@ -62,13 +62,7 @@ class ExampleClient:
         return [(event, data) for event, data in self.events() if event in STREAM_OF]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        terminate(self.proc)
         self._file.close()
 
 
