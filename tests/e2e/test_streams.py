@@ -136,7 +136,9 @@ def test_hostile_streams_refuse_the_whole_request_and_nothing_goes_upstream(clie
     client.call("subscribe", {"symbols": ["BTCUSDT"]})  # answered after anything the bad one caused
     assert [without_positions(answer) for answer in client.received("subscribed")] == [
         {"symbols": ["BTCUSDT"], "streams": ["ticker"], "message": "Subscribed to 1 symbols"}]
-    assert not {s for s in fake_binance.subscribed_streams(route=None) - before if s.startswith("adausdt")}
+    # ADAUSDT's ticker is a default symbol's, always streamed (and maybe not yet when `before` was read)
+    assert not {s for s in fake_binance.subscribed_streams(route=None) - before
+                if s.startswith("adausdt") and s != "adausdt@ticker"}
     assert client.sio.connected
 
 
