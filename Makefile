@@ -78,8 +78,9 @@ history-memory: install-dev
 	$(PY) -m bench.history_memory $(if $(DURATION),--seconds $(DURATION))
 
 # Fan-out throughput, latency, CPU and memory per client, under eventlet and gevent and for a Node socket.io
-# reference relay (a few minutes per scenario). SCENARIO=fanout|idle|many|trades (or 1|2|3|4, comma-separated;
-# default fanout,trades), TARGETS=eventlet,gevent,eventlet-unrecorded,reference
+# reference relay (a few minutes per scenario). SCENARIO=fanout|idle|many|trades|cluster|hop (or 1-6,
+# comma-separated; default fanout,trades; cluster: 30,000 clients over three gateways against one process with a
+# gateway's share; hop: one gateway against one process with the same clients, for the Redis hop), TARGETS=eventlet,gevent,eventlet-unrecorded,reference
 # (eventlet-unrecorded: HISTORY_ENABLED=false, to print what recording costs), QUICK=1 (100 clients, about a minute per scenario).
 # Writes docs/PERFORMANCE.md (not with QUICK).
 .PHONY: bench

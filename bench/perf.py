@@ -95,6 +95,7 @@ class Scenario:
     # a single process (not the cluster) gets 1/shared_by of the clients: one gateway's share, the same load per
     # process as each gateway's
     shared_by: int = 1
+    gateways: int = CLUSTER_GATEWAYS  # the cluster target's
 
     def clients_for(self, target: str) -> int:
         return self.clients if target == CLUSTER else max(1, self.clients // self.shared_by)
@@ -132,8 +133,11 @@ SCENARIOS = {
     # 30,000 clients over three gateways, against one process (ROLE=all) with one gateway's share: the Redis hop
     "cluster": Scenario("cluster", clients=30000, symbols=10, per_client=1, tick_interval=1.0, window=20, warmup=5,
                         workers=12, targets=(CLUSTER, "eventlet"), shared_by=CLUSTER_GATEWAYS),
+    # the Redis hop alone: one gateway and one process with the same 3,000 clients, on a machine far from busy
+    "hop": Scenario("hop", clients=3000, symbols=10, per_client=1, tick_interval=1.0, window=20, warmup=5,
+                    workers=4, targets=(CLUSTER, "eventlet"), gateways=1),
 }
-ALIASES = {"1": "fanout", "2": "idle", "3": "many", "4": "trades", "5": "cluster"}
+ALIASES = {"1": "fanout", "2": "idle", "3": "many", "4": "trades", "5": "cluster", "6": "hop"}
 DEFAULT_SCENARIOS = "fanout,trades"
 
 
@@ -320,11 +324,11 @@ def redis_for_service(workdir: Path) -> Iterator[dict[str, str]]:
 
 
 def make_target(name: str, fake: FakeBinance, symbols: list[str], workdir: Path, redis: dict[str, str],
-                feed: Feed) -> Target:
+                scenario: Scenario) -> Target:
     if name == REFERENCE:
-        return ReferenceTarget(fake, symbols, workdir, feed)
+        return ReferenceTarget(fake, symbols, workdir, scenario.feed)
     if name == CLUSTER:
-        return ClusterTarget("eventlet", fake, symbols, workdir, CLUSTER_GATEWAYS)
+        return ClusterTarget("eventlet", fake, symbols, workdir, scenario.gateways)
     return ServiceTarget(name, fake, symbols, workdir, redis)
 
 
@@ -333,7 +337,7 @@ def run_scenario(scenario: Scenario, targets: Sequence[str], workdir: Path) -> l
     say(f"[{scenario.key}] {scenario.describe()}")
     with FakeBinance(tick_interval=scenario.tick_interval) as fake, \
             TickObserver(fake, symbols, scenario.feed) as observer, redis_for_service(workdir) as redis:
-        rows = [measure_target(make_target(name, fake, symbols, workdir, redis, scenario.feed), scenario, symbols,
+        rows = [measure_target(make_target(name, fake, symbols, workdir, redis, scenario), scenario, symbols,
                                observer, workdir)
                 for name in targets]
     note_hop(rows)
@@ -348,10 +352,11 @@ def note_hop(rows: Sequence[Row]) -> None:
         return
     assert cluster.deliveries is not None and single.deliveries is not None
     added = []
-    for label, q in (("p50", 0.5), ("p99", 0.99)):
-        ours, theirs = cluster.deliveries.percentile(q), single.deliveries.percentile(q)
+    for label, ours, theirs in [("mean", cluster.deliveries.mean(), single.deliveries.mean()),
+                                *((label, cluster.deliveries.percentile(q), single.deliveries.percentile(q))
+                                  for label, q in (("p50", 0.5), ("p99", 0.99)))]:
         if ours is not None and theirs is not None:
-            added.append(f"{ours - theirs:+.0f} ms at {label}")
+            added.append(f"{ours - theirs:+.1f} ms at {label}")
     if added:
         cluster.notes.append(f"against one process (ROLE=all) with one gateway's {single.requested:,} clients, the "
                              f"cluster's eventTime-to-client latency differs by {', '.join(added)}")
@@ -393,7 +398,7 @@ def env_default(name: str, fallback: str) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default=env_default("SCENARIO", DEFAULT_SCENARIOS),
-                        help=f"comma-separated: fanout (1), idle (2), many (3), trades (4), cluster (5); "
+                        help=f"comma-separated: fanout (1), idle (2), many (3), trades (4), cluster (5), hop (6); "
                              f"default {DEFAULT_SCENARIOS}")
     parser.add_argument("--targets", default=os.environ.get("TARGETS") or None,
                         help="comma-separated of eventlet, gevent, eventlet-unrecorded, reference, cluster; default "

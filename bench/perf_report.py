@@ -44,6 +44,11 @@ class Deliveries:
         """The share of the expected deliveries that arrived (each once); None when none was expected."""
         return self.unique / self.expected if self.expected else None
 
+    def mean(self) -> float | None:
+        """The mean latency in milliseconds (of whole-millisecond samples); None when empty."""
+        total = sum(self.latency_ms.values())
+        return sum(millis * count for millis, count in self.latency_ms.items()) / total if total else None
+
     def percentile(self, q: float) -> float | None:
         """The q-quantile (0 < q <= 1) of the latency histogram, in whole milliseconds; None when empty."""
         total = sum(self.latency_ms.values())

@@ -57,3 +57,15 @@ def test_the_cost_of_recording_is_printed_against_the_unrecorded_service_and_the
     assert f"{11 / per:.1f} µs of CPU per delivery recorded, {10 / per:.1f} unrecorded: +10 %" in line, line
     assert "0.55× recorded, 0.50× unrecorded" in line, line
     assert "recording cost" not in console_tables(rows[:1] + rows[2:], REFERENCE), "nothing to compare"
+
+
+def test_the_redis_hop_is_the_clusters_latency_against_one_processs_at_the_mean_p50_and_p99() -> None:
+    from bench.perf import note_hop
+    single = merge_reports([report(latency={"3": 3, "9": 1})], {"BTCUSDT": {1, 2, 3}})
+    hopped = merge_reports([report(latency={"5": 3, "10": 1})], {"BTCUSDT": {1, 2, 3}})
+    rows = [Row("hop", target, 4, connected=4, subscribed=4, window_s=1.0, deliveries=deliveries)
+            for target, deliveries in (("cluster-eventlet", hopped), ("service-eventlet", single))]
+    note_hop(rows)
+    assert rows[0].notes == ["against one process (ROLE=all) with one gateway's 4 clients, the cluster's "
+                             "eventTime-to-client latency differs by +1.8 ms at mean, +2.0 ms at p50, +1.0 ms at p99"]
+    assert rows[1].notes == []
