@@ -40,8 +40,8 @@ GEVENT_E2E := $(addprefix tests/e2e/test_,bad_input.py compression.py connection
 	a_gateway_killed_its_clients_reconnect_through_nginx_to_another_and_recover_what_they_missed)
 
 test: lint node browser promtool nginx
-	ASYNC_MODE=eventlet $(PY) -m pytest
-	ASYNC_MODE=gevent $(PY) -m pytest $(GEVENT_E2E)
+	ASYNC_MODE=eventlet $(PY) -m pytest --durations=15
+	ASYNC_MODE=gevent $(PY) -m pytest --durations=10 $(GEVENT_E2E)
 
 # ruff over everything (pyproject.toml: [tool.ruff]); mypy over the service, strict on the pure core.
 lint: install-dev
