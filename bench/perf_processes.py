@@ -24,7 +24,7 @@ import websocket
 from dotenv import dotenv_values
 
 from config import Settings
-from tests.e2e.process import ROOT, ServiceProcess, free_port, service_env
+from tests.e2e.process import ROOT, ServiceProcess, free_port, service_env, terminate
 from tests.fakes.binance import FakeBinance
 from tests.helpers import wait_for
 
@@ -129,14 +129,7 @@ def node_binary() -> str:
 
 def _stop(proc: subprocess.Popen[Any]) -> int | None:
     """SIGTERM by PID, then SIGKILL if it is still there after STOP_TIMEOUT; returns the exit status."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=STOP_TIMEOUT)
-    return proc.returncode
+    return terminate(proc, STOP_TIMEOUT)
 
 
 def _answers_ready(url: str) -> bool:

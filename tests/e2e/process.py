@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -75,8 +76,8 @@ class ServiceProcess:
         return self.proc.returncode
 
 
-def terminate(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """SIGTERM, and SIGKILL if it has not exited within ``timeout``; by its own PID."""
+def terminate(proc: subprocess.Popen[Any], timeout: float = 10.0) -> int | None:
+    """SIGTERM, and SIGKILL if it has not exited within ``timeout``; by its own PID. Returns the exit status."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -84,6 +85,7 @@ def terminate(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=timeout)
+    return proc.returncode
 
 
 # What the end-to-end tests change from the production defaults: faster reconnects and releases, and the /price
