@@ -17,8 +17,8 @@ from tests.redis_server import RedisProcess
 
 __all__ = ["Cluster"]
 
-# Faster than production, so that fail-over and lapses happen within a test; LEADER_TTL stays the 5 s
-# shape at a smaller scale.
+# Faster than production (a 5 s lock renewed every second, 5 s heartbeats), so that fail-overs and lapses happen
+# within a test.
 CLUSTER_SETTINGS = dict(LEADER_TTL="3", LEADER_RENEW_INTERVAL="0.5", CLUSTER_NODE_TTL="3",
                         MAX_CONNECTIONS_PER_IP="5000")
 
