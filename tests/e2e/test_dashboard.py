@@ -9,6 +9,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -17,6 +18,7 @@ from streaming.dashboard.routes import CONTENT_SECURITY_POLICY, STATIC
 from tests.e2e.browser import BrowserPage
 from tests.e2e.process import ROOT, free_port
 from tests.fakes.binance import FakeBinance
+from tests.helpers import wait_for
 
 ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", ROOT / ".artifacts"))
 TOKEN = "dashboard-test-token-0123456789"
@@ -61,6 +63,11 @@ def browser(tmp_path: Path) -> Iterator[BrowserPage]:
         yield page
 
 
+def drawn(shown: dict[str, Any]) -> dict[str, Any] | None:
+    """The page's snapshot if each row shows its last price_update (none waits for its frame), else None."""
+    return shown if all(row["price"] == row["ticker"]["price"] for row in shown["rows"].values()) else None
+
+
 def test_table_fills_within_5_s_prices_change_and_the_tape_and_health_show(
         start_service, fake_binance: FakeBinance, browser: BrowserPage) -> None:
     service = start_service()
@@ -77,7 +84,9 @@ def test_table_fills_within_5_s_prices_change_and_the_tape_and_health_show(
     browser.wait("document.getElementById('latency').textContent.startsWith('p50')", timeout=5)
     browser.wait("document.getElementById('ops-status').dataset.status === 'healthy'", timeout=10)
     browser.wait("document.getElementById('ops-clients').textContent.startsWith('1 (')", timeout=10)
-    shown = browser.eval("""(() => {
+    # The page renders on animation frames: a price_update that just arrived is in row.ticker before it is drawn.
+    # Read until a snapshot was taken with every row drawn (a few frames at most).
+    shown = wait_for(lambda: drawn(browser.eval("""(() => {
         const rows = {};
         for (const [symbol, row] of window.dashboard.rows) {
           const cells = row.tr.querySelectorAll('td');
@@ -92,7 +101,7 @@ def test_table_fills_within_5_s_prices_change_and_the_tape_and_health_show(
                  clients: document.getElementById('ops-clients').textContent,
                  upstream: document.getElementById('ops-upstream').textContent,
                  selected: document.getElementById('tape-symbol').textContent };
-    })()""")
+    })()""")), timeout=5, interval=0.05, message="every row drawn with its last price_update")
     assert shown["connection"] == "live" and shown["selected"] == "BTCUSDT"
     for symbol in ("BTCUSDT", "ETHUSDT"):
         row = shown["rows"][symbol]
