@@ -33,7 +33,7 @@ demo: install-dev node
 # limits, handler properties, the OpenAPI and metrics documents, PM2, the recorder tool) test what is the same
 # under both. Of the cluster's tests, the gevent pass runs the two whose gateways work hardest (a fail-over with
 # three gateways, a gateway killed); the others test Redis-side behaviour that is the same under both.
-GEVENT_E2E := $(addprefix tests/e2e/test_,bad_input.py compression.py connection_costs.py dashboard.py descriptors.py \
+GEVENT_E2E := $(addprefix tests/e2e/test_,bad_input.py bybit.py compression.py connection_costs.py dashboard.py descriptors.py \
 	example_clients.py fast_path.py heartbeat.py history.py http.py nginx.py operations.py replay.py slow_consumer.py \
 	socketio_contract.py streams.py upstream.py) \
 	$(addprefix tests/e2e/test_cluster.py::test_,the_leader_killed_a_standby_leads_within_10s_and_every_client_gets_every_update_once_in_order \

@@ -82,6 +82,11 @@ class Settings:
     reconnect_max_delay: float = 10.0
     binance_ws_url: str = "wss://fstream.binance.com"
     binance_rest_url: str = "https://fapi.binance.com"
+    # The exchanges clients may subscribe to (README, "Exchanges"): binance (always on: the default of every
+    # request that names none) and bybit (linear perpetuals).
+    exchanges: tuple[str, ...] = ("binance",)
+    bybit_ws_url: str = "wss://stream.bybit.com"
+    bybit_rest_url: str = "https://api.bybit.com"
     # Seconds a symbol keeps streaming after its last subscriber left (no flapping on client reconnect).
     unsubscribe_grace: float = 5.0
     # Redis key TTL for price:<SYMBOL>, and the age past which a cached tick is not served as current.
@@ -292,6 +297,14 @@ class Settings:
         pattern = _project_path(self.upstream_replay_file)
         return sorted(path for path in map(Path, glob.glob(str(pattern))) if path.is_file())
 
+    def ws_url_of(self, exchange: str) -> str:
+        """The WebSocket host of an exchange (BINANCE_WS_URL, BYBIT_WS_URL); its adapter appends the route."""
+        return str(getattr(self, f"{exchange}_ws_url"))
+
+    def rest_url_of(self, exchange: str) -> str:
+        """The REST host of an exchange (BINANCE_REST_URL, BYBIT_REST_URL)."""
+        return str(getattr(self, f"{exchange}_rest_url"))
+
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some fields changed (tests and tools)."""
         settings = replace(self, **changes)
@@ -435,6 +448,18 @@ def _node_id(raw: str) -> str:
     return raw
 
 
+EXCHANGE_NAMES = ("binance", "bybit")  # the adapters of streaming/exchanges/registry.py (a test keeps them equal)
+
+
+def _exchanges(raw: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    unknown = [name for name in names if name not in EXCHANGE_NAMES]
+    if unknown or "binance" not in names:
+        raise ValueError(f"expected a comma-separated list of {', '.join(EXCHANGE_NAMES)} that includes binance "
+                         f"(the default exchange of every request), e.g. binance,bybit; got {raw!r}")
+    return ("binance", *(name for name in names if name != "binance"))
+
+
 def _symbols(raw: str) -> tuple[str, ...]:
     symbols: list[str] = []
     for item in raw.split(","):
@@ -470,6 +495,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "reconnect_max_delay": _seconds(0.05, 3600),
     "binance_ws_url": _url(_WS_URL, "a ws:// or wss:// host without a path, e.g. wss://fstream.binance.com"),
     "binance_rest_url": _url(_HTTP_URL, "an http:// or https:// host without a path, e.g. https://fapi.binance.com"),
+    "exchanges": _exchanges,
+    "bybit_ws_url": _url(_WS_URL, "a ws:// or wss:// host without a path, e.g. wss://stream.bybit.com"),
+    "bybit_rest_url": _url(_HTTP_URL, "an http:// or https:// host without a path, e.g. https://api.bybit.com"),
     "unsubscribe_grace": _seconds(0, 3600),
     "cache_ttl": _seconds(1, 86400),
     "price_max_age": _seconds(0.1, 86400),

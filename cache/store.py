@@ -52,7 +52,7 @@ class RedisStore:
         pipe = self._client.pipeline(transaction=False)
         count = 0
         for ticker in tickers:
-            pipe.set(key_for(ticker.symbol), encode(ticker), px=self._ttl_ms)
+            pipe.set(key_for(ticker.market), encode(ticker), px=self._ttl_ms)
             count += 1
         if count:
             try:

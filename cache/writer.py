@@ -65,18 +65,19 @@ class TickerCache:
             return False
         if self._store is not None:
             with self._lock:
-                pending = self._pending.get(ticker.symbol)
+                pending = self._pending.get(ticker.market)
                 if pending is None or ticker.newer_than(pending):
-                    self._pending[ticker.symbol] = ticker
+                    self._pending[ticker.market] = ticker
         return True
 
     # -- reads ------------------------------------------------------------------------------------------------
-    def latest(self, symbol: str, max_age: float | None = None) -> Ticker | None:
-        """The newest known tick of a symbol (memory, then Redis), or None; with ``max_age`` only a fresh one."""
-        ticker = self._latest.peek(symbol)
+    def latest(self, market: str, max_age: float | None = None) -> Ticker | None:
+        """The newest known tick of a market (``channels.market_of``: memory, then Redis), or None; with
+        ``max_age`` only a fresh one."""
+        ticker = self._latest.peek(market)
         if ticker is None and self._store is not None and self._redis_up:
             try:
-                ticker = self._store.get(symbol)
+                ticker = self._store.get(market)
             except CacheUnavailable as exc:
                 self._mark_down(exc, CacheOperation.GET)
             if ticker is not None:
@@ -87,9 +88,9 @@ class TickerCache:
         self._metrics.cache_lookups.labels(CacheResult.HIT if ticker is not None else CacheResult.MISS).inc()
         return ticker
 
-    def peek(self, symbol: str, max_age: float) -> Ticker | None:
+    def peek(self, market: str, max_age: float) -> Ticker | None:
         """The tick held in memory, if fresh. No I/O, no metrics: safe on the hot path."""
-        return self._latest.peek(symbol, max_age)
+        return self._latest.peek(market, max_age)
 
     def age(self, ticker: Ticker) -> float:
         """Seconds since the tick's event time (by this machine's clock)."""

@@ -119,12 +119,20 @@ class RecoveryResult(StrEnum):
 
 
 class RestEndpoint(StrEnum):
-    """rest_requests_total{endpoint}: the Binance REST paths the service calls."""
+    """rest_requests_total{endpoint}: the REST paths the service calls, each exchange's (their paths differ)."""
 
     EXCHANGE_INFO = "/fapi/v1/exchangeInfo"
     TICKER_24HR = "/fapi/v1/ticker/24hr"
     BOOK_TICKER = "/fapi/v1/ticker/bookTicker"
     AGG_TRADES = "/fapi/v1/aggTrades"
+    BYBIT_INSTRUMENTS = "/v5/market/instruments-info"
+    BYBIT_TICKERS = "/v5/market/tickers"
+    BYBIT_ORDERBOOK = "/v5/market/orderbook"
+    BYBIT_RECENT_TRADE = "/v5/market/recent-trade"
+
+    @property
+    def path(self) -> str:
+        return self.value
 
 
 class RestOutcome(StrEnum):

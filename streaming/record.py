@@ -23,6 +23,7 @@ from config import ConfigError, Settings
 from streaming.core.channels import BINANCE, KINDS, Channel, Kind, parse_kinds
 from streaming.core.errors import InvalidRequestError, InvalidSymbolError
 from streaming.core.symbols import normalise_symbol
+from streaming.exchanges.binance.adapter import BINANCE_EXCHANGE
 from streaming.exchanges.binance.protocol import StreamBatch
 from streaming.exchanges.binance.recording import day_file
 from streaming.exchanges.binance.streams import MARKET, route_of, stream_of
@@ -102,7 +103,7 @@ def record(settings: Settings, prefix: str, symbols: Sequence[str], kinds: Seque
     for channel in (Channel(BINANCE, kind, symbol) for symbol in symbols for kind in kinds):
         route = route_of(channel)
         if route not in pools:
-            pools[route] = pool_for(settings, route, tasks, tally, tap=recorder.offer)
+            pools[route] = pool_for(settings, BINANCE_EXCHANGE, route, tasks, tally, tap=recorder.offer)
         pools[route].pin([stream_of(channel)])
     recorder.start()
     for route, pool in pools.items():

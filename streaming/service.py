@@ -20,7 +20,7 @@ from cache.store import RedisStore
 from cache.writer import TickerCache
 from config import Settings
 from metrics.collectors import ServiceMetrics
-from metrics.labels import DeliveryPath, StaleScope, TaskName
+from metrics.labels import DeliveryPath, StaleScope, StreamType, TaskName
 from streaming.cluster.bus import ClusterRedis, ClusterUnavailable
 from streaming.cluster.election import Election
 from streaming.cluster.feed import GatewayFeed
@@ -29,17 +29,21 @@ from streaming.cluster.membership import Membership
 from streaming.cluster.publisher import Publisher
 from streaming.cluster.shared import SharedBooks, SharedHistory
 from streaming.core.auth import Authenticator
-from streaming.core.channels import BINANCE, KINDS, Channel, Kind
+from streaming.core.channels import BINANCE, KINDS, Channel, Kind, split_market
 from streaming.core.errors import ProtocolError, StreamingError
 from streaming.core.history import Position, Retention
 from streaming.core.limits import KeyedLimiter
 from streaming.core.models import BookTicker, Ticker, Trade, iso_timestamp
 from streaming.core.positions import parse_channel_key
 from streaming.core.symbols import SymbolRequest
-from streaming.exchanges.binance.catalog import SymbolCatalog
-from streaming.exchanges.binance.protocol import StreamBatch, stream_type, tradable_usdt_perpetuals
+from streaming.exchanges.adapter import MarketRest
+from streaming.exchanges.binance.protocol import stream_type
 from streaming.exchanges.binance.rest import BinanceRest
-from streaming.exchanges.binance.streams import MARKET, ROUTES, channel_of_stream, route_of, stream_of
+from streaming.exchanges.binance.streams import MARKET
+from streaming.exchanges.catalog import SymbolCatalog
+from streaming.exchanges.clients import REST_CLIENTS
+from streaming.exchanges.messages import StreamBatch
+from streaming.exchanges.registry import EXCHANGES
 from streaming.gateway.admission import Admission
 from streaming.gateway.fastpath.backlog import BacklogGuard
 from streaming.gateway.fastpath.install import install as install_fast_path
@@ -59,7 +63,7 @@ from streaming.runtime.version import build_details
 from streaming.upstream.connection import UpstreamConnection, UpstreamStatus
 from streaming.upstream.pool import UpstreamPool, pool_for
 from streaming.upstream.recorder import FrameRecorder
-from streaming.upstream.replay import Replay, ReplayRest
+from streaming.upstream.replay import Replay, ReplayPool, ReplayRest
 
 __all__ = ["StreamingService", "SubscribeOutcome"]
 
@@ -83,7 +87,9 @@ class StreamingService:
         self.broadcaster = self.fast_path.broadcaster
         self.broadcaster.on_flushed = self._count_deliveries  # coalesced trades are counted when they go out
         self.metrics.fast_path.set(1 if self.fast_path.enabled else 0)
-        self.catalog = SymbolCatalog()
+        # EXCHANGES: the enabled adapters, Binance (the default of every request) first
+        self.exchanges = {name: EXCHANGES[name] for name in settings.exchanges}
+        self.catalogs = {name: SymbolCatalog(exchange.title, name) for name, exchange in self.exchanges.items()}
         # UPSTREAM_RECORD_FILE: every upstream text frame, as received, to a recording
         record_prefix = settings.record_prefix()
         self.upstream_recorder = FrameRecorder(
@@ -96,8 +102,12 @@ class StreamingService:
             speed=settings.upstream_replay_speed, loop=settings.upstream_replay_loop,
             task_name=TaskName.UPSTREAM_REPLAY, on_error=lambda name: self.metrics.task_errors.labels(name).inc(),
         ) if settings.upstream_replay_file else None
-        self.rest = (ReplayRest(self.upstream_replay) if self.upstream_replay
-                     else BinanceRest(settings.binance_rest_url, settings.http_timeout, self.metrics))
+        # a recording stands in for Binance (only); Binance's client also fills trade gaps (backfill)
+        binance_rest = (ReplayRest(self.upstream_replay) if self.upstream_replay
+                        else BinanceRest(settings.binance_rest_url, settings.http_timeout, self.metrics))
+        self.rests: dict[str, MarketRest] = {BINANCE: binance_rest, **{
+            name: REST_CLIENTS[name](settings.rest_url_of(name), settings.http_timeout, self.metrics)
+            for name in self.exchanges if name != BINANCE}}
         store = (
             RedisStore(settings.redis_host, settings.redis_port, settings.redis_db, settings.cache_ttl)
             if settings.redis_enabled
@@ -116,8 +126,12 @@ class StreamingService:
         self.recorder = self._recorder() if settings.history_enabled and not clustered else None
         self.books: LatestStore[BookTicker] = LatestStore()
         self.trades = TradeTape()
-        self.pools = ({} if self.role == ROLE_GATEWAY else self.upstream_replay.pools() if self.upstream_replay
-                      else {route: self._pool(route) for route in ROUTES})
+        # one pool per exchange route: (exchange, route) -> pool
+        self.pools: dict[tuple[str, str], UpstreamPool | ReplayPool] = {} if self.role == ROLE_GATEWAY else {
+            (name, route): self._pool(name, route) for name, exchange in self.exchanges.items()
+            for route in exchange.routes}
+        if self.upstream_replay and self.pools:
+            self.pools.update({(BINANCE, route): pool for route, pool in self.upstream_replay.pools().items()})
         self.ingest = self._ingest_role() if self.role == ROLE_INGEST else None
         self.monitor = StreamMonitor(
             self._emit_to_room, self._ticker_audience, self._streamed_tickers,
@@ -126,7 +140,7 @@ class StreamingService:
         )
         # each kind's store: the fan-out's ordering gate, and where a state kind's snapshot comes from
         stores: dict[Kind, Any] = {Kind.TICKER: self.cache, Kind.TRADE: self.trades, Kind.BOOK: self.books}
-        self.backfill = TradeBackfill(self.rest, self._last_trade_id, self._restart_history, self.metrics)
+        self.backfill = TradeBackfill(binance_rest, self._last_trade_id, self._restart_history, self.metrics)
         self.fanout = Fanout(self._emit_to_room, lambda channel: self.demand.subscriber_count(channel), stores,
                              self.metrics, self.monitor.tick,
                              record=self.recorder.record if self.recorder is not None else None,
@@ -134,7 +148,7 @@ class StreamingService:
                              forward=self.ingest.publisher.offer if self.ingest is not None else None)
         gateway_books = SharedBooks(self.history_reader) if self.history_reader and self.role == ROLE_GATEWAY else None
         self.lookups = Lookups(
-            self.rest, self.cache, gateway_books or self.books, self.trades,
+            self.rests, self.cache, gateway_books or self.books, self.trades,
             # a gateway is not the leader: what it fetches is answered, not published
             (lambda batch: 0) if self.role == ROLE_GATEWAY else self._publish_fetched,
             self.tasks, settings.price_max_age, self.is_streamed,
@@ -145,7 +159,7 @@ class StreamingService:
             self.recorder, {kind: stores[kind] for kind, policy in KINDS.items() if policy.snapshot},
             socketio.emit, settings.price_max_age)
         self.demand = Demand(
-            socketio.server, socketio.emit, self.fanout, self.cache, source, self.monitor, self.catalog,
+            socketio.server, socketio.emit, self.fanout, self.cache, source, self.monitor, self.catalogs,
             self.feed or PoolSupply(self.pools), self.lookups, self.metrics,
             max_symbols_per_client=settings.max_symbols_per_client,
             recovery_grace=recovery_grace if self.recorder or self.feed else None,
@@ -156,10 +170,10 @@ class StreamingService:
         ) if self.cluster_bus is not None else None
         self.admission = Admission(settings.max_connections, settings.max_connections_per_ip)
         self.started_at = time.time()
-        self._catalog_task = PeriodicTask(
-            TaskName.SYMBOLS_CATALOG, self.tasks, self._refresh_step, settings.symbols_refresh_interval,
-            lambda name: self.metrics.task_errors.labels(name).inc(),
-        )
+        self._catalog_tasks = [PeriodicTask(
+            TaskName.SYMBOLS_CATALOG, self.tasks, lambda name=name: self._refresh_step(name),
+            settings.symbols_refresh_interval, lambda task: self.metrics.task_errors.labels(task).inc(),
+        ) for name in self.exchanges]
         self._reported: set[str] = set()
         self.event_limiter = KeyedLimiter(
             settings.client_events_per_second, settings.client_event_burst, time.monotonic,
@@ -234,9 +248,10 @@ class StreamingService:
             on_demand=lambda: self.membership.wake() if self.membership is not None else None,
         )
 
-    def _pool(self, route: str) -> UpstreamPool:
-        recorder = self.upstream_recorder
-        return pool_for(self.settings, route, self.tasks, self, tap=recorder.offer if recorder else None)
+    def _pool(self, exchange: str, route: str) -> UpstreamPool:
+        recorder = self.upstream_recorder if exchange == BINANCE else None  # recordings are Binance's frames
+        return pool_for(self.settings, self.exchanges[exchange], route, self.tasks, self,
+                        tap=recorder.offer if recorder else None)
 
     def _bind_gauges(self) -> None:
         """Gauges are read from the owning objects at scrape time, so they can never drift."""
@@ -244,7 +259,7 @@ class StreamingService:
         m.connected_clients.set_function(self.admission.count)
         m.subscriptions.set_function(self.demand.total)
         m.subscribed_symbols.set_function(lambda: len({channel.symbol for channel in self.demand.counts()}))
-        m.upstream_streams.set_function(lambda: len(self.active_streams()))
+        m.upstream_streams.set_function(lambda: len(self.active_channels()))
         m.background_tasks.set_function(lambda: self.tasks.running)
         m.symbol_subscriptions.bind(self._streamed_symbol_subscriptions)
         m.build_info.info(build_details(self.settings.async_mode))
@@ -267,9 +282,10 @@ class StreamingService:
         if self.recorder is not None:
             self.recorder.start()  # before the first update: stored histories are continued
         if self.pools:
+            binance = self.exchanges[BINANCE]
             for symbol in self.settings.default_symbols:
                 channel = Channel(BINANCE, Kind.TICKER, symbol)
-                self.pools[route_of(channel)].pin([stream_of(channel)])
+                self.pools[BINANCE, binance.route_of(channel)].pin([binance.stream_of(channel)])
         if self.membership is not None:
             self.membership.start()
         if self.feed is not None:
@@ -285,11 +301,12 @@ class StreamingService:
         self.monitor.start()
         self.backlog.start()
         self.lookups.start()
-        self._catalog_task.start()
+        for task in self._catalog_tasks:
+            task.start()
 
     def _start_upstream(self) -> None:
-        for route, pool in self.pools.items():
-            pool.start(connect_idle=route == MARKET)  # /ready waits for the /market connection
+        for key, pool in self.pools.items():
+            pool.start(connect_idle=key == (BINANCE, MARKET))  # /ready waits for Binance's /market connection
 
     def _deposed(self, reason: str) -> None:
         """This ingestor lost the leader lock: it has stopped publishing; leave, to start again as a standby
@@ -328,7 +345,8 @@ class StreamingService:
             self.feed.stop(timeout)
         if self.membership is not None:
             self.membership.stop(timeout)
-        self._catalog_task.stop(timeout)
+        for task in self._catalog_tasks:
+            task.stop(timeout)
         self.monitor.stop(timeout)
         self.backlog.stop(timeout)
         for pool in self.pools.values():
@@ -340,7 +358,8 @@ class StreamingService:
         self.cache.stop(timeout)
         if self.recorder is not None:
             self.recorder.stop(timeout)
-        self.rest.close()
+        for rest in self.rests.values():
+            rest.close()
         for client in (self.cluster_bus, self.history_reader):
             if client is not None:
                 client.close()
@@ -363,31 +382,36 @@ class StreamingService:
             self.replays.drop(sid)
         self.event_limiter.forget(sid)
 
-    def check(self, sid: str, request: SymbolRequest) -> SubscribeOutcome:
-        return self.demand.check(sid, request)
+    def check(self, sid: str, request: SymbolRequest, exchange: str = BINANCE) -> SubscribeOutcome:
+        return self.demand.check(sid, request, exchange)
 
     def join(self, sid: str, symbols: Sequence[str], kinds: Sequence[Kind] = (Kind.TICKER,),
-             since: dict[Channel, Position] | None = None, confirm: Confirm | None = None) -> Joined:
-        return self.demand.join(sid, symbols, kinds, since, confirm)
+             since: dict[Channel, Position] | None = None, confirm: Confirm | None = None,
+             exchange: str = BINANCE) -> Joined:
+        return self.demand.join(sid, symbols, kinds, since, confirm, exchange)
 
-    def unsubscribe(self, sid: str, request: SymbolRequest, kinds: Sequence[Kind]) -> SubscribeOutcome:
-        return self.demand.leave(sid, request, kinds)
+    def unsubscribe(self, sid: str, request: SymbolRequest, kinds: Sequence[Kind],
+                    exchange: str = BINANCE) -> SubscribeOutcome:
+        return self.demand.leave(sid, request, kinds, exchange)
 
-    def fresh_ticker(self, symbol: str) -> tuple[Ticker, str]:
-        return self.lookups.fresh_ticker(symbol)
+    def fresh_ticker(self, symbol: str, exchange: str = BINANCE) -> tuple[Ticker, str]:
+        return self.lookups.fresh_ticker(exchange, symbol)
 
-    def fresh_book(self, symbol: str) -> tuple[BookTicker, str]:
-        return self.lookups.fresh_book(symbol)
+    def fresh_book(self, symbol: str, exchange: str = BINANCE) -> tuple[BookTicker, str]:
+        return self.lookups.fresh_book(exchange, symbol)
 
-    def recent_trades(self, symbol: str, limit: int) -> tuple[list[Trade], str]:
-        return self.lookups.recent_trades(symbol, limit)
+    def recent_trades(self, symbol: str, limit: int, exchange: str = BINANCE) -> tuple[list[Trade], str]:
+        return self.lookups.recent_trades(exchange, symbol, limit)
 
     def count_rejection(self, code: str) -> None:
         self.metrics.rejected_inputs.labels(code).inc()
 
     # -- upstream observer ------------------------------------------------------------------------------------
     def on_updates(self, batch: StreamBatch, received_at: float) -> None:
-        self.metrics.upstream_messages.labels(stream_type(batch.stream)).inc()
+        first = batch.updates[0] if batch.updates else None
+        kind = (StreamType(first.kind.value) if first is not None and first.exchange != BINANCE
+                else stream_type(batch.stream))  # Binance's names also say which are arrays
+        self.metrics.upstream_messages.labels(kind).inc()
         self.fanout.publish(self.backfill.fill(batch), received_at=received_at)
 
     def _last_trade_id(self, symbol: str) -> int | None:
@@ -423,7 +447,7 @@ class StreamingService:
 
     def on_event(self, connection: UpstreamConnection, event: str, detail: str = "") -> None:
         if event in ("reconnect", "stale"):
-            tickers = [channel.symbol for channel in connection.channels() if channel.kind is Kind.TICKER]
+            tickers = [channel.market for channel in connection.channels() if channel.kind is Kind.TICKER]
             self.monitor.connection_down(tickers, stale=event == "stale")
         if event == "reconnect":
             self.metrics.upstream_reconnects.labels(detail).inc()
@@ -438,42 +462,55 @@ class StreamingService:
             if kind not in self._reported:  # once per kind; the counter has the rest
                 self._reported.add(kind)
                 log.warning(
-                    "upstream %d (%s): %s (%s); further ones are only counted in %s",
-                    connection.index, connection.route, event, detail, "websocket_streaming_upstream_events_total",
+                    "upstream %d (%s %s): %s (%s); further ones are only counted in %s", connection.index,
+                    connection.exchange.name, connection.route, event, detail,
+                    "websocket_streaming_upstream_events_total",
                 )
 
     def on_pool_error(self) -> None:
         self.metrics.task_errors.labels(TaskName.UPSTREAM_POOL).inc()
 
     # -- symbols catalog --------------------------------------------------------------------------------------
-    def _refresh_step(self) -> float:
-        ok = self.refresh_catalog()
+    def _refresh_step(self, exchange: str) -> float:
+        ok = self.refresh_catalog(exchange)
         return self.settings.symbols_refresh_interval if ok else self.settings.symbols_retry_interval
 
-    def refresh_catalog(self) -> bool:
-        """Reload the tradable symbols from exchangeInfo; returns whether it worked."""
+    def refresh_catalog(self, exchange: str = BINANCE) -> bool:
+        """Reload an exchange's tradable symbols (Binance's exchangeInfo, Bybit's instruments); returns whether
+        it worked."""
+        rest = self.rests[exchange]
         try:
-            symbols = tradable_usdt_perpetuals(self.rest.exchange_info())
+            symbols = rest.tradable_symbols()
         except (StreamingError, ProtocolError) as exc:
-            log.warning(
-                "could not load symbols from %s/fapi/v1/exchangeInfo: %s; retrying in %.0fs",
-                self.settings.binance_rest_url, exc, self.settings.symbols_retry_interval,
-            )
+            log.warning("could not load the symbols of %s from %s: %s; retrying in %.0fs", exchange, rest.title,
+                        exc, self.settings.symbols_retry_interval)
             return False
         if not symbols:
-            log.warning("exchangeInfo listed no trading USDT perpetuals; keeping the previous list")
+            log.warning("%s listed no trading USDT perpetuals; keeping the previous list", rest.title)
             return False
-        first_load = not self.catalog.loaded
-        added, removed = self.catalog.replace(symbols, time.time())
+        catalog = self.catalogs[exchange]
+        first_load = not catalog.loaded
+        added, removed = catalog.replace(symbols, time.time())
         if first_load:
-            log.info("loaded %d tradable USDT perpetual symbols", len(symbols))
+            log.info("loaded %d tradable USDT perpetual symbols of %s", len(symbols), exchange)
         elif added or removed:
-            log.info("symbols refreshed: %d added, %d removed", len(added), len(removed))
-        for symbol in self.settings.default_symbols:
-            if symbol not in symbols:
-                log.warning("DEFAULT_SYMBOLS has %s, which is not a trading USDT perpetual", symbol)
+            log.info("symbols of %s refreshed: %d added, %d removed", exchange, len(added), len(removed))
+        if exchange == BINANCE:
+            for symbol in self.settings.default_symbols:
+                if symbol not in symbols:
+                    log.warning("DEFAULT_SYMBOLS has %s, which is not a trading USDT perpetual", symbol)
         self.demand.drop_unknown(self.admission.clients())
         return True
+
+    @property
+    def catalog(self) -> SymbolCatalog:
+        """Binance's catalog (the default exchange's)."""
+        return self.catalogs[BINANCE]
+
+    @property
+    def rest(self) -> MarketRest:
+        """Binance's REST client (the default exchange's)."""
+        return self.rests[BINANCE]
 
     # -- views ------------------------------------------------------------------------------------------------
     def _emit_to_room(self, event: str, payload: dict, room: str, coalesce: bool = False) -> None:
@@ -482,9 +519,10 @@ class StreamingService:
             return
         self._count_deliveries(*self.broadcaster.emit(event, payload, room, coalesce))
 
-    def _ticker_audience(self, symbol: str) -> int:
+    def _ticker_audience(self, market: str) -> int:
         """Who is told of a ticker stream's state: its subscribers here, or on an ingestor the gateways'."""
-        channel = Channel(BINANCE, Kind.TICKER, symbol)
+        exchange, symbol = split_market(market)
+        channel = Channel(exchange, Kind.TICKER, symbol)
         if self.ingest is not None:
             return 1 if self.ingest.wants(channel) else 0
         return self.demand.subscriber_count(channel)
@@ -495,14 +533,17 @@ class StreamingService:
         if queued:
             self._queued_deliveries.inc(queued)
 
-    def active_streams(self) -> list[str]:
-        """Streams Binance delivers to us now, on every route (a gateway: those it receives from the leader)."""
+    def active_channels(self) -> list[Channel]:
+        """The channels the exchanges deliver to us now, on every route (a gateway: those it receives from the
+        leader)."""
         if self.feed is not None:
-            return sorted(stream_of(channel) for channel in map(parse_channel_key, self.feed.channels()) if channel)
-        return sorted(stream for pool in self.pools.values() for stream in pool.active_streams())
+            return sorted(filter(None, map(parse_channel_key, self.feed.channels())))
+        return sorted(channel for pool in self.pools.values()
+                      for channel in map(pool.exchange.channel_of_stream, pool.active_streams()) if channel)
 
-    def wanted_streams(self) -> list[str]:
-        return sorted(stream for pool in self.pools.values() for stream in pool.wanted_streams())
+    def wanted_channels(self) -> list[Channel]:
+        return sorted(channel for pool in self.pools.values()
+                      for channel in map(pool.exchange.channel_of_stream, pool.wanted_streams()) if channel)
 
     def upstream_statuses(self) -> list[UpstreamStatus]:
         return [status for pool in self.pools.values() for status in pool.statuses()]
@@ -510,22 +551,26 @@ class StreamingService:
     def is_streamed(self, channel: Channel) -> bool:
         if self.feed is not None:
             return channel.key in self.feed.channels()
-        return stream_of(channel) in self.pools[route_of(channel)].active_streams()
+        exchange = self.exchanges.get(channel.exchange)
+        if exchange is None:
+            return False
+        pool = self.pools.get((channel.exchange, exchange.route_of(channel)))
+        return pool is not None and exchange.stream_of(channel) in pool.active_streams()
 
     def _streamed_tickers(self) -> list[str]:
-        """Symbols whose ticker is streamed now (the monitor watches those)."""
-        channels = map(channel_of_stream, self.wanted_streams())
-        return [channel.symbol for channel in channels if channel is not None and channel.kind is Kind.TICKER]
+        """Markets whose ticker is streamed now (the monitor watches those)."""
+        return [channel.market for channel in self.wanted_channels() if channel.kind is Kind.TICKER]
 
     def _streamed_symbol_subscriptions(self) -> dict[str, int]:
-        """Subscriptions per symbol, for the symbols streamed now only (a bounded set of metric labels)."""
-        streamed = {channel.symbol for channel in map(channel_of_stream, self.active_streams()) if channel}
-        return {symbol: count for symbol, count in self._subscriptions_by_symbol().items() if symbol in streamed}
+        """Subscriptions per market, for the markets streamed now only (a bounded set of metric labels)."""
+        streamed = {channel.market for channel in self.active_channels()}
+        return {market: count for market, count in self._subscriptions_by_symbol().items() if market in streamed}
 
     def _subscriptions_by_symbol(self) -> dict[str, int]:
+        """Subscriptions per market (``BTCUSDT`` on Binance, ``bybit:BTCUSDT``)."""
         by_symbol: dict[str, int] = {}
         for channel, count in self.demand.counts().items():
-            by_symbol[channel.symbol] = by_symbol.get(channel.symbol, 0) + count
+            by_symbol[channel.market] = by_symbol.get(channel.market, 0) + count
         return dict(sorted(by_symbol.items()))
 
     def uptime_seconds(self) -> float:
@@ -557,11 +602,10 @@ class StreamingService:
     def snapshot(self) -> dict[str, Any]:
         """Counters shared by /health and /stats."""
         counts = self.demand.counts()
-        streams = self.active_streams()
-        channels = sorted(filter(None, map(channel_of_stream, streams)))
+        channels = self.active_channels()
         return {
-            "active_streams": len(streams),
-            "active_symbols": sorted({channel.symbol for channel in channels}),
+            "active_streams": len(channels),
+            "active_symbols": sorted({channel.market for channel in channels}),
             "active_channels": [channel.key for channel in channels],
             "total_subscriptions": sum(counts.values()),
             "subscriptions_by_symbol": self._subscriptions_by_symbol(),

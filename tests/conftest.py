@@ -27,3 +27,18 @@ def fake_binance() -> Iterator[FakeBinance]:
 
 def pytest_report_header() -> str:
     return f"service processes run with ASYNC_MODE={os.environ.get('ASYNC_MODE', 'eventlet')}"
+
+
+# --- fake Bybit (owned with tests/fakes/bybit*.py) -----------------------------------------------------------
+
+
+@pytest.fixture
+def fake_bybit() -> Iterator[object]:
+    """A fresh fake Bybit v5 public linear exchange on a free 127.0.0.1 port, ticking every 0.2 s."""
+    from tests.fakes.bybit import FakeBybit
+
+    fake = FakeBybit(tick_interval=0.2).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()

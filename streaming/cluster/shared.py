@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 
 from cache.history_store import HistoryUnavailable, RedisHistory
-from streaming.core.channels import BINANCE, Channel, Kind
+from streaming.core.channels import Channel, Kind, split_market
 from streaming.core.history import Page, new_epoch
 from streaming.core.models import BookTicker
 
@@ -23,12 +23,14 @@ class SharedBooks:
         self._history = history
         self._wall_clock = wall_clock
 
-    def peek(self, symbol: str, max_age: float | None = None) -> BookTicker | None:
-        """The newest stored book ticker of a symbol, if any (and, with ``max_age``, if that fresh)."""
+    def peek(self, market: str, max_age: float | None = None) -> BookTicker | None:
+        """The newest stored book ticker of a market (``channels.market_of``), if any (and, with ``max_age``, if
+        that fresh)."""
+        exchange, symbol = split_market(market)
         try:
-            entries = self._history.tail(Channel(BINANCE, Kind.BOOK, symbol).key, 1)
+            entries = self._history.tail(Channel(exchange, Kind.BOOK, symbol).key, 1)
         except HistoryUnavailable as exc:
-            log.debug("book of %s from Redis: %s", symbol, exc)
+            log.debug("book of %s from Redis: %s", market, exc)
             return None
         if not entries:
             return None

@@ -14,9 +14,11 @@ from types import MappingProxyType
 from streaming.core.errors import InvalidRequestError
 from streaming.core.symbols import shown_item
 
-__all__ = ["BINANCE", "DEFAULT_KINDS", "KINDS", "Channel", "Kind", "KindPolicy", "parse_kinds"]
+__all__ = [
+    "BINANCE", "DEFAULT_KINDS", "KINDS", "Channel", "Kind", "KindPolicy", "market_of", "parse_kinds", "split_market",
+]
 
-BINANCE = "binance"
+BINANCE = "binance"  # the default exchange: its keys and markets keep the names they had before there were others
 
 
 class Kind(StrEnum):
@@ -57,8 +59,16 @@ class Channel:
 
     @property
     def key(self) -> str:
-        """``"<kind>:<SYMBOL>"``, how clients name a channel of the default exchange (e.g. ``trade:BTCUSDT``)."""
-        return f"{self.kind}:{self.symbol}"
+        """How clients name a channel: ``"<kind>:<SYMBOL>"`` on the default exchange (``trade:BTCUSDT``), else
+        ``"<exchange>:<kind>:<SYMBOL>"`` (``bybit:trade:BTCUSDT``). Rooms, histories and positions use it."""
+        if self.exchange == BINANCE:
+            return f"{self.kind}:{self.symbol}"
+        return f"{self.exchange}:{self.kind}:{self.symbol}"
+
+    @property
+    def market(self) -> str:
+        """The channel's symbol on its exchange, as one string (``market_of``)."""
+        return market_of(self.exchange, self.symbol)
 
     @property
     def room(self) -> str:
@@ -68,6 +78,18 @@ class Channel:
     @property
     def policy(self) -> KindPolicy:
         return KINDS[self.kind]
+
+
+def market_of(exchange: str, symbol: str) -> str:
+    """One exchange's symbol as one string, the key of the stores and the ticker cache: ``BTCUSDT`` on the
+    default exchange, ``bybit:BTCUSDT`` elsewhere."""
+    return symbol if exchange == BINANCE else f"{exchange}:{symbol}"
+
+
+def split_market(market: str) -> tuple[str, str]:
+    """``(exchange, symbol)`` of a ``market_of`` string."""
+    exchange, _, symbol = market.rpartition(":")
+    return exchange or BINANCE, symbol
 
 
 def parse_kinds(value: object, *, default: tuple[Kind, ...] = DEFAULT_KINDS) -> tuple[Kind, ...]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from streaming.core.channels import BINANCE, Channel, Kind
+from streaming.core.channels import BINANCE, Channel, Kind, market_of
 
 __all__ = ["BookTicker", "Model", "Ticker", "Trade", "iso_timestamp"]
 
@@ -36,10 +36,15 @@ class _Update:
     def channel(self) -> Channel:
         return Channel(self.exchange, self.kind, self.symbol)
 
+    @property
+    def market(self) -> str:
+        """The symbol on its exchange as one string (``channels.market_of``): what the stores key by."""
+        return market_of(self.exchange, self.symbol)
+
 
 @dataclass(frozen=True, slots=True)
 class Ticker(_Update):
-    """A 24-hour rolling ticker of one USD-M symbol. Decimal fields are Binance's strings, verbatim."""
+    """A 24-hour rolling ticker of one perpetual. Decimal fields are the exchange's strings, verbatim."""
 
     symbol: str
     price: str
@@ -51,8 +56,8 @@ class Ticker(_Update):
     open: str
     quote_volume: str
     event_time: int
+    exchange: str = BINANCE
     kind: ClassVar[Kind] = Kind.TICKER
-    exchange: ClassVar[str] = BINANCE  # type: ignore[misc]  # not a field: the cached form (cache/codec.py) has none
 
     def newer_than(self, other: Ticker) -> bool:
         """Whether this tick supersedes ``other`` of the same symbol (a later event)."""
@@ -67,6 +72,7 @@ class Ticker(_Update):
         """The documented ``price_update`` payload: decimals as JSON numbers, times as ms and ISO 8601."""
         return {
             "symbol": self.symbol,
+            "exchange": self.exchange,
             "price": float(self.price),
             "volume": float(self.volume),
             "high": float(self.high),
@@ -82,22 +88,24 @@ class Ticker(_Update):
 
 @dataclass(frozen=True, slots=True)
 class Trade(_Update):
-    """One aggregated trade (Binance ``aggTrade``: the fills of 100 ms at one price and one taker side)."""
+    """One trade: on Binance an aggregated trade (``aggTrade``: the fills of 100 ms at one price and one taker
+    side), on Bybit one public trade."""
 
     symbol: str
-    trade_id: int  # the aggregate trade id ``a``
+    trade_id: int  # what orders the symbol's trades: Binance's aggregate id ``a``; for Bybit see its payloads
     price: str
     quantity: str
     buyer_is_maker: bool  # ``m``: the buyer was the maker, so the taker sold
-    first_trade_id: int
-    last_trade_id: int
+    first_trade_id: int | None  # Binance's first and last fill ids; None where the exchange has none (Bybit)
+    last_trade_id: int | None
     trade_time: int
     event_time: int
     exchange: str = BINANCE
+    public_id: str | None = None  # the exchange's own id when it is not ``trade_id`` (Bybit's ``i``, a UUID)
     kind: ClassVar[Kind] = Kind.TRADE
 
     def newer_than(self, other: Trade) -> bool:
-        """Whether this trade comes after ``other`` of the same symbol (aggregate trade ids only grow)."""
+        """Whether this trade comes after ``other`` of the same symbol (``trade_id`` only grows)."""
         return self.trade_id > other.trade_id
 
     @property
@@ -115,7 +123,7 @@ class Trade(_Update):
         return {
             "symbol": self.symbol,
             "exchange": self.exchange,
-            "id": self.trade_id,
+            "id": self.trade_id if self.public_id is None else self.public_id,
             "price": float(self.price),
             "quantity": float(self.quantity),
             "side": self.side,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from itertools import count
 
 __all__ = [
@@ -151,8 +151,11 @@ class RequestGate:
 
     DEFAULT_RETRY_AFTER = {429: 60.0, 418: 120.0}
 
-    def __init__(self, wall_clock: Callable[[], float], weight_limit: int = 2400, ceiling: float = 0.8) -> None:
+    def __init__(self, wall_clock: Callable[[], float], weight_limit: int = 2400, ceiling: float = 0.8,
+                 blocking: Mapping[int, float] | None = None, who: str = "Binance") -> None:
         self._clock = wall_clock
+        self._blocking = self.DEFAULT_RETRY_AFTER if blocking is None else blocking  # status -> default pause
+        self._who = who
         self._ceiling = int(weight_limit * ceiling)
         self._blocked_until = 0.0
         self.reason = ""
@@ -169,11 +172,15 @@ class RequestGate:
             self.used_weight = int(used_weight)
             if self.used_weight >= self._ceiling:
                 self._block(now + 60.0 - now % 60.0, f"used weight {self.used_weight} of this minute")
-        if status in self.DEFAULT_RETRY_AFTER:
+        if status in self._blocking:
             wait = _seconds(retry_after)
             if wait is None:
-                wait = self.DEFAULT_RETRY_AFTER[status]
-            self._block(now + wait, f"HTTP {status} from Binance")
+                wait = self._blocking[status]
+            self._block(now + wait, f"HTTP {status} from {self._who}")
+
+    def pause(self, seconds: float, reason: str) -> None:
+        """Hold calls back for ``seconds`` (an exchange said so in its answer's body)."""
+        self._block(self._clock() + seconds, reason)
 
     def _block(self, until: float, reason: str) -> None:
         if until > self._blocked_until:

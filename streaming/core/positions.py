@@ -17,13 +17,22 @@ _EPOCH = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EXAMPLE = '{"trade:BTCUSDT": {"offset": 42, "epoch": "9f3a61c2"}}'
 
 
+_EXCHANGE = re.compile(r"^[a-z][a-z0-9]{0,19}$")
+
+
 def parse_channel_key(key: str) -> Channel | None:
-    """The channel of a key such as ``trade:BTCUSDT`` (None for anything else)."""
-    kind, _, symbol = key.partition(":")
+    """The channel of a key such as ``trade:BTCUSDT`` or ``bybit:trade:BTCUSDT`` (None for anything else)."""
+    parts = key.split(":")
+    if len(parts) == 2:
+        exchange, (kind, symbol) = BINANCE, parts
+    elif len(parts) == 3 and _EXCHANGE.match(parts[0]) and parts[0] != BINANCE:
+        exchange, kind, symbol = parts
+    else:
+        return None
     if kind not in set(Kind) or not symbol:
         return None
     try:
-        return Channel(BINANCE, Kind(kind), normalise_symbol(symbol))
+        return Channel(exchange, Kind(kind), normalise_symbol(symbol))
     except InvalidSymbolError:
         return None
 
@@ -45,7 +54,8 @@ def parse_since(value: object, max_entries: int) -> dict[Channel, Position]:
         if channel is None:
             names = ", ".join(f'"{kind}"' for kind in Kind)
             raise InvalidRequestError(f"'since' has the key {shown_item(key)!r}; keys are \"<stream>:<SYMBOL>\" "
-                                      f"with a stream of {names}, e.g. \"trade:BTCUSDT\"")
+                                      f"(or \"<exchange>:<stream>:<SYMBOL>\" off Binance) with a stream of "
+                                      f"{names}, e.g. \"trade:BTCUSDT\" or \"bybit:trade:BTCUSDT\"")
         if not isinstance(position, dict):
             raise InvalidRequestError(f"'since' of {channel.key} must be an object like {{\"offset\": 42, "
                                       f"\"epoch\": \"9f3a61c2\"}}; got {shown_item(position)!r}")

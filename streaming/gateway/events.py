@@ -19,6 +19,7 @@ from streaming.core.limits import ABUSE, ADMIT
 from streaming.core.positions import parse_since
 from streaming.core.ranges import parse_kind, parse_speed, parse_time_range
 from streaming.core.symbols import SymbolRequest, normalise_symbol, parse_symbol_request, shown_item
+from streaming.exchanges.registry import exchange_named
 from streaming.gateway.fastpath.packets import intercept_packets
 from streaming.gateway.fastpath.transport import close_transport
 from streaming.service import StreamingService, SubscribeOutcome
@@ -31,7 +32,7 @@ WELCOME = "Connected to WebSocket Streaming Service"
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "*"})
 MAX_SYMBOLS_IN_ERROR = 20
 EVERY_KIND = tuple(KINDS)
-Request = tuple[SymbolRequest, tuple[Kind, ...], dict[Channel, Position]]
+Request = tuple[SymbolRequest, tuple[Kind, ...], dict[Channel, Position], str]  # ..., the exchange
 
 
 def _error(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -149,9 +150,10 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         try:
             limit = service.settings.max_symbols_per_request
             symbols = parse_symbol_request(data, limit)
+            exchange = exchange_named(data.get("exchange", BINANCE), service.exchanges).name
             kinds = parse_kinds(data.get("streams"), default=default)
             since = parse_since(data.get("since"), limit * len(KINDS)) if event == "subscribe" else {}
-            return symbols, kinds, since
+            return symbols, kinds, since, exchange
         except InvalidRequestError as exc:
             service.count_rejection(exc.code)
             payload = _error(exc.code, str(exc), event=event)
@@ -163,10 +165,10 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         parsed = parse("subscribe", data, DEFAULT_KINDS)
         if isinstance(parsed, dict):
             return parsed
-        symbols, kinds, since = parsed
-        outcome = service.check(request.sid, symbols)
+        symbols, kinds, since, exchange = parsed
+        outcome = service.check(request.sid, symbols, exchange)
         answer: dict[str, Any] = {"symbols": outcome.symbols, "streams": [str(kind) for kind in kinds],
-                                  "message": f"Subscribed to {len(outcome.symbols)} symbols"}
+                                  "exchange": exchange, "message": f"Subscribed to {len(outcome.symbols)} symbols"}
         ack: dict[str, Any] = {}
 
         def confirm(positions: dict[str, Position], recovered: dict[str, bool]) -> None:
@@ -177,7 +179,7 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
             ack.update(_answer("subscribe", "subscribed", outcome, answer))
 
         # the answer, then what each channel missed or its latest update, then live ones
-        service.join(request.sid, outcome.symbols, kinds, since, confirm)
+        service.join(request.sid, outcome.symbols, kinds, since, confirm, exchange)
         return ack
 
     @socketio.on("unsubscribe")
@@ -185,9 +187,9 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
         parsed = parse("unsubscribe", data, EVERY_KIND)  # without streams: every stream of those symbols
         if isinstance(parsed, dict):
             return parsed
-        symbols, kinds, _ = parsed
-        outcome = service.unsubscribe(request.sid, symbols, kinds)
-        answer = {"symbols": outcome.symbols, "streams": [str(kind) for kind in kinds],
+        symbols, kinds, _, exchange = parsed
+        outcome = service.unsubscribe(request.sid, symbols, kinds, exchange)
+        answer = {"symbols": outcome.symbols, "streams": [str(kind) for kind in kinds], "exchange": exchange,
                   "message": f"Unsubscribed from {len(outcome.symbols)} symbols"}
         return _answer("unsubscribe", "unsubscribed", outcome, answer)
 
@@ -204,18 +206,20 @@ def register_events(socketio: SocketIO, service: StreamingService) -> None:
                 raise InvalidRequestError('expected an object like {"symbol": "BTCUSDT", "stream": "trade", '
                                           '"from": 1764770000000, "to": 1764770060000, "speed": 10}')
             symbol = normalise_symbol(data.get("symbol"))
-            service.catalog.check(symbol)
+            exchange = exchange_named(data.get("exchange", BINANCE), service.exchanges).name
+            service.catalogs[exchange].check(symbol)
             kind = parse_kind(data.get("stream"))
             start, end = parse_time_range(data.get("from"), data.get("to"))
             speed = parse_speed(data.get("speed"))
             end = min(end, time.time())  # what is recorded up to now; live updates come by subscribing
-            replay_id = service.replays.start(request.sid, Channel(BINANCE, kind, symbol), start, end, speed)
+            replay_id = service.replays.start(request.sid, Channel(exchange, kind, symbol), start, end, speed)
         except StreamingError as exc:
             service.count_rejection(exc.code)
             payload = _error(exc.code, str(exc), event="replay")
             emit("error", payload)
             return payload
-        return {"replay_id": replay_id, "symbol": symbol, "stream": str(kind), "from": round(start * 1000),
+        return {"replay_id": replay_id, "symbol": symbol, "exchange": exchange, "stream": str(kind),
+                "from": round(start * 1000),
                 "to": round(end * 1000), "speed": speed}
 
     @socketio.on("replay_stop")

@@ -23,7 +23,8 @@ blueprint = Blueprint("openapi", __name__)
 JSON = "application/json"
 # Canonical symbols as the service emits them (anchored: JSON Schema patterns match anywhere).
 SYMBOL = f"^{SYMBOL_PATTERN.pattern}$"
-CHANNEL_KEY = f"^({'|'.join(kind.value for kind in Kind)}):{SYMBOL_PATTERN.pattern}$"
+CHANNEL_KEY = f"^(bybit:)?({'|'.join(kind.value for kind in Kind)}):{SYMBOL_PATTERN.pattern}$"
+MARKET = f"^(bybit:)?{SYMBOL_PATTERN.pattern}$"  # a symbol on its exchange: BTCUSDT (Binance), bybit:BTCUSDT
 # streaming.core.models.iso_timestamp: UTC, milliseconds, 'Z'.
 ISO_MILLIS = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 # streaming.gateway.routes.format_uptime: "2h 15m 30s", with a leading "Nd " past a day.
@@ -70,6 +71,20 @@ def _schemas() -> dict[str, Any]:
     number = {"type": "number"}
     symbol = {"type": "string", "pattern": SYMBOL}
     symbols = {"type": "array", "items": symbol}
+    markets = {"type": "array", "items": {"type": "string", "pattern": MARKET},
+               "description": "symbols on their exchange: `BTCUSDT` on Binance, `bybit:BTCUSDT` on Bybit"}
+    listing = {  # one exchange's symbols (GET /symbols)
+        "exchange": _EXCHANGE,
+        "default_symbols": symbols,
+        "active_symbols": symbols,
+        "supported": {"type": "string"},
+        "symbols_loaded": {
+            "type": "boolean",
+            "description": "false until the exchange's instrument list has loaded (then `available_symbols` is "
+                           "empty)",
+        },
+        "available_symbols": {**symbols, "description": "trading USDT perpetuals, sorted"},
+    }
     source = {
         "type": "string", "enum": ["cache", "api"],
         "description": "`cache`: what the service holds from the stream; `api`: Binance REST just now",
@@ -86,6 +101,7 @@ def _schemas() -> dict[str, Any]:
         "PriceUpdate": _object(
             {
                 "symbol": symbol,
+                "exchange": _EXCHANGE,
                 "price": {**number, "description": "last price (Binance `c`)"},
                 "volume": {**number, "description": "24 h base volume (`v`)"},
                 "high": {**number, "description": "24 h high (`h`)"},
@@ -105,14 +121,16 @@ def _schemas() -> dict[str, Any]:
         "Trade": _object(
             {
                 "symbol": symbol,
-                "exchange": {"type": "string", "enum": ["binance"]},
-                "id": {**integer, "description": "aggregate trade id (Binance `a`); consecutive per symbol"},
+                "exchange": _EXCHANGE,
+                "id": {"oneOf": [integer, {"type": "string", "minLength": 1}],
+                       "description": "Binance: the aggregate trade id `a`, consecutive per symbol; Bybit: its "
+                       "trade id `i` (a string)"},
                 "price": {**number, "description": "`p`"},
                 "quantity": {**number, "description": "`q`"},
                 "side": {"type": "string", "enum": ["buy", "sell"],
                          "description": "the taker's side: `sell` when the buyer was the maker (`m` true)"},
-                "firstTradeId": {**integer, "description": "`f`"},
-                "lastTradeId": {**integer, "description": "`l`"},
+                "firstTradeId": {**integer, "nullable": True, "description": "`f`; null on Bybit"},
+                "lastTradeId": {**integer, "nullable": True, "description": "`l`; null on Bybit"},
                 "tradeTime": {**integer, "description": "`T`, epoch milliseconds"},
                 "eventTime": {**integer, "description": "`E`, epoch milliseconds (the trade time for trades "
                               "fetched from Binance REST, which carry no event time)"},
@@ -124,7 +142,7 @@ def _schemas() -> dict[str, Any]:
         "BookTicker": _object(
             {
                 "symbol": symbol,
-                "exchange": {"type": "string", "enum": ["binance"]},
+                "exchange": _EXCHANGE,
                 "bid": {**number, "description": "best bid price (`b`)"},
                 "bidQty": {**number, "description": "`B`"},
                 "ask": {**number, "description": "best ask price (`a`)"},
@@ -291,7 +309,7 @@ def _schemas() -> dict[str, Any]:
                     {
                         "active_streams": integer,
                         "total_subscriptions": integer,
-                        "active_symbols": symbols,
+                        "active_symbols": markets,
                         "connected_clients": integer,
                     }
                 ),
@@ -356,11 +374,12 @@ def _schemas() -> dict[str, Any]:
                                  "description": "ROLE (docs/SCALING.md)"},
                         "cluster": {"allOf": [_ref("Cluster")], "description": "ROLE=ingest or gateway only"},
                         "active_streams": integer,
-                        "active_symbols": symbols,
+                        "active_symbols": markets,
                         "total_subscriptions": integer,
                         "active_channels": {
                             "type": "array", "items": {"type": "string", "pattern": CHANNEL_KEY},
-                            "description": "`<kind>:<SYMBOL>` of every stream Binance delivers now",
+                            "description": "`<kind>:<SYMBOL>` (`bybit:<kind>:<SYMBOL>` on Bybit) of every "
+                            "stream the exchanges deliver now",
                         },
                         "subscriptions_by_symbol": {
                             "type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
@@ -409,14 +428,9 @@ def _schemas() -> dict[str, Any]:
                 "success": {"type": "boolean", "enum": [True]},
                 "data": _object(
                     {
-                        "default_symbols": symbols,
-                        "active_symbols": symbols,
-                        "supported": {"type": "string"},
-                        "symbols_loaded": {
-                            "type": "boolean",
-                            "description": "false until exchangeInfo has loaded (then `available_symbols` is empty)",
-                        },
-                        "available_symbols": {**symbols, "description": "trading USDT perpetuals, sorted"},
+                        **listing,
+                        "exchanges": {"type": "object", "additionalProperties": _object(listing),
+                                      "description": "every enabled exchange's listing, by name"},
                     }
                 ),
             }
@@ -477,6 +491,22 @@ def _operation(operation_id: str, summary: str, tags: list[str], responses: dict
         "tags": tags,
         **extra,
         "responses": {**responses, "500": _response("InternalError")},
+    }
+
+
+EXCHANGE_NAMES = ["binance", "bybit"]
+_EXCHANGE = {"type": "string", "enum": EXCHANGE_NAMES,
+             "description": "the exchange (`binance`, the default, or `bybit` where EXCHANGES enables it)"}
+
+
+def _exchange_parameter() -> dict[str, Any]:
+    return {
+        "name": "exchange",
+        "in": "query",
+        "required": False,
+        "description": "The exchange: `binance` (the default) or `bybit` (where EXCHANGES enables it); any "
+        "other is answered 400 INVALID_REQUEST.",
+        "schema": {"type": "string", "enum": EXCHANGE_NAMES, "default": "binance"},
     }
 
 
@@ -578,7 +608,9 @@ def _paths() -> dict[str, Any]:
         "/symbols": {
             "get": _operation(
                 "getSymbols", "The symbols clients may subscribe to", ["market data"],
-                {"200": _json(_ref("Symbols"), "Default, active and available symbols.")},
+                {"200": _json(_ref("Symbols"), "Default, active and available symbols: the exchange asked for "
+                              "(Binance by default) at the top, every enabled exchange's under `exchanges`.")},
+                parameters=[_exchange_parameter()],
             )
         },
         "/price/{symbol}": {
@@ -593,7 +625,7 @@ def _paths() -> dict[str, Any]:
                     **_lookup_errors("price"),
                     "503": _response("PriceUnavailable"),
                 },
-                parameters=[_symbol_parameter()],
+                parameters=[_symbol_parameter(), _exchange_parameter()],
             )
         },
         "/book/{symbol}": {
@@ -606,7 +638,7 @@ def _paths() -> dict[str, Any]:
                                  "/fapi/v1/ticker/bookTicker (`source: api`)."),
                     **_lookup_errors("book ticker"),
                 },
-                parameters=[_symbol_parameter()],
+                parameters=[_symbol_parameter(), _exchange_parameter()],
             )
         },
         "/trades/{symbol}": {
@@ -621,7 +653,7 @@ def _paths() -> dict[str, Any]:
                                      "INVALID_SYMBOL: the symbol is malformed; INVALID_REQUEST: `limit` is not a "
                                      "whole number from 1 to 1000"),
                 },
-                parameters=[_symbol_parameter(), {
+                parameters=[_symbol_parameter(), _exchange_parameter(), {
                     "name": "limit", "in": "query", "required": False,
                     "description": "How many trades, 1-1000 (default 500, as Binance).",
                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 500},
@@ -657,6 +689,7 @@ def _paths() -> dict[str, Any]:
                 },
                 parameters=[
                     _symbol_parameter(),
+                    _exchange_parameter(),
                     {"name": "stream", "in": "query", "required": False, "description": "Which stream (default "
                      "ticker).", "schema": {"type": "string", "enum": ["ticker", "trade", "book"],
                                             "default": "ticker"}},

@@ -4,11 +4,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from cache.writer import CacheStatus
+from streaming.core.channels import BINANCE, split_market
+from streaming.core.errors import InvalidRequestError
 from streaming.core.models import iso_timestamp
+from streaming.exchanges.registry import exchange_named
 from streaming.hub.recorder import HistoryStore
 from streaming.runtime.version import VERSION, build_details
 from streaming.service import StreamingService
@@ -48,20 +51,21 @@ def _leads(service: StreamingService) -> bool:
     return service.ingest is None or service.ingest.election.lease_valid()
 
 
-def _upstream_view(service: StreamingService) -> dict[str, Any]:
-    cluster = service.cluster_view()
-    if service.feed is not None and cluster is not None:
-        return _cluster_upstream(service, cluster)
+def _connections_view(service: StreamingService, exchange: str) -> dict[str, Any]:
+    """One exchange's upstream connections: whether one is live, the newest data's age, and each connection."""
     now = time.monotonic()
     connections = []
     newest: float | None = None
     for status in service.upstream_statuses():
+        if status.exchange != exchange:
+            continue
         age = None if status.last_message_at is None else round(now - status.last_message_at, 3)
         if age is not None and status.state == "live":
             newest = age if newest is None else min(newest, age)
         connections.append(
             {
                 "index": status.index,
+                "exchange": status.exchange,
                 "state": status.state,
                 "url": status.url,
                 "streams": status.streams,
@@ -70,9 +74,20 @@ def _upstream_view(service: StreamingService) -> dict[str, Any]:
                 "last_message_age": age,
             }
         )
-    live = any(c["state"] == "live" for c in connections)
-    view: dict[str, Any] = {"connected": live, "last_message_age": newest, "connections": connections,
+    return {"connected": any(c["state"] == "live" for c in connections), "last_message_age": newest,
+            "connections": connections}
+
+
+def _upstream_view(service: StreamingService) -> dict[str, Any]:
+    """The upstream as /health, /ready and /stats show it: Binance's connections at the top (the default
+    exchange), every enabled exchange's under ``exchanges``."""
+    cluster = service.cluster_view()
+    if service.feed is not None and cluster is not None:
+        return _cluster_upstream(service, cluster)
+    view: dict[str, Any] = {**_connections_view(service, BINANCE),
                             "source": "replay" if service.upstream_replay else "binance"}
+    if len(service.exchanges) > 1:
+        view["exchanges"] = {name: _connections_view(service, name) for name in service.exchanges}
     if not _leads(service):
         view["standby"] = True
     if service.upstream_replay:
@@ -127,21 +142,42 @@ def _health_reasons(service: StreamingService, upstream: dict[str, Any], cache_s
     if upstream.get("standby"):
         pass  # a standby holds no upstream connection, by design
     elif not upstream["connected"]:
-        if service.wanted_streams() or service.feed is not None:
+        if any(channel.exchange == BINANCE for channel in service.wanted_channels()) or service.feed is not None:
             reasons.append(f"upstream: {_upstream_message(service, False)}")
     elif upstream["last_message_age"] is not None and upstream["last_message_age"] > settings.stale_timeout:
         reasons.append(f"upstream: no data for {upstream['last_message_age']:.0f}s")
     if not service.catalog.loaded:
         reasons.append(_symbols_reason(service))
+    reasons += _other_exchange_reasons(service, upstream)
     down = service.monitor.down()
     if down:
         shown = ", ".join(f"{symbol} {state}" for symbol, state in list(down.items())[:10])
         reasons.append(f"streams: {len(down)} not live ({shown})")
-    rest_wait = service.rest.gate.blocked_for()
-    if rest_wait > 0:
-        reasons.append(f"rest: Binance REST calls paused for {rest_wait:.0f}s ({service.rest.gate.reason})")
-    elif service.rest.last_ok is False:
-        reasons.append("rest: the last Binance REST call failed")
+    for name, rest in service.rests.items():
+        prefix = "rest" if name == BINANCE else f"{name} rest"
+        rest_wait = rest.gate.blocked_for()
+        if rest_wait > 0:
+            reasons.append(f"{prefix}: {rest.title} calls paused for {rest_wait:.0f}s ({rest.gate.reason})")
+        elif rest.last_ok is False:
+            reasons.append(f"{prefix}: the last {rest.title} call failed")
+    return reasons
+
+
+def _other_exchange_reasons(service: StreamingService, upstream: dict[str, Any]) -> list[str]:
+    """/health's reasons for the exchanges other than Binance, each named: ``bybit upstream: ...``."""
+    reasons = []
+    for name, view in upstream.get("exchanges", {}).items():
+        if name == BINANCE:
+            continue
+        title = service.exchanges[name].title
+        wanted = any(channel.exchange == name for channel in service.wanted_channels())
+        if wanted and not view["connected"]:
+            reasons.append(f"{name} upstream: not connected to {title}")
+        elif view["connected"] and view["last_message_age"] is not None and \
+                view["last_message_age"] > service.settings.stale_timeout:
+            reasons.append(f"{name} upstream: no data from {title} for {view['last_message_age']:.0f}s")
+        if not service.catalogs[name].loaded:
+            reasons.append(f"{name} symbols: the instrument list of {title} is not loaded yet")
     return reasons
 
 
@@ -157,6 +193,35 @@ def _history_view(service: StreamingService) -> dict[str, str]:
     store, message = service.recorder.status()
     degraded = store == HistoryStore.MEMORY and service.settings.redis_enabled
     return {"status": "degraded" if degraded else "healthy", "store": str(store), "message": message}
+
+
+def _rest_view(service: StreamingService, exchange: str) -> dict[str, str]:
+    rest = service.rests[exchange]
+    if exchange == BINANCE and service.upstream_replay:
+        return {"status": "disabled", "message": "Binance REST API not used while replaying a recording"}
+    return {"status": "healthy" if rest.available() else "unhealthy",
+            "message": f"{rest.title} available" if rest.available() else f"{rest.title} paused or failing"}
+
+
+def _exchanges_view(service: StreamingService, upstream: dict[str, Any]) -> dict[str, Any]:
+    """/health's ``exchanges``: each enabled exchange's upstream, REST and symbols, so that a fault of one is
+    seen as that exchange's."""
+    views = {}
+    for name, exchange in service.exchanges.items():
+        view = upstream.get("exchanges", {}).get(name, {"connected": False, "last_message_age": None})
+        rest = _rest_view(service, name)
+        connected = view["connected"]
+        views[name] = {
+            "title": exchange.title,
+            "status": "healthy" if connected and rest["status"] != "unhealthy" else
+                      "degraded" if connected or rest["status"] == "healthy" else "unhealthy",
+            "upstream": {"connected": connected, "last_message_age": view["last_message_age"],
+                         "connections": len(view.get("connections", []))},
+            "rest": rest,
+            "symbols_loaded": service.catalogs[name].loaded,
+            "symbols": len(service.catalogs[name].symbols()),
+        }
+    return views
 
 
 def can_serve_prices(service: StreamingService, upstream_connected: bool) -> bool:
@@ -202,14 +267,9 @@ def health() -> ResponseReturnValue:
                 else "unhealthy",
                 "message": _upstream_message(service, upstream["connected"]),
             },
-            "rest": {
-                "status": "disabled", "message": "Binance REST API not used while replaying a recording",
-            } if service.upstream_replay else {
-                "status": "healthy" if service.rest.available() else "unhealthy",
-                "message": "Binance REST API available" if service.rest.available()
-                else "Binance REST API paused or failing",
-            },
+            "rest": _rest_view(service, BINANCE),
         },
+        **({"exchanges": _exchanges_view(service, upstream)} if len(service.exchanges) > 1 else {}),
         "upstream": upstream,
         **({"cluster": cluster} if cluster is not None else {}),
         "streams": {"not_live": service.monitor.down()},
@@ -269,13 +329,30 @@ def stats() -> ResponseReturnValue:
 
 @blueprint.get("/symbols")
 def symbols() -> ResponseReturnValue:
+    """Binance's symbols at the top (as before there were other exchanges), and every enabled exchange's under
+    ``exchanges``; ``?exchange=bybit`` puts that exchange's at the top instead."""
     service = _service()
+    try:
+        chosen = exchange_named(request.args.get("exchange", BINANCE), service.exchanges).name
+    except InvalidRequestError as exc:
+        service.count_rejection(exc.code)
+        return jsonify({"success": False, "error": str(exc), "code": exc.code}), 400
     replay = service.upstream_replay
-    data = {
-        "default_symbols": list(service.settings.default_symbols),
-        "active_symbols": service.snapshot()["active_symbols"],
-        "supported": f"The symbols of the recording {replay.name} (a replay)" if replay else SUPPORTED,
-        "symbols_loaded": service.catalog.loaded,
-        "available_symbols": sorted(service.catalog.symbols()),
-    }
+    active = service.snapshot()["active_symbols"]
+
+    def listing(name: str) -> dict[str, Any]:
+        catalog = service.catalogs[name]
+        supported = (f"The symbols of the recording {replay.name} (a replay)" if replay and name == BINANCE
+                     else SUPPORTED if name == BINANCE else f"All {service.exchanges[name].title} USDT perpetuals")
+        return {
+            "exchange": name,
+            "default_symbols": list(service.settings.default_symbols) if name == BINANCE else [],
+            "active_symbols": sorted(split_market(market)[1] for market in active
+                                     if split_market(market)[0] == name),
+            "supported": supported,
+            "symbols_loaded": catalog.loaded,
+            "available_symbols": sorted(catalog.symbols()),
+        }
+
+    data = {**listing(chosen), "exchanges": {name: listing(name) for name in service.exchanges}}
     return jsonify({"success": True, "data": data})

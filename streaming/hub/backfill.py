@@ -17,14 +17,14 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
 from metrics.collectors import ServiceMetrics
 from metrics.labels import HistoryOperation
 from streaming.core.channels import BINANCE, Channel, Kind
 from streaming.core.errors import ProtocolError, StreamingError
 from streaming.core.models import Model, Trade
-from streaming.exchanges.binance.protocol import StreamBatch
-from streaming.exchanges.binance.rest import BinanceRest
+from streaming.exchanges.messages import StreamBatch
 
 __all__ = ["MAX_GAP", "TradeBackfill", "last_trade_id"]
 
@@ -33,8 +33,14 @@ log = logging.getLogger(__name__)
 MAX_GAP = 1000  # Binance's most aggregated trades per request
 
 
+class AggTrades(Protocol):
+    """Binance's aggregated trades from an id on (BinanceRest, or a recording's stand-in)."""
+
+    def agg_trades(self, symbol: str, limit: int, from_id: int | None = None) -> list[Trade]: ...
+
+
 class TradeBackfill:
-    def __init__(self, rest: BinanceRest, last_id: Callable[[str], int | None],
+    def __init__(self, rest: AggTrades, last_id: Callable[[str], int | None],
                  restart: Callable[[Channel], object], metrics: ServiceMetrics, max_gap: int = MAX_GAP) -> None:
         self._rest = rest
         self._last_id = last_id  # the newest aggregate id recorded for a symbol (None: none yet)
@@ -44,11 +50,11 @@ class TradeBackfill:
 
     def fill(self, batch: StreamBatch) -> StreamBatch:
         """The batch with the trades missed before each of its trades put in front of it."""
-        if not any(isinstance(update, Trade) for update in batch.updates):
-            return batch
+        if not any(isinstance(update, Trade) and update.exchange == BINANCE for update in batch.updates):
+            return batch  # only Binance numbers every trade (aggregate ids), so only its gaps can be seen
         updates: list[Model] = []
         for update in batch.updates:
-            if isinstance(update, Trade):
+            if isinstance(update, Trade) and update.exchange == BINANCE:
                 updates += self._missed_before(update)
             updates.append(update)
         return replace(batch, updates=tuple(updates))

@@ -16,12 +16,12 @@ from typing import Any
 from cache.writer import TickerCache
 from metrics.collectors import ServiceMetrics
 from metrics.labels import RecoveryResult, RejectedCode
-from streaming.core.channels import BINANCE, KINDS, Channel, Kind
+from streaming.core.channels import BINANCE, KINDS, Channel, Kind, market_of
 from streaming.core.errors import TooManySymbolsError, UnknownSymbolError
 from streaming.core.history import Position, Recovery
 from streaming.core.subscriptions import SubscriptionRegistry
 from streaming.core.symbols import SymbolRequest
-from streaming.exchanges.binance.catalog import SymbolCatalog
+from streaming.exchanges.catalog import SymbolCatalog
 from streaming.hub.fanout import Fanout
 from streaming.hub.lookups import Lookups
 from streaming.hub.monitor import STREAM_STATUS, StreamMonitor
@@ -56,10 +56,10 @@ class SubscribeOutcome:
         self.rejected.setdefault(code, []).append((item, reason))
 
 
-def channels_of(symbols: Iterable[str], kinds: Iterable[Kind]) -> list[Channel]:
-    """Every (kind, symbol) channel of these symbols, symbol by symbol."""
+def channels_of(symbols: Iterable[str], kinds: Iterable[Kind], exchange: str = BINANCE) -> list[Channel]:
+    """Every (kind, symbol) channel of these symbols on one exchange, symbol by symbol."""
     kinds = tuple(kinds)
-    return [Channel(BINANCE, kind, symbol) for symbol in symbols for kind in kinds]
+    return [Channel(exchange, kind, symbol) for symbol in symbols for kind in kinds]
 
 
 class Demand:
@@ -71,7 +71,7 @@ class Demand:
         cache: TickerCache,
         source: Source,
         monitor: StreamMonitor,
-        catalog: SymbolCatalog,
+        catalogs: Mapping[str, SymbolCatalog],  # by exchange: the enabled ones
         supply: Supply,
         lookups: Lookups,
         metrics: ServiceMetrics,
@@ -86,7 +86,7 @@ class Demand:
         self._cache = cache
         self._source = source
         self._monitor = monitor
-        self._catalog = catalog
+        self._catalogs = catalogs
         self._supply = supply
         self._lookups = lookups
         self._metrics = metrics
@@ -95,32 +95,37 @@ class Demand:
         self._lock = threading.Lock()  # the registry
 
     # -- subscribe --------------------------------------------------------------------------------------------
-    def check(self, sid: str, request: SymbolRequest) -> SubscribeOutcome:
-        """Which symbols of a subscribe request can be served, and why the others cannot. Changes nothing.
+    def check(self, sid: str, request: SymbolRequest, exchange: str = BINANCE) -> SubscribeOutcome:
+        """Which symbols of a subscribe request on one exchange can be served, and why the others cannot.
+        Changes nothing.
 
-        MAX_SYMBOLS_PER_CLIENT counts symbols, whatever streams of them a client holds."""
+        MAX_SYMBOLS_PER_CLIENT counts symbols of every exchange (BTCUSDT on two exchanges is two), whatever
+        streams of them a client holds."""
         outcome = self.outcome_for(request)
-        held = self.symbols_of(sid)
+        held = self.markets_of(sid)
         room = self._max_symbols - len(held)
+        catalog = self._catalogs[exchange]
         for symbol in request.symbols:
-            if symbol not in held and room <= 0:
+            new = market_of(exchange, symbol) not in held
+            if new and room <= 0:
                 outcome.reject(TooManySymbolsError.code, symbol,
                                f"a client may hold at most {self._max_symbols} symbols; unsubscribe some first")
                 self._metrics.rejected_inputs.labels(TooManySymbolsError.code).inc()
                 continue
             try:
-                self._catalog.check(symbol)
+                catalog.check(symbol)
             except UnknownSymbolError as exc:
                 outcome.reject(exc.code, symbol, str(exc))
                 self._metrics.rejected_inputs.labels(exc.code).inc()
                 continue
             outcome.symbols.append(symbol)
-            if symbol not in held:
+            if new:
                 room -= 1
         return outcome
 
     def join(self, sid: str, symbols: Sequence[str], kinds: Sequence[Kind],
-             since: Mapping[Channel, Position] | None = None, confirm: Confirm | None = None) -> Joined:
+             since: Mapping[Channel, Position] | None = None, confirm: Confirm | None = None,
+             exchange: str = BINANCE) -> Joined:
         """Subscribe a client to these streams of checked symbols, and send it, in this order and under the
         fan-out's lock (so nothing is missed or repeated at the seam with live updates):
         ``confirm(positions, recovered)`` (the ``subscribed`` answer); for each channel in ``since`` that can be
@@ -128,11 +133,12 @@ class Demand:
         update. Then the ticker streams' states. Symbols without a fresh ticker get one from Binance REST in the
         background, so a new subscriber does not wait for the next stream tick."""
         since = since or {}
-        channels = channels_of(symbols, kinds)
+        channels = channels_of(symbols, kinds, exchange)
+        markets = [market_of(exchange, symbol) for symbol in symbols]
         self._supply.prepare(channels)
         if Kind.TICKER in kinds:
-            for symbol in symbols:
-                self._cache.latest(symbol)  # outside the lock: brings a Redis-only tick into memory
+            for market in markets:
+                self._cache.latest(market)  # outside the lock: brings a Redis-only tick into memory
         cold = []
         joined = Joined()
         with self._fanout.lock:
@@ -152,15 +158,15 @@ class Demand:
                 if not channel.policy.snapshot or self._source.send_snapshot(sid, channel):
                     continue
                 if (channel.kind is Kind.TICKER and self._source.cold_fallback
-                        and self._catalog.is_known(channel.symbol)):
+                        and self._catalogs[exchange].is_known(channel.symbol)):
                     cold.append(channel.symbol)
         if Kind.TICKER in kinds:
-            for status in self._monitor.status_of(symbols):
+            for status in self._monitor.status_of(markets):
                 self._emit(STREAM_STATUS, status, to=sid)
         for channel in first:
             self._supply.want(channel)
         if cold:
-            self._lookups.warm_up(cold)
+            self._lookups.warm_up(exchange, cold)
         return joined
 
     def _plan(self, channels: Sequence[Channel], since: Mapping[Channel, Position], joined: Joined
@@ -189,12 +195,13 @@ class Demand:
         return recoveries
 
     # -- unsubscribe ------------------------------------------------------------------------------------------
-    def leave(self, sid: str, request: SymbolRequest, kinds: Sequence[Kind]) -> SubscribeOutcome:
-        """Unsubscribe a client from these streams of these symbols; ``symbols`` of the outcome are those of
-        which it held at least one of them."""
+    def leave(self, sid: str, request: SymbolRequest, kinds: Sequence[Kind], exchange: str = BINANCE
+              ) -> SubscribeOutcome:
+        """Unsubscribe a client from these streams of these symbols of one exchange; ``symbols`` of the outcome
+        are those of which it held at least one of them."""
         outcome = self.outcome_for(request)
         with self._lock:
-            removed, last = self.registry.remove(sid, channels_of(request.symbols, kinds))
+            removed, last = self.registry.remove(sid, channels_of(request.symbols, kinds, exchange))
         for channel in removed:
             self._server.leave_room(sid, channel.room, namespace=NAMESPACE)
         self._release(last)
@@ -216,14 +223,15 @@ class Demand:
     def drop_unknown(self, clients: Iterable[str]) -> None:
         """Remove subscriptions accepted before the catalog was loaded (or since delisted), telling clients."""
         every = tuple(KINDS)
-        for symbol in sorted({channel.symbol for channel in self.registry.keys()}):
+        for exchange, symbol in sorted({(channel.exchange, channel.symbol) for channel in self.registry.keys()}):
             try:
-                self._catalog.check(symbol)
+                self._catalogs[exchange].check(symbol)
             except UnknownSymbolError as exc:
-                for sid in [sid for sid in clients if symbol in self.symbols_of(sid)]:
-                    self.leave(sid, SymbolRequest((symbol,), ()), every)
+                market = market_of(exchange, symbol)
+                for sid in [sid for sid in clients if market in self.markets_of(sid)]:
+                    self.leave(sid, SymbolRequest((symbol,), ()), every, exchange)
                     self._emit("error", {"code": exc.code, "message": str(exc), "event": "subscribe",
-                                         "symbols": [symbol]}, to=sid)
+                                         "symbols": [symbol], "exchange": exchange}, to=sid)
 
     def outcome_for(self, request: SymbolRequest) -> SubscribeOutcome:
         """An outcome with the request's malformed items already rejected (and counted)."""
@@ -238,8 +246,9 @@ class Demand:
     def subscriber_count(self, channel: Channel) -> int:
         return self.registry.subscriber_count(channel)
 
-    def symbols_of(self, sid: str) -> frozenset[str]:
-        return frozenset(channel.symbol for channel in self.registry.of(sid))
+    def markets_of(self, sid: str) -> frozenset[str]:
+        """The client's symbols, each on its exchange (``channels.market_of``)."""
+        return frozenset(channel.market for channel in self.registry.of(sid))
 
     def counts(self) -> dict[Channel, int]:
         with self._lock:

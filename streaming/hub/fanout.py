@@ -17,7 +17,7 @@ from metrics.collectors import ServiceMetrics
 from streaming.core.channels import KINDS, Channel, Kind
 from streaming.core.history import Position
 from streaming.core.models import Model
-from streaming.exchanges.binance.protocol import StreamBatch
+from streaming.exchanges.messages import StreamBatch
 
 __all__ = ["Fanout", "Gate"]
 
@@ -49,7 +49,7 @@ class Fanout:
         self._audience = audience
         self._gates = gates
         self._metrics = metrics
-        self._on_tick = on_tick  # a ticker of this symbol arrived from the stream (the monitor)
+        self._on_tick = on_tick  # a ticker of this market arrived from the stream (the monitor)
         self._record = record  # None: history off, updates go out without a position
         # Sends a room's coalesced updates that wait for their window: called before a client joins the room,
         # so that one gets only what comes after what it was sent on joining.
@@ -86,7 +86,7 @@ class Fanout:
                     self._emit(policy.event, wire, channel.room, policy.coalesce)
                     emitted += 1
             if from_stream and channel.kind is Kind.TICKER:
-                self._on_tick(channel.symbol)
+                self._on_tick(channel.market)
         if emitted:
             self._metrics.updates_emitted.inc(emitted)
             latency = max(0.0, self._wall_clock() - batch.updates[-1].event_time / 1000.0)

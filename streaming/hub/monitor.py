@@ -1,8 +1,9 @@
 """StreamMonitor: tells clients when their symbols' ticker streams go down or quiet, and when they are live again.
 
-Subscribers of a symbol's ticker receive ``stream_status`` ``{symbol, state, since}`` with state ``reconnecting`` (its
-connection dropped), ``stale`` (no tick for STALE_TIMEOUT although the connection is up) or ``live`` (ticks
-flow again). It is driven by upstream events, by the fan-out's ticks and by a once-a-second check.
+Subscribers of a symbol's ticker receive ``stream_status`` ``{symbol, exchange, state, since}`` with state
+``reconnecting`` (its connection dropped), ``stale`` (no tick for STALE_TIMEOUT although the connection is up) or
+``live`` (ticks flow again). Symbols are markets here (``channels.market_of``: ``BTCUSDT``, ``bybit:BTCUSDT``).
+It is driven by upstream events, by the fan-out's ticks and by a once-a-second check.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from streaming.core.channels import BINANCE, Channel, Kind
+from streaming.core.channels import Channel, Kind, split_market
 from streaming.core.models import iso_timestamp
 from streaming.hub.status import LIVE, RECONNECTING, STALE, StreamState, StreamStates
 from streaming.runtime.tasks import PeriodicTask, TaskRunner
@@ -50,7 +51,9 @@ class StreamMonitor:
 
     @staticmethod
     def payload(state: StreamState) -> dict[str, Any]:
-        return {"symbol": state.symbol, "state": state.state, "since": iso_timestamp(int(state.since * 1000))}
+        exchange, symbol = split_market(state.symbol)
+        return {"symbol": symbol, "exchange": exchange, "state": state.state,
+                "since": iso_timestamp(int(state.since * 1000))}
 
     def _announce(self, states: Iterable[StreamState]) -> None:
         for state in states:
@@ -109,5 +112,6 @@ class StreamMonitor:
         self._announce(changed)
 
 
-def _ticker_room(symbol: str) -> str:
-    return Channel(BINANCE, Kind.TICKER, symbol).room
+def _ticker_room(market: str) -> str:
+    exchange, symbol = split_market(market)
+    return Channel(exchange, Kind.TICKER, symbol).room

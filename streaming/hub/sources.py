@@ -9,17 +9,20 @@ through these two interfaces.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from streaming.core.channels import Channel, Kind
 from streaming.core.history import Position, Recovery
 from streaming.core.models import Model
-from streaming.exchanges.binance.streams import route_of, stream_of
+from streaming.exchanges.registry import EXCHANGES
 from streaming.hub.recorder import Recorder
 from streaming.upstream.pool import UpstreamPool
 
 __all__ = ["LocalSource", "PoolSupply", "Snapshots", "Source", "Supply"]
+
+log = logging.getLogger(__name__)
 
 
 class Source(Protocol):
@@ -49,7 +52,7 @@ class Supply(Protocol):
 class Snapshots(Protocol):
     """A kind's store, as a new subscriber's first update comes from it."""
 
-    def peek(self, symbol: str, max_age: float) -> Model | None: ...
+    def peek(self, market: str, max_age: float) -> Model | None: ...
 
 
 class LocalSource:
@@ -84,7 +87,7 @@ class LocalSource:
         return len(recovery.entries)
 
     def send_snapshot(self, sid: str, channel: Channel) -> bool:
-        update = self._snapshots[channel.kind].peek(channel.symbol, self._max_age)
+        update = self._snapshots[channel.kind].peek(channel.market, self._max_age)
         if update is None:
             return False
         wire = update.to_wire()
@@ -96,16 +99,30 @@ class LocalSource:
 
 
 class PoolSupply:
-    """One process or an ingestor: each channel's stream on its route's upstream pool."""
+    """One process or an ingestor: each channel's stream on its exchange route's upstream pool."""
 
-    def __init__(self, pools: Mapping[str, UpstreamPool]) -> None:
-        self._pools = pools
+    def __init__(self, pools: Mapping[tuple[str, str], UpstreamPool]) -> None:
+        self._pools = pools  # by (exchange, route)
 
     def prepare(self, channels: Sequence[Channel]) -> None:
         return None
 
+    def _pool_and_stream(self, channel: Channel) -> tuple[UpstreamPool | None, str]:
+        """The channel's pool (None where its exchange is not enabled: a gateway that has it and an ingestor
+        that has not) and its stream."""
+        exchange = EXCHANGES.get(channel.exchange)
+        if exchange is None:
+            return None, ""
+        return self._pools.get((channel.exchange, exchange.route_of(channel))), exchange.stream_of(channel)
+
     def want(self, channel: Channel) -> None:
-        self._pools[route_of(channel)].want(stream_of(channel))
+        pool, stream = self._pool_and_stream(channel)
+        if pool is None:
+            log.warning("%s is wanted, but its exchange is not in EXCHANGES here", channel.key)
+            return
+        pool.want(stream)
 
     def release(self, channel: Channel, grace: float | None = None) -> None:
-        self._pools[route_of(channel)].release(stream_of(channel), grace)
+        pool, stream = self._pool_and_stream(channel)
+        if pool is not None:
+            pool.release(stream, grace)

@@ -1,8 +1,10 @@
-"""UpstreamConnection: one Binance combined-stream connection and its reader task.
+"""UpstreamConnection: one exchange connection of one route and its reader task.
 
-The reader connects on its route (/market or /public), answers server pings (echoing the payload), hands every frame to
-``binance.parse_message``, passes each frame's updates to the observer, settles control replies, reconnects after drops
-(``pacing.ReconnectPolicy``), and closes a connection that carries streams but has been silent too long (watchdog).
+The reader connects on its route (Binance's /market or /public, Bybit's /v5/public/linear), answers server pings
+(echoing the payload), hands every frame to its exchange's ``WireSession`` (a new one per connection), passes each
+frame's updates to the observer, settles control replies, reconnects after drops (``pacing.ReconnectPolicy``), and
+closes a connection that carries streams but has been silent too long (watchdog). It pings with WebSocket ping
+frames, or with the exchange's text ping where it has one (Bybit), and reconnects when the pong is late.
 An optional tap sees every text frame as received, before it is parsed (``FrameRecorder.offer``; it must not block).
 """
 from __future__ import annotations
@@ -18,18 +20,10 @@ import websocket
 
 from streaming.core.channels import Channel
 from streaming.core.pacing import ReconnectPolicy
-from streaming.exchanges.binance.control import ControlChannel
-from streaming.exchanges.binance.protocol import (
-    ErrorReply,
-    Reply,
-    StreamBatch,
-    Unrecognised,
-    control_request,
-    parse_message,
-    stream_url,
-)
-from streaming.exchanges.binance.streams import MARKET, channel_of_stream
+from streaming.exchanges.adapter import Exchange, WireSession
+from streaming.exchanges.messages import ErrorReply, Pong, Reply, StreamBatch, Unrecognised
 from streaming.runtime.tasks import TaskRunner
+from streaming.upstream.control import ControlChannel
 
 __all__ = ["FrameTap", "UpstreamConnection", "UpstreamStatus", "Timing", "UpstreamObserver"]
 
@@ -38,8 +32,6 @@ log = logging.getLogger(__name__)
 # How long a blocking receive waits before the reader checks its stop event and watchdog.
 RECEIVE_POLL = 0.5
 CONNECT_TIMEOUT = 10.0
-# Streams named in the connection URL; the rest are added with paced SUBSCRIBE requests.
-URL_STREAM_LIMIT = 100
 # Unanswered control requests older than this mean the connection is broken.
 REPLY_TIMEOUT = 10.0
 # How long a clean close waits for the server's close frame.
@@ -84,13 +76,15 @@ class UpstreamStatus:
     last_message_at: float | None
     messages: int
     reconnects: int
+    exchange: str = "binance"
 
 
 class UpstreamConnection:
-    """One connection to ``{base}{route}/stream``. Its control channel is guarded by ``lock``."""
+    """One connection to an exchange's route. Its control channel is guarded by ``lock``."""
 
     def __init__(
         self,
+        exchange: Exchange,
         index: int,
         base_url: str,
         channel: ControlChannel,
@@ -99,12 +93,13 @@ class UpstreamConnection:
         timing: Timing,
         connection_slot: Callable[[], float] = lambda: 0.0,
         clock: Callable[[], float] = time.monotonic,
-        route: str = MARKET,
+        route: str | None = None,
         tap: FrameTap | None = None,
     ) -> None:
+        self.exchange = exchange
         self.index = index
         self.base_url = base_url
-        self.route = route
+        self.route = exchange.routes[0] if route is None else route
         self.channel = channel
         self.lock = threading.Lock()
         self._observer = observer
@@ -116,12 +111,14 @@ class UpstreamConnection:
         self._forced_reason: str | None = None  # why maintain() cut the current connection
         self._ping_payload: bytes | None = None  # our ping awaiting its pong
         self._ping_sent_at = 0.0
+        self._pings = 0
+        self._wire: WireSession = exchange.session()
         self._stop = threading.Event()
         self._done = threading.Event()
         self._ws: websocket.WebSocket | None = None
         self._send_lock = threading.Lock()
         self.state = "idle"
-        self.url = stream_url(base_url, route)
+        self.url = exchange.stream_url(base_url, self.route, ())
         self.connected_since: float | None = None
         self.last_message_at: float | None = None
         self.messages = 0
@@ -163,14 +160,14 @@ class UpstreamConnection:
         """The channels this connection is meant to carry."""
         with self.lock:
             streams = list(self.channel.wanted)
-        return sorted(filter(None, map(channel_of_stream, streams)))
+        return sorted(filter(None, map(self.exchange.channel_of_stream, streams)))
 
     def status(self) -> UpstreamStatus:
         with self.lock:
             streams = len(self.channel.active)
         return UpstreamStatus(
             self.index, self.state, self.url, streams, self.connected_since, self.last_message_at,
-            self.messages, self.reconnects,
+            self.messages, self.reconnects, self.exchange.name,
         )
 
     # -- sending ----------------------------------------------------------------------------------------------
@@ -193,28 +190,37 @@ class UpstreamConnection:
                     request is None
                     and self._ping_payload is None
                     and now - self._ping_sent_at >= self._timing.ping_interval
-                    and self.channel.take_token()  # a ping counts toward Binance's 10 messages/s too
+                    and self.channel.take_token()  # a ping counts toward the messages per second too
                 )
                 delay = self.channel.pace_delay()
             if overdue:
                 self.reconnect(f"no_reply: request id {overdue[0].id} unanswered for {REPLY_TIMEOUT:g}s")
                 return 0.2
             if ping_due:
-                payload = str(int(time.time() * 1000)).encode()
-                # remembered before sending: on plain threads the reader may see the pong before send returns
-                self._ping_payload, self._ping_sent_at = payload, now
-                if not self._send(ws, payload, websocket.ABNF.OPCODE_PING, "ping"):
-                    self._ping_payload = None
+                self._ping(ws, now)
                 return 0.2
             if request is None:
                 return max(delay, 0.05)
-            frame = control_request(request.method, request.id, request.streams)
+            frame = self.exchange.control_request(request.method, request.id, request.streams)
             if not self._send(ws, frame, websocket.ABNF.OPCODE_TEXT, request.method):
                 return 0.2
             log.info(
                 "upstream %d: %s id=%d streams=%d", self.index, request.method, request.id, len(request.streams)
             )
             self._observer.on_event(self, "request_sent", request.method)
+
+    def _ping(self, ws: websocket.WebSocket, now: float) -> None:
+        """Send a ping: a WebSocket ping frame echoed by a pong frame, or the exchange's text ping, answered by
+        a Pong message. It is remembered before sending: on plain threads the reader may see the pong before
+        send returns."""
+        self._pings += 1
+        ping_frame = self.exchange.ping_frame
+        payload = str(int(time.time() * 1000)).encode() if ping_frame is None else b"ping %d" % self._pings
+        self._ping_payload, self._ping_sent_at = payload, now
+        sent = (self._send(ws, payload, websocket.ABNF.OPCODE_PING, "ping") if ping_frame is None
+                else self._send(ws, ping_frame(self._pings), websocket.ABNF.OPCODE_TEXT, "ping"))
+        if not sent:
+            self._ping_payload = None
 
     def _send(self, ws: websocket.WebSocket, data: str | bytes, opcode: int, what: str) -> bool:
         try:
@@ -251,8 +257,8 @@ class UpstreamConnection:
     def _session(self) -> str:
         """One connection, from open to close; returns why it ended (first word is a bounded category)."""
         with self.lock:
-            initial = sorted(self.channel.wanted - self.channel.rejected)[:URL_STREAM_LIMIT]
-        url = stream_url(self.base_url, self.route, initial)
+            initial = sorted(self.channel.wanted - self.channel.rejected)[:self.exchange.url_stream_limit]
+        url = self.exchange.stream_url(self.base_url, self.route, initial)
         self.state = "connecting"
         if not self._wait_for_connection_slot():
             return "stopped: while waiting for the connection budget"
@@ -261,6 +267,7 @@ class UpstreamConnection:
         except (OSError, websocket.WebSocketException) as exc:
             return f"connect_failed: {exc}"
         ws.settimeout(RECEIVE_POLL)
+        self._wire = self.exchange.session()  # nothing merged survives a reconnection
         with self.lock:
             self.channel.connected(initial)
         self._ws = ws
@@ -344,7 +351,7 @@ class UpstreamConnection:
         return silent_for if carrying else None
 
     def _handle(self, data: bytes | str, received_at: float) -> None:
-        message = parse_message(data)
+        message = self._wire.decode(data)
         if isinstance(message, StreamBatch):
             self.last_message_at = self._clock()
             self.messages += 1
@@ -354,9 +361,12 @@ class UpstreamConnection:
                 outcome = self.channel.on_reply(message.id)
             if outcome.request is None:
                 self._observer.on_event(self, "unmatched_reply", f"reply: id={message.id}")
+        elif isinstance(message, Pong):
+            if self._ping_payload is not None and self.exchange.ping_frame is not None:
+                self._ping_payload = None
         elif isinstance(message, ErrorReply):
             with self.lock:
-                outcome = self.channel.on_error(message.id, message.message)
+                outcome = self.channel.on_error(message.id, message.message, message.streams, message.subscribed)
             detail = f"code={message.code}: id={message.id} {message.message}"
             if outcome.request is not None:
                 detail += f" (for {outcome.request.method} of {len(outcome.request.streams)} streams)"

@@ -1,14 +1,15 @@
-"""UpstreamPool: owns the upstream connections of one route, places streams on them, paces control messages,
-rotates.
+"""UpstreamPool: owns the upstream connections of one exchange's route, places streams on them, paces control
+messages, rotates.
 
-Binance serves each stream on one route (/market or /public) and a connection carries one route's streams, so
-the service has one pool per route. Streams become wanted when their channel's first client subscribes (or
-they are defaults) and stop being wanted after a grace period without subscribers.
+An exchange serves each stream on one route (Binance's /market or /public, Bybit's /v5/public/linear) and a
+connection carries one route's streams, so the service has one pool per (exchange, route). Streams become
+wanted when their channel's first client subscribes (or they are defaults) and stop being wanted after a grace
+period without subscribers.
 
-Each wanted stream lives on one connection with room for it (Binance allows
-1024 streams per connection). One pool task sends the paced SUBSCRIBE / UNSUBSCRIBE requests and pings, and
-replaces each connection before Binance's 24-hour limit: the successor subscribes the same streams, takes
-over once it delivers, and only then is the old one closed (the fan-out drops the overlap's duplicates).
+Each wanted stream lives on one connection with room for it (Binance allows 1024 streams per connection; Bybit
+limits the length of a connection's topics). One pool task sends the paced SUBSCRIBE / UNSUBSCRIBE requests and
+pings, and replaces each connection before Binance's 24-hour limit: the successor subscribes the same streams,
+takes over once it delivers, and only then is the old one closed (the fan-out drops the overlap's duplicates).
 """
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from collections.abc import Callable, Iterable
 
 from config import Settings
 from streaming.core.pacing import SlidingWindowBudget
-from streaming.exchanges.binance.control import ControlChannel
-from streaming.exchanges.binance.streams import MARKET
+from streaming.exchanges.adapter import Exchange
 from streaming.runtime.tasks import PeriodicTask, TaskRunner
 from streaming.upstream.connection import FrameTap, Timing, UpstreamConnection, UpstreamObserver, UpstreamStatus
+from streaming.upstream.control import ControlChannel
 
 __all__ = ["UpstreamPool", "CONNECTIONS_PER_WINDOW", "CONNECTION_WINDOW", "pool_for"]
 
@@ -42,6 +43,7 @@ class UpstreamPool:
 
     def __init__(
         self,
+        exchange: Exchange,
         base_url: str,
         tasks: TaskRunner,
         observer: UpstreamObserver,
@@ -51,16 +53,17 @@ class UpstreamPool:
         timing: Timing,
         grace: float,
         max_age: float,
-        route: str = MARKET,
+        route: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         tap: FrameTap | None = None,
     ) -> None:
-        self.route = route
+        self.exchange = exchange
+        self.route = exchange.routes[0] if route is None else route
         self._tap = tap  # every connection's text frames, as received (a recorder)
         self._base_url = base_url
         self._tasks = tasks
         self._observer = observer
-        self._capacity = max_streams_per_connection
+        self._capacity = min(max_streams_per_connection, exchange.max_streams_per_connection)
         self._rate = messages_per_second
         self._timing = timing
         self._grace = grace
@@ -111,9 +114,10 @@ class UpstreamPool:
 
     def _new_connection(self) -> UpstreamConnection:
         connection = UpstreamConnection(
+            self.exchange,
             self._next_index,
             self._base_url,
-            ControlChannel(self._clock, self._rate),
+            ControlChannel(self._clock, self._rate, self.exchange.max_batch),
             self._observer,
             self._tasks,
             self._timing,
@@ -252,11 +256,12 @@ class UpstreamPool:
         return max(0.01, wait)
 
 
-def pool_for(settings: Settings, route: str, tasks: TaskRunner, observer: UpstreamObserver,
+def pool_for(settings: Settings, exchange: Exchange, route: str, tasks: TaskRunner, observer: UpstreamObserver,
              tap: FrameTap | None = None) -> UpstreamPool:
-    """The pool of one route as the settings describe it (the service's, and the recorder's)."""
+    """The pool of one exchange's route as the settings describe it (the service's, and the recorder's)."""
     return UpstreamPool(
-        settings.binance_ws_url,
+        exchange,
+        settings.ws_url_of(exchange.name),
         tasks,
         observer,
         max_streams_per_connection=settings.max_streams_per_connection,

@@ -21,9 +21,11 @@ from typing import Any, Protocol
 from streaming.core.errors import ProtocolError, UpstreamUnavailableError
 from streaming.core.models import BookTicker, Ticker, Trade
 from streaming.core.pacing import RequestGate
-from streaming.exchanges.binance.protocol import ErrorReply, Message, StreamBatch, Unrecognised
+from streaming.exchanges.binance.adapter import BINANCE_EXCHANGE
+from streaming.exchanges.binance.protocol import tradable_usdt_perpetuals
 from streaming.exchanges.binance.recording import Playback, Record, RecordingSummary, Scan, decode_record
 from streaming.exchanges.binance.streams import ROUTES
+from streaming.exchanges.messages import ErrorReply, Message, StreamBatch, Unrecognised
 from streaming.runtime.tasks import PeriodicTask, TaskRunner
 from streaming.upstream.connection import UpstreamStatus
 
@@ -259,6 +261,8 @@ class Replay:
 class ReplayPool:
     """One route of a replay, with the part of UpstreamPool's interface that the service and Demand use."""
 
+    exchange = BINANCE_EXCHANGE  # recordings are of Binance's frames
+
     def __init__(self, replay: Replay, route: str, index: int) -> None:
         self.route = route
         self._replay = replay
@@ -305,6 +309,7 @@ class ReplayRest:
 
     def __init__(self, replay: Replay, wall_clock: Callable[[], float] = time.time) -> None:
         self._replay = replay
+        self.title = f"the recording {replay.name} (no REST calls)"
         self.gate = RequestGate(wall_clock)  # never closed: no request is ever sent
         self.last_ok: bool | None = None
 
@@ -320,10 +325,16 @@ class ReplayRest:
         return {"symbols": [{"symbol": symbol, "contractType": "PERPETUAL", "quoteAsset": "USDT",
                              "status": "TRADING"} for symbol in sorted(summary.symbols)]}
 
-    def ticker_24hr(self, symbol: str) -> Ticker:
+    def tradable_symbols(self) -> frozenset[str]:
+        return tradable_usdt_perpetuals(self.exchange_info())
+
+    def ticker(self, symbol: str) -> Ticker:
         raise UpstreamUnavailableError(NOT_USED)
 
     def book_ticker(self, symbol: str) -> BookTicker:
+        raise UpstreamUnavailableError(NOT_USED)
+
+    def recent_trades(self, symbol: str, limit: int) -> list[Trade]:
         raise UpstreamUnavailableError(NOT_USED)
 
     def agg_trades(self, symbol: str, limit: int, from_id: int | None = None) -> list[Trade]:

@@ -89,12 +89,14 @@ class Cluster:
     def stop(self) -> list[str]:
         """Stop every process and the Redis; returns the logs with a traceback."""
         broken = []
-        for process in self._started:
+        for process in self._started:  # all drain at once, rather than one after another
             if process.proc is not None and process.proc.poll() is None:
                 try:
                     os.kill(process.proc.pid, signal.SIGCONT)  # a paused one must be able to stop
+                    process.proc.terminate()
                 except ProcessLookupError:
                     pass
+        for process in self._started:
             process.stop()
             if "Traceback" in process.log():
                 broken.append(process.log())

@@ -95,10 +95,12 @@ TEST_SETTINGS = dict(RECONNECT_DELAY="0.5", UNSUBSCRIBE_GRACE="1", RECOVERY_GRAC
 
 
 def service_env(fake: FakeBinance, *, test_settings: bool = True, **overrides: str) -> dict[str, str]:
-    """The service's environment against `fake`: this process's environment without REDIS_* and BINANCE_*, what
-    any run against the fake needs (URLs, a free loopback port, the tests' Redis database, no log file), then
-    TEST_SETTINGS unless `test_settings` is False (the bench runs the production defaults), then `overrides`."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("REDIS_", "BINANCE_"))}
+    """The service's environment against `fake`: this process's environment without REDIS_*, BINANCE_*, BYBIT_*
+    and EXCHANGES, what any run against the fake needs (URLs, a free loopback port, the tests' Redis database,
+    no log file), then TEST_SETTINGS unless `test_settings` is False (the bench runs the production defaults),
+    then `overrides`."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("REDIS_", "BINANCE_", "BYBIT_")) and key != "EXCHANGES"}
     env.update(
         PORT=str(free_port()),
         HOST="127.0.0.1",

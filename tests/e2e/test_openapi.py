@@ -135,8 +135,10 @@ def test_document_is_a_fresh_dict_for_every_call() -> None:
 
 
 @pytest.fixture
-def live_service(start_service) -> ServiceProcess:
-    service = start_service()
+def live_service(start_service, fake_bybit) -> ServiceProcess:
+    """Both exchanges on: the documented `?exchange=` values are all served."""
+    service = start_service(EXCHANGES="binance,bybit", BYBIT_WS_URL=fake_bybit.ws_url,
+                            BYBIT_REST_URL=fake_bybit.rest_url)
     # The default symbols stream, so /price of them is served from the cache as in production.
     wait_for(lambda: service.get("/price/BTCUSDT").json().get("source") == "cache", timeout=10)
     return service

@@ -24,7 +24,7 @@ def test_subscribe_acknowledges_and_sends_the_cached_price_at_once(service, clie
     client = clients()
     client.emit("subscribe", {"symbols": ["btcusdt", "ETHUSDT", "BTCUSDT"]})
     (ack,) = client.wait("subscribed")
-    assert without_positions(ack) == {"symbols": ["BTCUSDT", "ETHUSDT"], "streams": ["ticker"],
+    assert without_positions(ack) == {"symbols": ["BTCUSDT", "ETHUSDT"], "streams": ["ticker"], "exchange": "binance",
                                       "message": "Subscribed to 2 symbols"}
     updates = client.wait("price_update", count=2, timeout=3)
     assert {u["symbol"] for u in updates} == {"BTCUSDT", "ETHUSDT"}
@@ -58,7 +58,7 @@ def test_updates_reach_only_subscribers_and_stop_after_unsubscribe(clients) -> N
     assert {u["symbol"] for u in eth.received("price_update")} == {"ETHUSDT"}
     btc.emit("unsubscribe", {"symbols": ["btcusdt", "SOLUSDT"]})
     (ack,) = btc.wait("unsubscribed")
-    assert ack == {"symbols": ["BTCUSDT"], "streams": ["ticker", "trade", "book"],
+    assert ack == {"symbols": ["BTCUSDT"], "streams": ["ticker", "trade", "book"], "exchange": "binance",
                    "message": "Unsubscribed from 1 symbols"}
     btc.clear()
     eth.wait("price_update", count=len(eth.received("price_update")) + 5)  # several ticks pass
@@ -68,13 +68,13 @@ def test_updates_reach_only_subscribers_and_stop_after_unsubscribe(clients) -> N
 def test_ack_callbacks_answer_too(clients) -> None:
     client = clients()
     answer = client.call("subscribe", {"symbols": ["SOLUSDT"]})
-    assert without_positions(answer) == {"symbols": ["SOLUSDT"], "streams": ["ticker"],
+    assert without_positions(answer) == {"symbols": ["SOLUSDT"], "streams": ["ticker"], "exchange": "binance",
                                          "message": "Subscribed to 1 symbols"}
     answer = client.call("subscribe", {"symbols": ["NOPEUSDT"]})
     assert answer["symbols"] == [] and [e["code"] for e in answer["errors"]] == ["UNKNOWN_SYMBOL"]
     assert client.call("subscribe", "junk")["code"] == "INVALID_REQUEST"
     answer = client.call("unsubscribe", {"symbols": ["SOLUSDT"]})
-    assert answer == {"symbols": ["SOLUSDT"], "streams": ["ticker", "trade", "book"],
+    assert answer == {"symbols": ["SOLUSDT"], "streams": ["ticker", "trade", "book"], "exchange": "binance",
                       "message": "Unsubscribed from 1 symbols"}
 
 
@@ -110,7 +110,7 @@ def test_a_request_with_only_invalid_items_gets_only_the_error(clients, event: s
     streams = ["ticker"] if event == "subscribe" else ["ticker", "trade", "book"]
     if event == "subscribe":
         ack = without_positions(ack)
-    assert ack == {"symbols": [], "streams": streams, "message": f"{verb} 0 symbols", "errors": [
+    assert ack == {"symbols": [], "streams": streams, "exchange": "binance", "message": f"{verb} 0 symbols", "errors": [
         {"code": "INVALID_SYMBOL", "message": ack["errors"][0]["message"], "event": event, "symbols": ["BTC-USDT"]}]}
 
 

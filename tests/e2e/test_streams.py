@@ -45,7 +45,7 @@ def streams_on(fake: FakeBinance, path: str) -> set[str]:
 def test_trades_and_book_tickers_equal_what_the_exchange_sent_without_loss_or_repeats(clients, fake_binance) -> None:
     client = clients()
     ack = client.call("subscribe", {"symbols": ["ethusdt"], "streams": ["trade", "book"]})
-    assert without_positions(ack) == {"symbols": ["ETHUSDT"], "streams": ["trade", "book"],
+    assert without_positions(ack) == {"symbols": ["ETHUSDT"], "streams": ["trade", "book"], "exchange": "binance",
                                       "message": "Subscribed to 1 symbols"}
     client.wait("trade", count=15)
     client.wait("book_ticker", count=15)
@@ -100,7 +100,8 @@ def test_partial_unsubscribe_releases_only_that_stream_after_the_grace(clients, 
     client.call("subscribe", {"symbols": ["XRPUSDT"], "streams": ["ticker", "trade"]})
     client.wait("trade")
     ack = client.call("unsubscribe", {"symbols": ["XRPUSDT"], "streams": ["trade"]})
-    assert ack == {"symbols": ["XRPUSDT"], "streams": ["trade"], "message": "Unsubscribed from 1 symbols"}
+    assert ack == {"symbols": ["XRPUSDT"], "streams": ["trade"], "exchange": "binance",
+                   "message": "Unsubscribed from 1 symbols"}
     wait_for(lambda: "xrpusdt@aggTrade" not in fake_binance.subscribed_streams(), timeout=10)
     unsubscribed = [m["params"] for _, m in fake_binance.control_messages()
                     if isinstance(m, dict) and m.get("method") == "UNSUBSCRIBE"]
@@ -135,7 +136,7 @@ def test_hostile_streams_refuse_the_whole_request_and_nothing_goes_upstream(clie
     assert client.call("unsubscribe", {"symbols": ["ADAUSDT"], "streams": streams})["code"] == "INVALID_REQUEST"
     client.call("subscribe", {"symbols": ["BTCUSDT"]})  # answered after anything the bad one caused
     assert [without_positions(answer) for answer in client.received("subscribed")] == [
-        {"symbols": ["BTCUSDT"], "streams": ["ticker"], "message": "Subscribed to 1 symbols"}]
+        {"symbols": ["BTCUSDT"], "streams": ["ticker"], "exchange": "binance", "message": "Subscribed to 1 symbols"}]
     # ADAUSDT's ticker is a default symbol's, always streamed (and maybe not yet when `before` was read)
     assert not {s for s in fake_binance.subscribed_streams(route=None) - before
                 if s.startswith("adausdt") and s != "adausdt@ticker"}
@@ -202,7 +203,8 @@ def test_socket_io_client_gets_the_same_trades_and_book_tickers(service: Service
     assert node.returncode == 0, node.stderr
     lines = [json.loads(line) for line in node.stdout.splitlines()]
     assert lines[1]["event"] == "subscribed" and without_positions(lines[1]["data"]) == {
-        "symbols": ["ETHUSDT"], "streams": ["trade", "book"], "message": "Subscribed to 1 symbols"}
+        "symbols": ["ETHUSDT"], "streams": ["trade", "book"], "exchange": "binance",
+        "message": "Subscribed to 1 symbols"}
     trades = [line["data"] for line in lines if line["event"] == "trade"]
     books = [line["data"] for line in lines if line["event"] == "book_ticker"]
     assert trades and books

@@ -129,7 +129,7 @@ def test_the_stand_ins_for_the_pools_and_the_rest_client(tmp_path: Path, replays
     assert rest.exchange_info()["symbols"] == [
         {"symbol": symbol, "contractType": "PERPETUAL", "quoteAsset": "USDT", "status": "TRADING"}
         for symbol in ("BTCUSDT", "ETHUSDT")]
-    for call in (lambda: rest.ticker_24hr("BTCUSDT"), lambda: rest.book_ticker("BTCUSDT"),
+    for call in (lambda: rest.ticker("BTCUSDT"), lambda: rest.book_ticker("BTCUSDT"),
                  lambda: rest.agg_trades("BTCUSDT", 10)):
         with pytest.raises(UpstreamUnavailableError, match="not used while replaying"):
             call()

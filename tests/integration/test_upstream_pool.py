@@ -10,6 +10,7 @@ import pytest
 
 import streaming.upstream.pool as pool_module
 from streaming.core.pacing import RETRY_JITTER, STEADY_DELAYS
+from streaming.exchanges.binance.adapter import BINANCE_EXCHANGE
 from streaming.exchanges.binance.protocol import StreamBatch, parse_message
 from streaming.exchanges.binance.streams import PUBLIC
 from streaming.upstream.connection import Timing, UpstreamConnection
@@ -87,7 +88,7 @@ def make_pool(tasks, recorder: Recorder) -> Iterator:
         timing = {k: overrides.pop(k) for k in list(overrides) if k in TIMING_FIELDS}
         options = dict(max_streams_per_connection=1024, messages_per_second=4.0, grace=0.2, max_age=3600.0)
         options.update(overrides)
-        pool = UpstreamPool(fake.ws_url, tasks, recorder,
+        pool = UpstreamPool(BINANCE_EXCHANGE, fake.ws_url, tasks, recorder,
                             timing=Timing(**{"reconnect_delay": 0.2, **timing}), **options)  # type: ignore[arg-type]
         pools.append(pool)
         return pool
@@ -229,7 +230,7 @@ def test_pings_alone_do_not_hide_a_silent_connection(make_pool, recorder) -> Non
 
 def test_a_dead_peer_is_found_by_our_own_pings(fake_binance, tasks, recorder) -> None:
     with FreezableProxy(fake_binance.port) as proxy:
-        pool = UpstreamPool(proxy.ws_url, tasks, recorder, max_streams_per_connection=10,
+        pool = UpstreamPool(BINANCE_EXCHANGE, proxy.ws_url, tasks, recorder, max_streams_per_connection=10,
                             messages_per_second=4.0, grace=0.2, max_age=3600.0,
                             timing=Timing(reconnect_delay=0.2, stale_timeout=60.0, ping_interval=0.3,
                                           pong_timeout=0.7))
@@ -272,7 +273,7 @@ def test_connection_is_rotated_before_its_age_limit_without_a_gap(fake_binance, 
 
 def test_reconnects_stay_within_the_connection_budget(fake_binance, tasks, recorder, monkeypatch) -> None:
     monkeypatch.setattr(pool_module, "CONNECTIONS_PER_WINDOW", 3)
-    pool = UpstreamPool(fake_binance.ws_url, tasks, recorder, max_streams_per_connection=10,
+    pool = UpstreamPool(BINANCE_EXCHANGE, fake_binance.ws_url, tasks, recorder, max_streams_per_connection=10,
                         messages_per_second=4.0, grace=0.2, max_age=3600.0, timing=Timing(reconnect_delay=0.05))
     pool.pin(tickers("BTCUSDT"))
     pool.start()

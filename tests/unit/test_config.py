@@ -152,3 +152,15 @@ def test_bad_recording_settings_name_the_key(environ: dict[str, str], fragment: 
     with pytest.raises(ConfigError) as info:
         Settings.from_env(environ)
     assert fragment in str(info.value) and any(key in str(info.value) for key in environ)
+
+
+def test_exchanges_are_the_registered_adapters_and_binance_is_always_on() -> None:
+    from config import EXCHANGE_NAMES
+    from streaming.exchanges.registry import EXCHANGES
+
+    assert set(EXCHANGE_NAMES) == set(EXCHANGES)
+    assert Settings.from_env({"EXCHANGES": "bybit, binance,BYBIT"}).exchanges == ("binance", "bybit")
+    assert Settings.from_env({}).exchanges == ("binance",)
+    for bad in ("bybit", "binance,okx", ","):
+        with pytest.raises(ConfigError, match="EXCHANGES=.*includes binance"):
+            Settings.from_env({"EXCHANGES": bad})

@@ -1,7 +1,7 @@
-"""streaming.exchanges.binance.control: per-connection SUBSCRIBE/UNSUBSCRIBE planning, id matching and pacing."""
+"""streaming.upstream.control: per-connection SUBSCRIBE/UNSUBSCRIBE planning, id matching and pacing."""
 from __future__ import annotations
 
-from streaming.exchanges.binance.control import ControlChannel, PendingRequest
+from streaming.upstream.control import ControlChannel, PendingRequest
 from tests.helpers import most_in_any_window
 from tests.unit.test_pacing import FakeClock
 
@@ -99,3 +99,47 @@ def test_overdue_requests_are_reported() -> None:
     assert channel.overdue(10) == []
     clock.now += 11
     assert channel.overdue(10) == [request]
+
+
+def test_a_refused_batch_is_asked_again_one_stream_at_a_time_so_only_the_bad_stream_is_refused() -> None:
+    channel, clock = make()
+    channel.connected([])
+    for stream in ("a@ticker", "bad@ticker", "c@ticker"):
+        channel.want(stream)
+    batch = channel.next_request()
+    assert batch is not None and len(batch.streams) == 3
+    channel.on_error(batch.id, "Invalid request: invalid stream")
+    singles = []
+    for _ in range(3):
+        clock.now += 1
+        request = channel.next_request()
+        assert request is not None and len(request.streams) == 1
+        singles.append(request)
+        if request.streams == ("bad@ticker",):
+            channel.on_error(request.id, "Invalid request: invalid stream")
+        else:
+            channel.on_reply(request.id)
+    assert sorted(stream for request in singles for stream in request.streams) == ["a@ticker", "bad@ticker",
+                                                                                     "c@ticker"]
+    clock.now += 1
+    assert channel.next_request() is None
+    assert channel.active == {"a@ticker", "c@ticker"} and channel.rejected == {"bad@ticker"}
+    assert channel.fully_active()
+
+
+def test_a_refusal_that_names_its_streams_rejects_those_and_asks_again_for_the_rest() -> None:
+    channel, clock = make()
+    channel.connected([])
+    for stream in ("tickers.BTCUSDT", "tickers.NOPE", "tickers.ETHUSDT", "tickers.SOLUSDT"):
+        channel.want(stream)
+    batch = channel.next_request()
+    assert batch is not None
+    # Bybit refuses the whole request, naming the unknown topic and the one subscribed already
+    channel.on_error(batch.id, "error:handler not found,topic:tickers.NOPE;error:already subscribed,"
+                     "topic:tickers.SOLUSDT", ("tickers.NOPE",), ("tickers.SOLUSDT",))
+    assert channel.rejected == {"tickers.NOPE"} and channel.active == {"tickers.SOLUSDT"}
+    clock.now += 1
+    again = channel.next_request()
+    assert again is not None and again.streams == ("tickers.BTCUSDT", "tickers.ETHUSDT")
+    channel.on_reply(again.id)
+    assert channel.fully_active() and channel.next_request() is None

@@ -13,9 +13,9 @@ from metrics.collectors import ServiceMetrics
 from metrics.labels import ControlMethod, ReconnectReason, RejectedCode, StreamType, TaskName, UpstreamEvent
 from streaming.core.auth import AuthError
 from streaming.core.errors import InvalidRequestError, InvalidSymbolError, TooManySymbolsError, UnknownSymbolError
-from streaming.exchanges.binance.control import ControlChannel
 from streaming.exchanges.binance.protocol import stream_type
 from streaming.gateway.admission import SHUTTING_DOWN, TOO_MANY_CONNECTIONS
+from streaming.upstream.control import ControlChannel
 from tests.metrics_samples import samples_of
 
 ROOT = Path(__file__).resolve().parents[2]

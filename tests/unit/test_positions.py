@@ -48,3 +48,15 @@ def test_since_is_bounded() -> None:
 def test_channel_keys() -> None:
     assert parse_channel_key("book:SOLUSDT") == Channel(BINANCE, Kind.BOOK, "SOLUSDT")
     assert parse_channel_key("book:") is None and parse_channel_key("nope:SOLUSDT") is None
+
+
+def test_channel_keys_of_other_exchanges_name_the_exchange_and_parse_back() -> None:
+    bybit = Channel("bybit", Kind.TRADE, "BTCUSDT")
+    assert bybit.key == bybit.room == "bybit:trade:BTCUSDT" and bybit.market == "bybit:BTCUSDT"
+    assert Channel(BINANCE, Kind.TRADE, "BTCUSDT").key == "trade:BTCUSDT"  # Binance keeps its names
+    assert parse_channel_key("bybit:trade:BTCUSDT") == bybit
+    assert parse_channel_key("bybit:book:btcusdt") == Channel("bybit", Kind.BOOK, "BTCUSDT")
+    for bad in ("binance:trade:BTCUSDT", "bybit:trades:BTCUSDT", "By-bit:trade:BTCUSDT", "a:b:c:d", "bybit:trade:"):
+        assert parse_channel_key(bad) is None, bad
+    assert parse_since({"bybit:ticker:ETHUSDT": {"offset": 3, "epoch": "e1"}}, 10) == {
+        Channel("bybit", Kind.TICKER, "ETHUSDT"): Position(3, "e1")}

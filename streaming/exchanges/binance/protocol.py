@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +14,7 @@ from metrics.labels import StreamType
 from streaming.core.errors import ProtocolError
 from streaming.core.models import Model
 from streaming.exchanges.binance.streams import BY_EVENT, channel_of_stream
+from streaming.exchanges.messages import ErrorReply, Message, Reply, StreamBatch, Unrecognised
 
 __all__ = [
     "StreamBatch",
@@ -35,41 +35,6 @@ __all__ = [
 USD_M_SYMBOL_TYPE = 1
 
 
-@dataclass(frozen=True, slots=True)
-class StreamBatch:
-    """The updates of one data frame: one ticker, trade or book ticker, or several tickers of an array stream."""
-
-    stream: str
-    updates: tuple[Model, ...]
-    skipped: int = 0  # rows ignored: other symbol types (COIN-M), unknown events or malformed rows
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """Answer to a SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS request."""
-
-    id: int | None
-    result: Any
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorReply:
-    """``{"error": {...}, "id": N}``: a request was refused (or, without id, the frame was invalid)."""
-
-    id: int | None
-    code: int | None
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class Unrecognised:
-    """A frame that is not garbage-free JSON of a known kind; ``kind`` is a short, bounded category."""
-
-    kind: str
-    detail: str
-
-
-Message = StreamBatch | Reply | ErrorReply | Unrecognised
 
 
 ALL_TICKERS_STREAM = "!ticker@arr"

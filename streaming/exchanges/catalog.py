@@ -1,4 +1,4 @@
-"""SymbolCatalog: the set of symbols clients may subscribe to (trading USDT perpetuals). No I/O."""
+"""SymbolCatalog: the set of symbols clients may subscribe to on one exchange (trading USDT perpetuals). No I/O."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -9,10 +9,13 @@ __all__ = ["SymbolCatalog"]
 
 
 class SymbolCatalog:
-    """Empty until exchangeInfo is first loaded; until then well-formed symbols are accepted provisionally."""
+    """Empty until the exchange's instrument list is first loaded; until then well-formed symbols are accepted
+    provisionally."""
 
-    def __init__(self) -> None:
+    def __init__(self, title: str = "Binance USD-M futures", exchange: str = "binance") -> None:
         self._symbols: frozenset[str] | None = None
+        self._title = title
+        self._exchange = exchange
         self.loaded_at: float | None = None
 
     @property
@@ -31,8 +34,8 @@ class SymbolCatalog:
         """Raise UnknownSymbolError unless the symbol is tradable (or the catalog is not loaded yet)."""
         if self._symbols is not None and symbol not in self._symbols:
             raise UnknownSymbolError(
-                f"unknown symbol {symbol!r}: not a trading USDT perpetual on Binance USD-M futures; "
-                "GET /symbols lists valid ones"
+                f"unknown symbol {symbol!r}: not a trading USDT perpetual on {self._title}; "
+                f"GET /symbols?exchange={self._exchange} lists valid ones"
             )
 
     def is_known(self, symbol: str) -> bool:

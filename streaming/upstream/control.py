@@ -1,7 +1,9 @@
-"""ControlChannel: the live-subscription bookkeeping of one Binance connection, without I/O.
+"""ControlChannel: the live-subscription bookkeeping of one upstream connection, without I/O.
 
-It knows which streams the connection should carry, which Binance has acknowledged, which requests are in
-flight (matched by integer id), and plans the next SUBSCRIBE / UNSUBSCRIBE under a token bucket. Pure.
+It knows which streams the connection should carry, which the exchange has acknowledged, which requests are in
+flight (matched by integer id), and plans the next SUBSCRIBE / UNSUBSCRIBE under a token bucket. A refused
+request that does not say which of its streams were refused is asked again one stream at a time, so that one
+bad stream never takes the others with it. Pure; the exchange's adapter turns requests into frames.
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ class ControlChannel:
         self.wanted: set[str] = set()
         self.active: set[str] = set()
         self.rejected: set[str] = set()
+        self._singly: set[str] = set()  # streams of a refused batch: each asked again on its own
         self._pending: dict[int, PendingRequest] = {}
 
     # -- connection lifecycle ---------------------------------------------------------------------------------
@@ -66,9 +69,10 @@ class ControlChannel:
         self.wanted.add(stream)
 
     def unwant(self, stream: str) -> None:
-        """Stop wanting a stream; a later ``want`` retries it even if Binance refused it before."""
+        """Stop wanting a stream; a later ``want`` retries it even if the exchange refused it before."""
         self.wanted.discard(stream)
         self.rejected.discard(stream)
+        self._singly.discard(stream)
 
     # -- planning ---------------------------------------------------------------------------------------------
     def _in_flight(self, method: str) -> set[str]:
@@ -88,7 +92,10 @@ class ControlChannel:
     def next_request(self) -> PendingRequest | None:
         """The next request to send now, if any is due and the pace allows; it is recorded as in flight."""
         to_subscribe, to_unsubscribe = self.backlog()
-        if to_subscribe:
+        alone = [stream for stream in to_subscribe if stream in self._singly]
+        if alone:
+            method, streams = "SUBSCRIBE", alone[:1]
+        elif to_subscribe:
             method, streams = "SUBSCRIBE", to_subscribe
         elif to_unsubscribe:
             method, streams = "UNSUBSCRIBE", to_unsubscribe
@@ -127,15 +134,26 @@ class ControlChannel:
             return Outcome(None, True)
         if request.method == "SUBSCRIBE":
             self.active.update(request.streams)
+            self._singly.difference_update(request.streams)
         elif request.method == "UNSUBSCRIBE":
             self.active.difference_update(request.streams)
         return Outcome(request, True)
 
-    def on_error(self, request_id: int | None, message: str) -> Outcome:
-        """A refused request: its SUBSCRIBE streams are marked rejected so they are not retried in a loop."""
+    def on_error(self, request_id: int | None, message: str, refused: tuple[str, ...] | None = None,
+                 subscribed: tuple[str, ...] = ()) -> Outcome:
+        """A refused request. ``refused``: the streams the exchange named as refused, and ``subscribed`` those
+        it named as subscribed already; the rest of the request is asked again. ``refused`` None: the exchange
+        did not say which. Refused SUBSCRIBE streams are marked rejected, so they are not asked again in a loop;
+        a refused batch that names none is asked again one stream at a time."""
         request = self._pending.pop(request_id, None) if request_id is not None else None
         if request is not None and request.method == "SUBSCRIBE":
-            self.rejected.update(request.streams)
+            if refused is not None or subscribed:
+                self.rejected.update(set(refused or ()) & set(request.streams))
+                self.active.update(set(subscribed) & set(request.streams))
+            elif len(request.streams) == 1:
+                self.rejected.update(request.streams)
+            else:
+                self._singly.update(request.streams)
         return Outcome(request, False, message)
 
     def overdue(self, timeout: float) -> list[PendingRequest]:
