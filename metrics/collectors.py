@@ -20,6 +20,7 @@ from metrics.labels import (
     CacheResult,
     ControlMethod,
     DeliveryPath,
+    ExchangeName,
     FeedResult,
     HistoryOperation,
     PublishResult,
@@ -94,11 +95,12 @@ class ServiceMetrics:
             f"{ns}_upstream_streams", "Streams Binance is delivering on our connections now.", registry=r
         )
         self.upstream_connections = Gauge(
-            f"{ns}_upstream_connections", "Upstream connections by state.", ["state"], registry=r
+            f"{ns}_upstream_connections", "Upstream connections by exchange and state.", ["exchange", "state"],
+            registry=r
         )
         self.upstream_messages = Counter(
-            f"{ns}_upstream_messages_total", "Data frames received from Binance, by stream type.", ["stream_type"],
-            registry=r,
+            f"{ns}_upstream_messages_total", "Data frames received from the exchanges, by exchange and stream type.",
+            ["exchange", "stream_type"], registry=r,
         )
         self.upstream_events = Counter(
             f"{ns}_upstream_events_total",
@@ -289,7 +291,7 @@ class ServiceMetrics:
         # The counters whose labels have bounded sets (metrics/labels.py), with the set of each label in order:
         # every combination is exported as 0 from the start. A new bounded counter gets a row here.
         self.bounded_labels: tuple[tuple[Counter, tuple[type[StrEnum], ...]], ...] = (
-            (self.upstream_messages, (StreamType,)),
+            (self.upstream_messages, (ExchangeName, StreamType)),
             (self.upstream_events, (UpstreamEvent,)),
             (self.upstream_reconnects, (ReconnectReason,)),
             (self.control_requests, (ControlMethod,)),

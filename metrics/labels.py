@@ -53,6 +53,13 @@ class UpstreamEvent(StrEnum):
     UNRECOGNISED = "unrecognised"
 
 
+class ExchangeName(StrEnum):
+    """upstream_messages_total{exchange} and upstream_connections{exchange}: the exchanges with an adapter."""
+
+    BINANCE = "binance"
+    BYBIT = "bybit"
+
+
 class StreamType(StrEnum):
     """upstream_messages_total{stream_type}."""
 

@@ -258,15 +258,17 @@ class StreamingService:
         m = self.metrics
         m.connected_clients.set_function(self.admission.count)
         m.subscriptions.set_function(self.demand.total)
-        m.subscribed_symbols.set_function(lambda: len({channel.symbol for channel in self.demand.counts()}))
+        m.subscribed_symbols.set_function(lambda: len({channel.market for channel in self.demand.counts()}))
         m.upstream_streams.set_function(lambda: len(self.active_channels()))
         m.background_tasks.set_function(lambda: self.tasks.running)
         m.symbol_subscriptions.bind(self._streamed_symbol_subscriptions)
         m.build_info.info(build_details(self.settings.async_mode))
-        for state in UPSTREAM_STATES:
-            m.upstream_connections.labels(state).set_function(
-                lambda state=state: sum(1 for s in self.upstream_statuses() if s.state == state)
-            )
+        for exchange in self.exchanges:
+            for state in UPSTREAM_STATES:
+                m.upstream_connections.labels(exchange, state).set_function(
+                    lambda exchange=exchange, state=state: sum(
+                        1 for s in self.upstream_statuses() if s.state == state and s.exchange == exchange)
+                )
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -409,9 +411,10 @@ class StreamingService:
     # -- upstream observer ------------------------------------------------------------------------------------
     def on_updates(self, batch: StreamBatch, received_at: float) -> None:
         first = batch.updates[0] if batch.updates else None
-        kind = (StreamType(first.kind.value) if first is not None and first.exchange != BINANCE
+        exchange = first.exchange if first is not None else BINANCE
+        kind = (StreamType(first.kind.value) if first is not None and exchange != BINANCE
                 else stream_type(batch.stream))  # Binance's names also say which are arrays
-        self.metrics.upstream_messages.labels(kind).inc()
+        self.metrics.upstream_messages.labels(exchange, kind).inc()
         self.fanout.publish(self.backfill.fill(batch), received_at=received_at)
 
     def _last_trade_id(self, symbol: str) -> int | None:

@@ -16,7 +16,9 @@ from tests.e2e.process import ServiceProcess
 from tests.fakes.binance import FakeBinance
 from tests.fakes.bybit import FakeBybit
 from tests.helpers import wait_for
+from tests.metrics_samples import metric_value
 
+PREFIX = "websocket_streaming_"
 PING_TIMEOUT = 4.0  # the fake drops a connection that has not pinged for this long (the service pings every 1 s)
 
 
@@ -180,6 +182,9 @@ def test_history_and_recovery_are_per_exchange(clients, service: ServiceProcess)
     assert page["exchange"] == "bybit" and page["items"] and all(i["exchange"] == "bybit" for i in page["items"])
     binance = service.get("/history/ETHUSDT?stream=trade&limit=50").json()["data"]
     assert binance["exchange"] == "binance" and all(i["exchange"] == "binance" for i in binance["items"])
+    metrics = service.get("/metrics").text
+    assert metric_value(metrics, f"{PREFIX}upstream_messages_total", exchange="bybit", stream_type="trade") > 0
+    assert metric_value(metrics, f"{PREFIX}upstream_connections", exchange="bybit", state="live") == 1
 
 
 def live_count(client: RecordingClient, exchange: str) -> int:

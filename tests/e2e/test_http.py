@@ -113,7 +113,7 @@ def test_metrics_count_what_happens(service) -> None:
     prefix = "websocket_streaming_"
     before = service.get("/metrics").text
     grew: list[tuple[str, dict[str, str]]] = [
-        ("upstream_messages_total", {"stream_type": "ticker"}), ("updates_emitted_total", {}),
+        ("upstream_messages_total", {"exchange": "binance", "stream_type": "ticker"}), ("updates_emitted_total", {}),
         ("deliveries_total", {"path": "direct"}), ("cache_writes_total", {})]
     client = RecordingClient(service.url)
     try:

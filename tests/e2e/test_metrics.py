@@ -58,14 +58,14 @@ def test_live_metrics_have_the_samples_the_dashboard_graphs(service: ServiceProc
     assert metric_value(text, f"{PREFIX}receive_to_emit_seconds_count") > 0
     assert metric_value(text, f"{PREFIX}event_to_emit_seconds_count") > 0
     assert metric_value(text, f"{PREFIX}event_to_emit_seconds_bucket", le="+Inf") > 0
-    assert metric_value(text, f"{PREFIX}upstream_messages_total", stream_type="ticker") > 0
+    assert metric_value(text, f"{PREFIX}upstream_messages_total", exchange="binance", stream_type="ticker") > 0
     assert metric_value(text, f"{PREFIX}updates_emitted_total") > 0
     # a WebSocket client that keeps up is written to directly (one frame built per room message)
     assert metric_value(text, f"{PREFIX}deliveries_total", path="direct") > 0
     # the GC policy froze start-up's objects and the pauses of its collections are recorded
     assert metric_value(text, f"{PREFIX}gc_frozen_objects") > 1000
     assert metric_value(text, f"{PREFIX}gc_pause_seconds_count", generation="1") >= 1
-    assert metric_value(text, f"{PREFIX}upstream_connections", state="live") >= 1
+    assert metric_value(text, f"{PREFIX}upstream_connections", exchange="binance", state="live") >= 1
     assert wait_for(lambda: metric_value(service.get("/metrics").text, f"{PREFIX}connected_clients") == 0,
                     message="connected_clients back to 0 after the client left")
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from streaming.core.errors import ProtocolError
 from streaming.core.models import BookTicker, Ticker, Trade
+from streaming.exchanges.fields import flag, integer, mapping, millis
 
 __all__ = [
     "book_ticker_from_payload",
@@ -24,7 +25,6 @@ __all__ = [
 # Bounds that keep a parsed ticker printable: finite JSON numbers, times within datetime's range (year 9999).
 MAX_DECIMAL_LENGTH = 64
 MAX_DECIMAL = Decimal("1e300")
-MAX_EPOCH_MS = 253_402_300_799_999
 MAX_IDENTIFIER = 2**63 - 1  # Binance's ids are LONGs
 
 
@@ -41,37 +41,11 @@ def _decimal(payload: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _millis(payload: Mapping[str, Any], key: str) -> int:
-    value = payload.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_EPOCH_MS:
-        raise ProtocolError(f"field {key!r} must be epoch milliseconds, got {value!r:.40}")
-    return value
-
-
 def _symbol(payload: Mapping[str, Any], key: str) -> str:
     value = payload.get(key)
     if not isinstance(value, str) or not value:
         raise ProtocolError(f"field {key!r} must be a symbol, got {value!r:.40}")
     return value.upper()
-
-
-def _identifier(payload: Mapping[str, Any], key: str) -> int:
-    value = payload.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_IDENTIFIER:
-        raise ProtocolError(f"field {key!r} must be a non-negative integer id, got {value!r:.40}")
-    return value
-
-
-def _object(value: object, what: str) -> None:
-    if not isinstance(value, Mapping):
-        raise ProtocolError(f"{what} must be an object, got {type(value).__name__}")
-
-
-def _flag(payload: Mapping[str, Any], key: str) -> bool:
-    value = payload.get(key)
-    if not isinstance(value, bool):
-        raise ProtocolError(f"field {key!r} must be true or false, got {value!r:.40}")
-    return value
 
 
 def ticker_from_payload(payload: Mapping[str, Any]) -> Ticker:
@@ -86,13 +60,13 @@ def ticker_from_payload(payload: Mapping[str, Any]) -> Ticker:
         change_percent=_decimal(payload, "P"),
         open=_decimal(payload, "o"),
         quote_volume=_decimal(payload, "q"),
-        event_time=_millis(payload, "E"),
+        event_time=millis(payload, "E"),
     )
 
 
 def ticker_from_rest(body: Mapping[str, Any]) -> Ticker:
     """A Ticker from ``GET /fapi/v1/ticker/24hr?symbol=``; its instant is the statistics close time."""
-    _object(body, "24hr ticker answer")
+    mapping(body, "24hr ticker answer")
     return Ticker(
         symbol=_symbol(body, "symbol"),
         price=_decimal(body, "lastPrice"),
@@ -103,23 +77,23 @@ def ticker_from_rest(body: Mapping[str, Any]) -> Ticker:
         change_percent=_decimal(body, "priceChangePercent"),
         open=_decimal(body, "openPrice"),
         quote_volume=_decimal(body, "quoteVolume"),
-        event_time=_millis(body, "closeTime"),
+        event_time=millis(body, "closeTime"),
     )
 
 
 def _trade(payload: Mapping[str, Any], symbol: str, event_time: int) -> Trade:
-    first, last = _identifier(payload, "f"), _identifier(payload, "l")
+    first, last = integer(payload, "f", MAX_IDENTIFIER), integer(payload, "l", MAX_IDENTIFIER)
     if first > last:
         raise ProtocolError(f"first trade id {first} is after last trade id {last}")
     return Trade(
         symbol=symbol,
-        trade_id=_identifier(payload, "a"),
+        trade_id=integer(payload, "a", MAX_IDENTIFIER),
         price=_decimal(payload, "p"),
         quantity=_decimal(payload, "q"),
-        buyer_is_maker=_flag(payload, "m"),
+        buyer_is_maker=flag(payload, "m"),
         first_trade_id=first,
         last_trade_id=last,
-        trade_time=_millis(payload, "T"),
+        trade_time=millis(payload, "T"),
         event_time=event_time,
     )
 
@@ -127,14 +101,14 @@ def _trade(payload: Mapping[str, Any], symbol: str, event_time: int) -> Trade:
 def trade_from_payload(payload: Mapping[str, Any]) -> Trade:
     """A Trade from an ``aggTrade`` stream payload (``a p q f l T m``, ``E``); extra fields (``nq``, ``st``)
     are ignored."""
-    return _trade(payload, _symbol(payload, "s"), _millis(payload, "E"))
+    return _trade(payload, _symbol(payload, "s"), millis(payload, "E"))
 
 
 def trade_from_rest(row: Mapping[str, Any], symbol: str) -> Trade:
     """A Trade from one row of ``GET /fapi/v1/aggTrades?symbol=``: the row names no symbol and carries no event
     time, so the trade time stands for it."""
-    _object(row, "aggTrades row")
-    trade_time = _millis(row, "T")
+    mapping(row, "aggTrades row")
+    trade_time = millis(row, "T")
     return _trade(row, symbol.upper(), trade_time)
 
 
@@ -146,24 +120,24 @@ def book_ticker_from_payload(payload: Mapping[str, Any]) -> BookTicker:
         bid_qty=_decimal(payload, "B"),
         ask=_decimal(payload, "a"),
         ask_qty=_decimal(payload, "A"),
-        update_id=_identifier(payload, "u"),
-        event_time=_millis(payload, "E"),
-        transaction_time=_millis(payload, "T"),
+        update_id=integer(payload, "u", MAX_IDENTIFIER),
+        event_time=millis(payload, "E"),
+        transaction_time=millis(payload, "T"),
     )
 
 
 def book_ticker_from_rest(body: Mapping[str, Any]) -> BookTicker:
     """A BookTicker from ``GET /fapi/v1/ticker/bookTicker?symbol=``: its ``time`` (the transaction time) stands
     for the event time; the update id is ``lastUpdateId`` where the answer has one (the documentation shows none)."""
-    _object(body, "bookTicker answer")
-    instant = _millis(body, "time")
+    mapping(body, "bookTicker answer")
+    instant = millis(body, "time")
     return BookTicker(
         symbol=_symbol(body, "symbol"),
         bid=_decimal(body, "bidPrice"),
         bid_qty=_decimal(body, "bidQty"),
         ask=_decimal(body, "askPrice"),
         ask_qty=_decimal(body, "askQty"),
-        update_id=_identifier(body, "lastUpdateId") if "lastUpdateId" in body else None,
+        update_id=integer(body, "lastUpdateId", MAX_IDENTIFIER) if "lastUpdateId" in body else None,
         event_time=instant,
         transaction_time=instant,
     )

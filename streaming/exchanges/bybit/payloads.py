@@ -29,6 +29,7 @@ from streaming.core.errors import ProtocolError
 from streaming.core.models import BookTicker, Ticker, Trade
 from streaming.core.symbols import SYMBOL_PATTERN
 from streaming.exchanges.bybit.topics import BYBIT
+from streaming.exchanges.fields import MAX_EPOCH_MS, flag, integer, mapping, millis
 
 __all__ = [
     "MAX_IDENTIFIER", "TICKER_FIELDS", "TRADE_SLOTS", "Level", "TradeIds", "TradeRow", "best_ask", "best_bid",
@@ -40,7 +41,6 @@ __all__ = [
 # Bounds that keep a parsed value printable: finite JSON numbers, times within datetime's range (year 9999).
 MAX_DECIMAL_LENGTH = 64
 MAX_DECIMAL = Decimal("1e300")
-MAX_EPOCH_MS = 253_402_300_799_999
 MAX_IDENTIFIER = 2**53 - 1  # update ids and sequences: exact as a double (the cluster's Lua compares them so)
 TRADE_SLOTS = 1024  # "Trade": "a single message may have up to 1024 trades"
 MAX_TRADE_KEY = MAX_IDENTIFIER // TRADE_SLOTS - 1  # a seq or trade time whose ids stay below 2**53
@@ -73,14 +73,6 @@ def _decimal(payload: Mapping[str, Any], key: str) -> str:
     return _decimal_text(payload.get(key), f"field {key!r}")
 
 
-def millis(payload: Mapping[str, Any], key: str) -> int:
-    """An epoch-milliseconds field (``ts``, ``T``, ``cts``)."""
-    value = payload.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_EPOCH_MS:
-        raise ProtocolError(f"field {key!r} must be epoch milliseconds, got {value!r:.40}")
-    return value
-
-
 def _integer_text(payload: Mapping[str, Any], key: str, maximum: int) -> int:
     """REST writes times and sequences as strings of digits ("time": "1672052955758")."""
     value = payload.get(key)
@@ -91,10 +83,7 @@ def _integer_text(payload: Mapping[str, Any], key: str, maximum: int) -> int:
 
 def identifier(payload: Mapping[str, Any], key: str, maximum: int = MAX_IDENTIFIER) -> int:
     """A non-negative integer field (``u``, ``seq``) up to ``maximum``."""
-    value = payload.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= maximum:
-        raise ProtocolError(f"field {key!r} must be an integer from 0 to {maximum}, got {value!r:.40}")
-    return value
+    return integer(payload, key, maximum)
 
 
 def _symbol(payload: Mapping[str, Any], key: str) -> str:
@@ -102,19 +91,6 @@ def _symbol(payload: Mapping[str, Any], key: str) -> str:
     if not isinstance(value, str) or SYMBOL_PATTERN.fullmatch(value.upper()) is None:
         raise ProtocolError(f"field {key!r} must be a symbol such as 'BTCUSDT', got {value!r:.40}")
     return value.upper()
-
-
-def _flag(payload: Mapping[str, Any], key: str) -> bool:
-    value = payload.get(key)
-    if not isinstance(value, bool):
-        raise ProtocolError(f"field {key!r} must be true or false, got {value!r:.40}")
-    return value
-
-
-def _object(value: object, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ProtocolError(f"{what} must be an object, got {type(value).__name__}")
-    return value
 
 
 def _plain(value: Decimal) -> str:
@@ -200,12 +176,12 @@ def _public_id(payload: Mapping[str, Any], key: str) -> str:
 def trade_row(payload: Mapping[str, Any]) -> TradeRow:
     """A row of a ``publicTrade`` message (``T s S v p L i BT RPI seq``), every field checked; the option-only
     fields (mP, iP, mIv, iv) are ignored."""
-    _object(payload, "trade row")
+    mapping(payload, "trade row")
     if "L" in payload and not isinstance(payload["L"], str):
         raise ProtocolError(f"field 'L' must be a tick direction string, got {payload['L']!r:.40}")
-    _flag(payload, "BT")  # block trades are public trades too: kept
+    flag(payload, "BT")  # block trades are public trades too: kept
     if "RPI" in payload:
-        _flag(payload, "RPI")
+        flag(payload, "RPI")
     return TradeRow(
         symbol=_symbol(payload, "s"),
         public_id=_public_id(payload, "i"),
@@ -300,11 +276,11 @@ def rest_error(body: Any) -> tuple[int | None, str]:
 
 def _result(body: Any, what: str) -> Mapping[str, Any]:
     """The ``result`` of a successful v5 answer; ProtocolError for an error answer or another shape."""
-    _object(body, f"{what} answer")
+    mapping(body, f"{what} answer")
     code, message = rest_error(body)
     if code != 0:
         raise ProtocolError(f"{what} answer is an error: retCode {code}, retMsg {message!r}")
-    result = _object(body.get("result"), f"{what} 'result'")
+    result = mapping(body.get("result"), f"{what} 'result'")
     if "category" in result and result["category"] != "linear":
         raise ProtocolError(f"{what} answer is of category {result['category']!r:.40}, not 'linear'")
     return result
@@ -323,7 +299,7 @@ def ticker_from_rest(body: Any) -> Ticker:
     rows = _rows(_result(body, "tickers"), "tickers")
     if len(rows) != 1:
         raise ProtocolError(f"tickers answer must list one symbol, got {len(rows)}")
-    row = _object(rows[0], "tickers row")
+    row = mapping(rows[0], "tickers row")
     return ticker_from_fields(_symbol(row, "symbol"), ticker_fields(row), millis(body, "time"))
 
 
@@ -340,10 +316,10 @@ def trades_from_rest(body: Any, symbol: str) -> list[Trade]:
     rows = []
     for index, raw in enumerate(_rows(_result(body, "recent-trade"), "recent-trade")):
         try:
-            entry = _object(raw, "recent-trade row")
-            _flag(entry, "isBlockTrade")
+            entry = mapping(raw, "recent-trade row")
+            flag(entry, "isBlockTrade")
             if "isRPITrade" in entry:
-                _flag(entry, "isRPITrade")
+                flag(entry, "isRPITrade")
             parsed = TradeRow(
                 symbol=_symbol(entry, "symbol"),
                 public_id=_public_id(entry, "execId"),

@@ -18,8 +18,8 @@ from typing import Any
 from streaming.core.channels import Kind
 from streaming.core.errors import ProtocolError
 from streaming.exchanges.bybit.merge import BookMerge, TickerMerge, TradeSequence
-from streaming.exchanges.bybit.payloads import millis
 from streaming.exchanges.bybit.topics import channel_of_stream
+from streaming.exchanges.fields import millis
 from streaming.exchanges.messages import ErrorReply, Message, Pong, Reply, Unrecognised
 
 __all__ = ["HEARTBEAT_INTERVAL", "BybitSession", "control_request", "parse_control", "ping_frame", "stream_url"]
