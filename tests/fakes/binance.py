@@ -12,15 +12,14 @@ import asyncio
 import json
 import logging
 import math
-import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
@@ -61,16 +60,14 @@ from tests.fakes.rest import (
     request_weight,
     too_many_requests_body,
 )
+from tests.fakes.server import LoopServer, serve
 
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 DEFAULT_SEED = 20260423
-CALL_TIMEOUT = 10.0  # seconds a synchronous API call (start, stop, drop_all, ...) may take
 CATCH_UP = 0.05  # seconds of ticks a late tick loop makes up for (a pause of the process, a busy machine)
 # Close codes a peer must never send in a close frame (RFC 6455 §7.4.1).
 _RESERVED_CLOSE_CODES = frozenset({1004, 1005, 1006, 1015})
-_T = TypeVar("_T")
 _dumps = partial(json.dumps, separators=(",", ":"))
 
 
@@ -91,9 +88,12 @@ class ConnInfo:
     received: int  # incoming frames: text, binary, ping and pong
 
 
-class FakeBinance:
+class FakeBinance(LoopServer):
     """Binance USD-M futures market data on 127.0.0.1: WebSocket routes /market, /public, /private, the
     un-routed legacy URL, and the /fapi REST endpoints; see tests/fakes/README.md for the behaviour."""
+
+    NAME = "Binance"
+    CLOSE_REASON = REASON_LIFETIME
 
     def __init__(self, *, tick_interval: float = 2.0, ping_interval: float = 180.0, pong_timeout: float = 600.0,
                  max_streams: int = 1024, max_incoming_per_second: int = 10,
@@ -116,7 +116,7 @@ class FakeBinance:
         self._tick_interval = tick_interval
         self._limits = Limits(max_streams=max_streams, max_incoming_per_second=max_incoming_per_second,
                               ping_interval=ping_interval, pong_timeout=pong_timeout, lifetime=connection_lifetime)
-        self._requested_port = port
+        super().__init__(port)
         self._weight_limit = rest_weight_limit
         self._connection_limit = (max_connections_per_window, connection_window)
         self._exchange_info = load_exchange_info()
@@ -147,69 +147,11 @@ class FakeBinance:
         self._attempt_windows: dict[str, RateWindow] = {}  # client IP -> its connection attempts
         self._weights = WeightMeter()
         self._escalation = Escalation(rest_ban_seconds)
-        self._stopping = False
         self._tick_count = 0
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
         self._tick_wakeup: asyncio.Event | None = None
         self._deliveries: asyncio.Queue[tuple[float, Tick]] | None = None
-        self._startup_error: BaseException | None = None
-        self._port: int | None = None
 
     # ------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeBinance:
-        """Start serving; returns self once the port is listening."""
-        if self._thread is not None:
-            raise RuntimeError("FakeBinance.start() called twice; build a new FakeBinance instead")
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="fake-binance", daemon=True)
-        self._thread.start()
-        if not ready.wait(CALL_TIMEOUT):
-            raise RuntimeError(f"fake Binance did not start listening within {CALL_TIMEOUT} s")
-        if self._startup_error is not None:
-            self._thread.join(CALL_TIMEOUT)
-            raise RuntimeError(f"fake Binance failed to start on {HOST}:{self._requested_port}: "
-                               f"{self._startup_error}") from self._startup_error
-        log.info("fake binance listening on %s", self.rest_url)
-        return self
-
-    def stop(self) -> None:
-        """Close every connection (1001 "going away"), stop the loop and join its thread. Idempotent."""
-        thread, loop, stop_event = self._thread, self._loop, self._stop_event
-        if thread is None or not thread.is_alive() or loop is None or stop_event is None:
-            return
-        if threading.current_thread() is thread:
-            raise RuntimeError("FakeBinance.stop() must not be called from the fake's own event loop")
-        try:
-            loop.call_soon_threadsafe(stop_event.set)
-        except RuntimeError:  # the loop already closed on its own
-            pass
-        thread.join(CALL_TIMEOUT)
-        if thread.is_alive():
-            raise RuntimeError(f"fake Binance thread did not stop within {CALL_TIMEOUT} s")
-
-    def __enter__(self) -> FakeBinance:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeBinance is not listening; call start() first")
-        return self._port
-
-    @property
-    def ws_url(self) -> str:
-        """Base WebSocket URL without a route, e.g. ws://127.0.0.1:PORT; append /market/stream etc."""
-        return f"ws://{HOST}:{self.port}"
-
-    @property
-    def rest_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
 
     # ------------------------------------------------------------ inspection (thread-safe snapshots)
 
@@ -448,51 +390,12 @@ class FakeBinance:
 
     # ------------------------------------------------------------ event-loop thread
 
-    def _call(self, make: Callable[[], Awaitable[_T]]) -> _T:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None or not thread.is_alive() or self._stopping:
-            raise RuntimeError("FakeBinance is not running; call start() first")
-        if threading.current_thread() is thread:
-            raise RuntimeError("synchronous FakeBinance calls must not run on the fake's own event loop")
-
-        async def run() -> _T:
-            return await make()
-
-        return asyncio.run_coroutine_threadsafe(run(), loop).result(CALL_TIMEOUT)
-
-    def _run(self, ready: threading.Event) -> None:
-        try:
-            asyncio.run(self._main(ready))
-        except BaseException as exc:  # reported to start(); the thread must not die silently
-            if not ready.is_set():
-                self._startup_error = exc
-                ready.set()
-            else:
-                log.exception("fake binance event loop crashed")
-
-    async def _main(self, ready: threading.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
+    def _on_loop(self) -> None:
         self._tick_wakeup = asyncio.Event()
         self._deliveries = asyncio.Queue()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_HANDSHAKE_TIMEOUT)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, HOST, self._requested_port)
-            await site.start()
-            self._port = int(runner.addresses[0][1])
-            tasks = [asyncio.create_task(self._tick_loop()), asyncio.create_task(self._deliver_loop())]
-            ready.set()
-            await self._stop_event.wait()
-            self._stopping = True
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._close_all(CLOSE_GOING_AWAY, REASON_LIFETIME)
-        finally:
-            await runner.cleanup()
+
+    def _background(self) -> list[Coroutine[Any, Any, None]]:
+        return [self._tick_loop(), self._deliver_loop()]
 
     async def _tick_loop(self) -> None:
         assert self._tick_wakeup is not None and self._deliveries is not None
@@ -790,28 +693,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, frame: object) -> None:
-        stop_requested.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    fake = FakeBinance(
+    return serve(lambda: FakeBinance(
         tick_interval=args.tick_interval, ping_interval=args.ping_interval, pong_timeout=args.pong_timeout,
         max_streams=args.max_streams, max_incoming_per_second=args.max_incoming_per_second,
         connection_lifetime=args.connection_lifetime, port=args.port, seed=args.seed,
         max_connections_per_window=args.max_connections_per_window, connection_window=args.connection_window,
-    ).start()
-    try:
-        print(f"fake binance listening ws={fake.ws_url} rest={fake.rest_url}", flush=True)
-        while not stop_requested.wait(0.5):
-            pass
-    finally:
-        fake.stop()
-    return 0
+    ).start(), args.verbose)
 
 
 if __name__ == "__main__":

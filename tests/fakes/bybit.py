@@ -15,17 +15,16 @@ import copy
 import json
 import logging
 import math
-import signal
 import sys
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -73,12 +72,11 @@ from tests.fakes.bybit_protocol import (
 )
 from tests.fakes.connection import now_ms
 from tests.fakes.protocol import RateWindow, Silence, is_websocket_upgrade
+from tests.fakes.server import LoopServer, serve
 
 log = logging.getLogger(__name__)
 
-HOST = "127.0.0.1"
 DEFAULT_SEED = 20260501
-CALL_TIMEOUT = 10.0  # seconds a synchronous API call (start, stop, drop_all, ...) may take
 CATCH_UP = 0.05  # seconds of ticks a late tick loop makes up for (a pause of the process, a busy machine)
 RESEND_CHECK = 0.05  # seconds between checks for level-1 order book snapshots due again
 CLOSE_HANDSHAKE_TIMEOUT = 1.0  # seconds the fake waits for a client's close frame after sending its own
@@ -91,7 +89,6 @@ REASON_SLOW = "slow consumer"
 REASON_DROPPED = "dropped by fake"
 _RESERVED_CLOSE_CODES = frozenset({1004, 1005, 1006, 1015})  # never sent in a close frame (RFC 6455 §7.4.1)
 _FORCED_TEXT = MappingProxyType({403: REST_TOO_FREQUENT_TEXT, 429: "System level frequency protection"})
-_T = TypeVar("_T")
 _dumps = partial(json.dumps, separators=(",", ":"))
 Prepared = tuple[str, dict[str, Any], str, str | None]  # (topic, message, JSON text, symbol)
 
@@ -135,9 +132,11 @@ class RestCall:
     cause: str  # "answer", "forced" (set_rest_failure), "limit" (over the IP limit: 403), "banned" (403 after it)
 
 
-class FakeBybit:
+class FakeBybit(LoopServer):
     """Bybit v5 public linear market data on 127.0.0.1: WebSocket `/v5/public/linear` and the REST market
     endpoints; see tests/fakes/README.md ("Fake Bybit") for the behaviour."""
+
+    NAME = "Bybit"
 
     def __init__(self, *, tick_interval: float = 0.2, seed: int = DEFAULT_SEED, ping_timeout: float = PING_TIMEOUT,
                  port: int = 0, book_deltas: bool = False, book_resend_interval: float = BOOK_RESEND_SECONDS,
@@ -159,7 +158,7 @@ class FakeBybit:
             raise ValueError(f"port must be 0 (any free port) or 1-65535, got {port!r}")
         self._tick_interval = float(tick_interval)
         self._ping_timeout = float(ping_timeout)
-        self._requested_port = port
+        super().__init__(port)
         self._resend_interval = float(book_resend_interval)
         self._args_limit = args_limit
         self._connection_limit = (max_connections_per_window, float(connection_window))
@@ -193,68 +192,10 @@ class FakeBybit:
         self._attempt_windows: dict[str, RateWindow] = {}
         self._rest_windows: dict[str, RateWindow] = {}
         self._rest_banned_until: dict[str, float] = {}
-        self._stopping = False
         self._tick_count = 0
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
         self._tick_wakeup: asyncio.Event | None = None
-        self._startup_error: BaseException | None = None
-        self._port: int | None = None
 
     # ------------------------------------------------------------ lifecycle
-
-    def start(self) -> FakeBybit:
-        """Start serving; returns self once the port is listening."""
-        if self._thread is not None:
-            raise RuntimeError("FakeBybit.start() called twice; build a new FakeBybit instead")
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="fake-bybit", daemon=True)
-        self._thread.start()
-        if not ready.wait(CALL_TIMEOUT):
-            raise RuntimeError(f"fake Bybit did not start listening within {CALL_TIMEOUT} s")
-        if self._startup_error is not None:
-            self._thread.join(CALL_TIMEOUT)
-            raise RuntimeError(f"fake Bybit failed to start on {HOST}:{self._requested_port}: "
-                               f"{self._startup_error}") from self._startup_error
-        log.info("fake bybit listening on %s", self.rest_url)
-        return self
-
-    def stop(self) -> None:
-        """Close every connection (1001 "going away"), stop the loop and join its thread. Idempotent."""
-        thread, loop, stop_event = self._thread, self._loop, self._stop_event
-        if thread is None or not thread.is_alive() or loop is None or stop_event is None:
-            return
-        if threading.current_thread() is thread:
-            raise RuntimeError("FakeBybit.stop() must not be called from the fake's own event loop")
-        try:
-            loop.call_soon_threadsafe(stop_event.set)
-        except RuntimeError:  # the loop already closed on its own
-            pass
-        thread.join(CALL_TIMEOUT)
-        if thread.is_alive():
-            raise RuntimeError(f"fake Bybit thread did not stop within {CALL_TIMEOUT} s")
-
-    def __enter__(self) -> FakeBybit:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("FakeBybit is not listening; call start() first")
-        return self._port
-
-    @property
-    def ws_url(self) -> str:
-        """ws://127.0.0.1:PORT, without a path: clients append /v5/public/linear as they do to Bybit's host."""
-        return f"ws://{HOST}:{self.port}"
-
-    @property
-    def rest_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
 
     # ------------------------------------------------------------ inspection (thread-safe snapshots)
 
@@ -498,50 +439,11 @@ class FakeBybit:
 
     # ------------------------------------------------------------ event-loop thread
 
-    def _call(self, make: Callable[[], Awaitable[_T]]) -> _T:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None or not thread.is_alive() or self._stopping:
-            raise RuntimeError("FakeBybit is not running; call start() first")
-        if threading.current_thread() is thread:
-            raise RuntimeError("synchronous FakeBybit calls must not run on the fake's own event loop")
-
-        async def run() -> _T:
-            return await make()
-
-        return asyncio.run_coroutine_threadsafe(run(), loop).result(CALL_TIMEOUT)
-
-    def _run(self, ready: threading.Event) -> None:
-        try:
-            asyncio.run(self._main(ready))
-        except BaseException as exc:  # reported to start(); the thread must not die silently
-            if not ready.is_set():
-                self._startup_error = exc
-                ready.set()
-            else:
-                log.exception("fake bybit event loop crashed")
-
-    async def _main(self, ready: threading.Event) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
+    def _on_loop(self) -> None:
         self._tick_wakeup = asyncio.Event()
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_HANDSHAKE_TIMEOUT)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, HOST, self._requested_port)
-            await site.start()
-            self._port = int(runner.addresses[0][1])
-            tasks = [asyncio.create_task(self._tick_loop()), asyncio.create_task(self._resend_loop())]
-            ready.set()
-            await self._stop_event.wait()
-            self._stopping = True
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._close_all(CLOSE_GOING_AWAY, "going away")
-        finally:
-            await runner.cleanup()
+
+    def _background(self) -> list[Coroutine[Any, Any, None]]:
+        return [self._tick_loop(), self._resend_loop()]
 
     async def _tick_loop(self) -> None:
         assert self._tick_wakeup is not None
@@ -1044,26 +946,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, frame: object) -> None:
-        stop_requested.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    fake = FakeBybit(tick_interval=args.tick_interval, ping_timeout=args.ping_timeout, port=args.port,
+    return serve(lambda: FakeBybit(tick_interval=args.tick_interval, ping_timeout=args.ping_timeout, port=args.port,
                      seed=args.seed, book_deltas=args.book_deltas, book_resend_interval=args.book_resend_interval,
                      max_connections_per_window=args.max_connections_per_window,
-                     connection_window=args.connection_window).start()
-    try:
-        print(f"fake bybit listening ws={fake.ws_url} rest={fake.rest_url}", flush=True)
-        while not stop_requested.wait(0.5):
-            pass
-    finally:
-        fake.stop()
-    return 0
+                     connection_window=args.connection_window).start(), args.verbose)
 
 
 if __name__ == "__main__":
