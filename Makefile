@@ -80,9 +80,10 @@ history-memory: install-dev
 # Fan-out throughput, latency, CPU and memory per client, under eventlet and gevent and for a Node socket.io
 # reference relay (a few minutes per scenario). SCENARIO=fanout|idle|many|trades|cluster|hop (or 1-6,
 # comma-separated; default fanout,trades; cluster: 30,000 clients over three gateways against one process with a
-# gateway's share; hop: one gateway against one process with the same clients, for the Redis hop), TARGETS=eventlet,gevent,eventlet-unrecorded,reference
-# (eventlet-unrecorded: HISTORY_ENABLED=false, to print what recording costs), QUICK=1 (100 clients, about a minute per scenario).
-# Writes docs/PERFORMANCE.md (not with QUICK).
+# gateway's share; hop: one gateway against one process with the same clients, for the Redis hop), TARGETS=eventlet,gevent,eventlet-unrecorded,bybit,reference
+# (eventlet-unrecorded: HISTORY_ENABLED=false, to print what recording costs; bybit: eventlet with EXCHANGES=binance,bybit
+# against a fake Bybit, its clients on Bybit's tickers, in fanout by default, skipped for trades), QUICK=1 (100 clients,
+# about a minute per scenario). Writes docs/PERFORMANCE.md (not with QUICK).
 .PHONY: bench
 bench: install-dev node
 	$(PY) -m bench.perf $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(TARGETS),--targets $(TARGETS)) $(if $(QUICK),--quick)

@@ -3,13 +3,15 @@
 // counted instead of being hidden by a retry).
 //
 //   node bench/loadgen.js --url http://127.0.0.1:PORT --clients 250 --first 0 --symbols BTCUSDT,ETHUSDT,...
-//                         --per-client 2 [--kind ticker|trade] [--concurrency 50] [--connect-timeout 20000]
-//                         [--phase-seconds 60] [--max-seconds 900]
+//                         --per-client 2 [--kind ticker|trade] [--exchange bybit] [--concurrency 50]
+//                         [--connect-timeout 20000] [--phase-seconds 60] [--max-seconds 900]
 //
 // --kind says what the clients subscribe to and count: `ticker` (the default) subscribes {symbols} and counts
 // price_updates, one per (symbol, eventTime); `trade` subscribes {symbols, streams: ["trade"]} and counts trade
 // events, one per (symbol, id), the aggregate trade id. Either way an update belongs to the window by its
-// eventTime, and its latency is the time of receipt minus its eventTime.
+// eventTime, and its latency is the time of receipt minus its eventTime. --exchange names the exchange in the
+// subscribe request (`subscribe {symbols, exchange}`; none: the service's default, Binance), and then only updates
+// of that exchange count (any other is counted apart as `foreign`).
 //
 // The driver talks to it with one JSON object per line. stdin (commands): {"cmd":"subscribe"},
 // {"cmd":"window","from":EPOCH_MS,"to":EPOCH_MS}, {"cmd":"progress"}, {"cmd":"report"}, {"cmd":"exit"}. stdout
@@ -45,6 +47,7 @@ const config = {
   connectTimeout: Number(option("connect-timeout", "20000")),
   phaseSeconds: Number(option("phase-seconds", "60")), // no new connect (subscribe) starts after this long
   maxSeconds: Number(option("max-seconds", "900")), // a worker orphaned by its driver still ends
+  exchange: option("exchange", undefined), // undefined: not named in the subscribe request (Binance)
 };
 const kind = KINDS[option("kind", "ticker")];
 if (kind === undefined) throw new Error(`loadgen: --kind must be one of ${Object.keys(KINDS).join(", ")}`);
@@ -55,6 +58,7 @@ const stats = {
   duplicates: 0, // same symbol and key (eventTime, or trade id) twice on one client
   outOfOrder: 0, // a key older than the newest one the client already had for that symbol (not a duplicate)
   outside: 0, // updates outside the window (warm-up, the cached price sent on subscribe, ...)
+  foreign: 0, // updates of another exchange than --exchange (none expected)
   latency: new Map(), // whole milliseconds (Date.now() - eventTime) -> count
   union: new Map(), // symbol -> Set of keys any client of this slice saw in the window
   disconnects: new Map(), // reason -> count, for clients that were connected
@@ -85,6 +89,10 @@ function symbolsFor(index) {
 /** Count one delivery: latency, duplicates, out-of-order deliveries and the distinct keys per symbol. Kept
  * cheap: it runs per update. */
 function onUpdate(client, update) {
+  if (config.exchange !== undefined && update.exchange !== config.exchange) {
+    stats.foreign += 1;
+    return;
+  }
   const eventTime = update.eventTime;
   const key = update[kind.key];
   const newest = client.newest.get(update.symbol);
@@ -182,11 +190,14 @@ function subscribeOne(client) {
       resolve("not connected");
       return;
     }
-    const request = { symbols: client.symbols, streams: kind.streams }; // undefined streams: not sent
+    // undefined streams or exchange: not sent
+    const request = { symbols: client.symbols, streams: kind.streams, exchange: config.exchange };
     client.socket.timeout(config.connectTimeout).emit("subscribe", request, (err, answer) => {
       if (err) resolve("no acknowledgement");
       else if (!answer || !Array.isArray(answer.symbols) || answer.symbols.length !== client.symbols.length) {
         resolve((answer && answer.code) || "refused");
+      } else if (config.exchange !== undefined && answer.exchange !== config.exchange) {
+        resolve(`subscribed on ${answer.exchange}, not ${config.exchange}`);
       } else {
         client.subscribed = true;
         resolve(null);
@@ -225,6 +236,7 @@ function report() {
     duplicates: stats.duplicates,
     outOfOrder: stats.outOfOrder,
     outside: stats.outside,
+    foreign: stats.foreign,
     latency: Object.fromEntries(stats.latency),
     symbols: symbolReport(),
     disconnects: Object.fromEntries(stats.disconnects),

@@ -1,16 +1,20 @@
 """Throughput, latency, CPU and memory of the service's fan-out, next to a minimal Node socket.io relay.
 
-    .venv/bin/python -m bench.perf [--scenario fanout|idle|many|trades[,...]] [--targets eventlet,gevent,reference]
+    .venv/bin/python -m bench.perf [--scenario fanout|idle|many|trades[,...]]
+                                   [--targets eventlet,gevent,eventlet-unrecorded,bybit,reference]
                                    [--quick] [--clients N] [--window S] ... [--no-doc]
 
 (`make bench`: fanout and trades; `make bench SCENARIO=many`, `make bench QUICK=1`; the variables SCENARIO,
 TARGETS and QUICK work from the environment too.) Per scenario it runs the fake exchange at the scenario's tick
-rate, then for each target in turn (the service under eventlet, under gevent, and bench/reference-relay.js):
-starts the server, reads its RSS with no client, connects N real socket.io-client v4 clients spread over several
-Node processes (websocket transport only), reads the RSS again (memory per idle client), subscribes each client
-to K of the S symbols (their tickers, or for `trades` their trades) and, after a warm-up, counts every
-price_update (trade) of a window: latency from eventTime to receipt, lost, duplicated and out-of-order updates
-(by eventTime; trades by their aggregate trade id), and the server's CPU time per delivery. The service runs
+rate, then for each target in turn (the service under eventlet, under gevent, and bench/reference-relay.js; and
+for `fanout` by default, `bybit`: the service under eventlet with EXCHANGES=binance,bybit against a fake Bybit
+ticking at the same rate, its clients subscribing with `exchange: "bybit"`, ticker scenarios only): starts the
+server, reads its RSS with no client, connects N real socket.io-client v4 clients spread over several Node
+processes (websocket transport only), reads the RSS again (memory per idle client), subscribes each client to K
+of the S symbols (their tickers, or for `trades` their trades) and, after a warm-up, counts every price_update
+(trade) of a window: latency from eventTime to receipt, lost, duplicated and out-of-order updates (by eventTime;
+trades by their aggregate trade id; Bybit's updates are the fake's tickers messages that changed a field a
+price_update shows, bench/perf_bybit.py), and the server's CPU time per delivery. The service runs
 with the production defaults but for what it needs against the fake (each row's notes name those settings).
 Prints a table and regenerates the scenario's section of docs/PERFORMANCE.md (not with --quick). Loopback only;
 every process it starts is stopped by its PID; every wait has a deadline. Prints numbers; judges nothing.
@@ -33,12 +37,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.perf_bybit import BybitTickObserver, fake_bybit
 from bench.perf_cluster import ClusterTarget
 from bench.perf_processes import (
     FEEDS,
+    TICKERS,
     CpuSample,
     Feed,
     Loadgen,
+    Observer,
     ReferenceTarget,
     ServiceTarget,
     Target,
@@ -58,10 +65,13 @@ from tests.redis_server import RedisProcess, answers
 SYMBOL_POOL = ("BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "ADAUSDT", "XRPUSDT", "DOGEUSDT", "LTCUSDT", "LINKUSDT",
                "BCHUSDT", "TRXUSDT", "ETCUSDT", "XLMUSDT", "ATOMUSDT", "EOSUSDT", "VETUSDT")
 # eventlet-unrecorded: the service under eventlet with HISTORY_ENABLED=false, to print what recording costs;
-# cluster: one ingestor and three gateways on a Redis of their own (bench/perf_cluster.py)
-TARGETS = ("eventlet", "gevent", "eventlet-unrecorded", "reference", "cluster")
+# cluster: one ingestor and three gateways on a Redis of their own (bench/perf_cluster.py); bybit: the service
+# under eventlet with Bybit on, its clients subscribed to Bybit's tickers (bench/perf_bybit.py)
+TARGETS = ("eventlet", "gevent", "eventlet-unrecorded", "bybit", "reference", "cluster")
 DEFAULT_TARGETS = ("eventlet", "gevent", "eventlet-unrecorded", "reference")
 CLUSTER = "cluster"
+BYBIT = "bybit"
+BYBIT_MODE = "eventlet"
 CLUSTER_GATEWAYS = 3
 REFERENCE = "reference"
 BENCH_REDIS_DB = "14"  # the shared Redis on 6379 keeps the tests' databases (15) apart from the bench's
@@ -123,7 +133,7 @@ class Scenario:
 
 SCENARIOS = {
     "fanout": Scenario("fanout", clients=1000, symbols=5, per_client=2, tick_interval=0.1, window=20, warmup=5,
-                       workers=4),
+                       workers=4, targets=("eventlet", "gevent", "eventlet-unrecorded", BYBIT, "reference")),
     "idle": Scenario("idle", clients=1000, symbols=5, per_client=0, tick_interval=0.1, window=0, warmup=0,
                      workers=4),
     "many": Scenario("many", clients=10000, symbols=10, per_client=1, tick_interval=1.0, window=20, warmup=5,
@@ -182,7 +192,7 @@ def subscribe_clients(row: Row, loadgen: Loadgen, scenario: Scenario) -> None:
     say(f"  {row.subscribed} clients subscribed in {seconds:.1f} s")
 
 
-def measure_window(row: Row, target: Target, loadgen: Loadgen, observer: TickObserver,
+def measure_window(row: Row, target: Target, loadgen: Loadgen, observer: Observer,
                    scenario: Scenario) -> None:
     """Count the updates whose eventTime is in [start, end) and the CPU time used over the same span."""
     start = now_ms() + 500  # time for the window to reach the workers first
@@ -200,6 +210,7 @@ def measure_window(row: Row, target: Target, loadgen: Loadgen, observer: TickObs
     reports, silent = loadgen.collect("report", timeout=REPORT_TIMEOUT)
     row.window_s, row.cpu_seconds = scenario.window, after.server - before.server
     row.deliveries = merge_reports(reports, observer.between(start, end))
+    row.notes.extend(observer.remarks())
     note_window(row, reports, silent)
     row.notes.append(cpu_note(row, before, after))
 
@@ -228,6 +239,9 @@ def wait_for_stragglers(loadgen: Loadgen) -> float:
 def note_window(row: Row, reports: Sequence[dict[str, Any]], silent: int) -> None:
     """What the table cannot show: clients that dropped, errors the server sent, workers that did not answer,
     ticks nobody got."""
+    foreign = sum(report.get("foreign", 0) for report in reports)
+    if foreign:
+        row.notes.append(f"{foreign:,} updates of another exchange than the one subscribed to (not counted)")
     for field, what in (("disconnects", "disconnected"), ("errors", "error events")):
         counts: Counter[str] = Counter()
         for report in reports:
@@ -255,9 +269,10 @@ def cpu_note(row: Row, before: CpuSample, after: CpuSample) -> str:
             f"the machine was {busy:.0%} busy")
 
 
-def measure_target(target: Target, scenario: Scenario, symbols: list[str], observer: TickObserver,
-                   workdir: Path) -> Row:
-    """Start one server, run the scenario's phases against it, stop it; a failure becomes a note in the row."""
+def measure_target(target: Target, scenario: Scenario, symbols: list[str], observer: Observer,
+                   workdir: Path, exchange: str | None = None) -> Row:
+    """Start one server, run the scenario's phases against it, stop it; a failure becomes a note in the row.
+    ``exchange``: what the clients subscribe on (None: the default, Binance)."""
     clients = scenario.clients_for(CLUSTER if isinstance(target, ClusterTarget) else target.name)
     row = Row(scenario.key, target.name, clients)
     say(f"[{scenario.key}] {target.name}")
@@ -273,7 +288,7 @@ def measure_target(target: Target, scenario: Scenario, symbols: list[str], obser
     loadgen = Loadgen(target.urls, symbols, scenario.per_client, clients, scenario.workers,
                       workdir / f"{scenario.key}-{target.name}-loadgen.log", scenario.phase_seconds,
                       CONNECT_TIMEOUT, max_seconds=2 * scenario.phase_seconds + scenario.window + 300,
-                      feed=scenario.feed)
+                      feed=scenario.feed, exchange=exchange)
     try:
         run_phases(row, target, loadgen, observer, scenario)
         row.notes.extend(target.remarks())
@@ -287,7 +302,7 @@ def measure_target(target: Target, scenario: Scenario, symbols: list[str], obser
     return row
 
 
-def run_phases(row: Row, target: Target, loadgen: Loadgen, observer: TickObserver, scenario: Scenario) -> None:
+def run_phases(row: Row, target: Target, loadgen: Loadgen, observer: Observer, scenario: Scenario) -> None:
     time.sleep(scenario.settle)
     baseline, files = total_rss(target), sum(map(open_files, target.pids))
     loadgen.start()
@@ -333,14 +348,41 @@ def make_target(name: str, fake: FakeBinance, symbols: list[str], workdir: Path,
     return ServiceTarget(name, fake, symbols, workdir, redis)
 
 
+def bybit_skipped(scenario: Scenario) -> str | None:
+    """Why the bybit target does not run in ``scenario`` (None: it runs)."""
+    if scenario.feed is not TICKERS:
+        return (f"its clients count Bybit's tickers only, and the scenario's stream is {scenario.kind!r} (Bybit's "
+                f"trade ids are UUID strings, which the loadgen cannot order)")
+    return None
+
+
+def measure_bybit(fake: FakeBinance, scenario: Scenario, symbols: list[str], workdir: Path,
+                  redis: dict[str, str]) -> Row:
+    """The service under eventlet with Bybit on, against a fake Bybit of its own ticking at the scenario's rate
+    (started for this target only), its clients subscribed to Bybit's tickers; the fake Binance still ticks."""
+    with fake_bybit(scenario.tick_interval, symbols) as bybit:
+        target = ServiceTarget(BYBIT_MODE, fake, symbols, workdir, redis, bybit=bybit, name=target_name(BYBIT))
+        row = measure_target(target, scenario, symbols, BybitTickObserver(bybit, symbols), workdir, exchange=BYBIT)
+    row.notes.append(f"the service under {BYBIT_MODE}; its clients subscribe with exchange \"bybit\" and count "
+                     f"price_updates by (symbol, eventTime = the tickers message's ts); it also reads Binance's "
+                     f"tickers of DEFAULT_SYMBOLS (no client subscribed to them)")
+    return row
+
+
 def run_scenario(scenario: Scenario, targets: Sequence[str], workdir: Path) -> list[Row]:
     symbols = list(SYMBOL_POOL[:scenario.symbols])
     say(f"[{scenario.key}] {scenario.describe()}")
+    rows = []
     with FakeBinance(tick_interval=scenario.tick_interval) as fake, \
             TickObserver(fake, symbols, scenario.feed) as observer, redis_for_service(workdir) as redis:
-        rows = [measure_target(make_target(name, fake, symbols, workdir, redis, scenario), scenario, symbols,
-                               observer, workdir)
-                for name in targets]
+        for name in targets:
+            if name != BYBIT:
+                rows.append(measure_target(make_target(name, fake, symbols, workdir, redis, scenario), scenario,
+                                           symbols, observer, workdir))
+            elif (why := bybit_skipped(scenario)) is not None:
+                say(f"[{scenario.key}] {target_name(BYBIT)} skipped: {why}")
+            else:
+                rows.append(measure_bybit(fake, scenario, symbols, workdir, redis))
     note_hop(rows)
     return rows
 
@@ -382,7 +424,7 @@ def context(scenario: Scenario, targets: Sequence[str], load_before: str) -> lis
         f"Machine: {os.cpu_count()} cores, {cpu_model()}; load average before the run {load_before}",
         f"Run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, Node {node}; "
         f"targets: {', '.join(target_name(t) for t in targets)} (async modes: "
-        f"{', '.join(t for t in targets if t != REFERENCE) or 'none'})",
+        f"{', '.join(f'{BYBIT_MODE} ({t})' if t == BYBIT else t for t in targets if t != REFERENCE) or 'none'})",
     ]
 
 
@@ -402,8 +444,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help=f"comma-separated: fanout (1), idle (2), many (3), trades (4), cluster (5), hop (6); "
                              f"default {DEFAULT_SCENARIOS}")
     parser.add_argument("--targets", default=os.environ.get("TARGETS") or None,
-                        help="comma-separated of eventlet, gevent, eventlet-unrecorded, reference, cluster; default "
-                             "each scenario's own (cluster: cluster,eventlet; the others all but cluster)")
+                        help="comma-separated of eventlet, gevent, eventlet-unrecorded, bybit, reference, cluster; "
+                             "default each scenario's own (fanout: all but cluster; cluster and hop: "
+                             "cluster,eventlet; the others all but bybit and cluster)")
     parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("QUICK")),
                         help="100 clients, 5 s window: a smoke run of about a minute; docs are not written")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/PERFORMANCE.md")

@@ -26,11 +26,12 @@ from dotenv import dotenv_values
 from config import Settings
 from tests.e2e.process import ROOT, ServiceProcess, free_port, service_env, terminate
 from tests.fakes.binance import FakeBinance
+from tests.fakes.bybit import FakeBybit
 from tests.helpers import wait_for
 
-__all__ = ["FEEDS", "TICKERS", "TRADES", "CpuSample", "Feed", "Loadgen", "ReferenceTarget", "ServiceTarget", "Target",
-           "TickObserver", "changed_settings", "cpu_seconds", "node_binary", "open_files", "raise_open_files_limit",
-           "rss_bytes"]
+__all__ = ["FEEDS", "TICKERS", "TRADES", "CpuSample", "Feed", "Loadgen", "Observer", "ReferenceTarget", "ServiceTarget",
+           "Target", "TickObserver", "changed_settings", "cpu_seconds", "node_binary", "open_files",
+           "raise_open_files_limit", "rss_bytes"]
 
 READY_TIMEOUT = 30.0  # seconds a server may take to answer /ready (upstream live, symbols loaded)
 STOP_TIMEOUT = 10.0  # seconds a process may take to exit after SIGTERM before it gets SIGKILL
@@ -217,15 +218,19 @@ class OneProcess:
 class ServiceTarget(OneProcess):
     """``python app.py`` under one async mode with the production defaults, but for what it needs to run against
     the fake on this machine: the fake's URLs, a loopback port, Redis, DEFAULT_SYMBOLS, no log file, limits raised
-    for the bench's connections (see ``settings()``)."""
+    for the bench's connections (see ``settings()``). With ``bybit`` (a started FakeBybit) it runs Bybit too
+    (EXCHANGES=binance,bybit and the fake's URLs), for clients of its Bybit channels; ``name`` names the row
+    (default ``service-<mode>``)."""
 
     def __init__(self, mode: str, fake: FakeBinance, symbols: list[str], workdir: Path,
-                 redis: dict[str, str]) -> None:
-        self.name = f"service-{mode}"
+                 redis: dict[str, str], bybit: FakeBybit | None = None, name: str | None = None) -> None:
+        self.name = name or f"service-{mode}"
         mode, _, variant = mode.partition("-")  # eventlet-unrecorded: history off, for its cost
         unrecorded = {"HISTORY_ENABLED": "false"} if variant == UNRECORDED else {}
+        exchanges = {} if bybit is None else dict(EXCHANGES="binance,bybit", BYBIT_WS_URL=bybit.ws_url,
+                                                  BYBIT_REST_URL=bybit.rest_url)
         env = service_env(fake, test_settings=False, ASYNC_MODE=mode, DEFAULT_SYMBOLS=",".join(symbols),
-                          **SERVICE_LIMITS, **redis, **unrecorded)
+                          **SERVICE_LIMITS, **redis, **unrecorded, **exchanges)
         self._changed = changed_settings(env)
         self._process = ServiceProcess(env, workdir / f"{self.name}.log")
 
@@ -323,7 +328,8 @@ class Loadgen:
 
     def __init__(self, urls: Sequence[str], symbols: list[str], per_client: int, clients: int, workers: int,
                  log_path: Path, phase_seconds: float, connect_timeout: float, max_seconds: float,
-                 feed: Feed = TICKERS) -> None:
+                 feed: Feed = TICKERS, exchange: str | None = None) -> None:
+        """``exchange``: what the clients name in `subscribe {exchange}` and count (None: none named, Binance)."""
         if isinstance(urls, str):
             raise TypeError(f"Loadgen takes a list of URLs, not the string {urls!r}: pass [url]")
         workers = max(1, min(workers, clients))
@@ -332,7 +338,7 @@ class Loadgen:
         self._common = ["--symbols", ",".join(symbols), "--per-client", str(per_client),
                         "--kind", feed.kind,
                         "--phase-seconds", str(phase_seconds), "--connect-timeout", str(int(connect_timeout * 1000)),
-                        "--max-seconds", str(int(max_seconds))]
+                        "--max-seconds", str(int(max_seconds)), *(["--exchange", exchange] if exchange else [])]
         self._log_path = log_path
         self._procs: list[subprocess.Popen[str]] = []
         self._messages: queue.Queue[tuple[int, dict[str, Any]]] = queue.Queue()
@@ -415,6 +421,18 @@ class Loadgen:
 
 # ---------------------------------------------------------------- the fake's own record of its ticks
 
+class Observer(Protocol):
+    """Which updates the fake exchange sent in a window, whether any client got them or not."""
+
+    def between(self, start_ms: int, end_ms: int) -> dict[str, set[int]]:
+        """Per symbol, the keys of the updates whose event time is in [start_ms, end_ms)."""
+        ...
+
+    def remarks(self) -> list[str]:
+        """What the last ``between`` found that the table does not show."""
+        ...
+
+
 class TickObserver:
     """A reader of the fake's combined stream of `feed` for the bench's symbols, on its own connection and thread:
     which updates happened (the key and event time of each), so one that the server under test passed on to no
@@ -466,3 +484,6 @@ class TickObserver:
         with self._lock:
             return {symbol: {key for key, t in times.items() if start_ms <= t < end_ms}
                     for symbol, times in self._times.items()}
+
+    def remarks(self) -> list[str]:
+        return []

@@ -34,15 +34,29 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return dotenv
 
 
-@pytest.mark.parametrize("mode, extra", [("eventlet", set()), ("gevent", {"ASYNC_MODE"}),
-                                         ("eventlet-unrecorded", {"HISTORY_ENABLED"})])
+class Bybit:
+    """Stands in for a started FakeBybit."""
+
+    ws_url = "ws://127.0.0.1:39998"
+    rest_url = "http://127.0.0.1:39998"
+
+
+BYBIT_CHANGES = {"EXCHANGES", "BYBIT_WS_URL", "BYBIT_REST_URL"}
+
+
+@pytest.mark.parametrize("mode, bybit, extra", [("eventlet", None, set()), ("gevent", None, {"ASYNC_MODE"}),
+                                                ("eventlet-unrecorded", None, {"HISTORY_ENABLED"}),
+                                                ("eventlet", Bybit(), BYBIT_CHANGES)])
 def test_the_bench_changes_only_what_it_must(clean_environment: Path, tmp_path: Path, mode: str,
-                                             extra: set[str]) -> None:
+                                             bybit: Bybit | None, extra: set[str]) -> None:
     target = ServiceTarget(mode, Exchange(), ["BTCUSDT", "ETHUSDT"], tmp_path,  # type: ignore[arg-type]
-                           dict(REDIS_PORT="6379", REDIS_DB="14"))
+                           dict(REDIS_PORT="6379", REDIS_DB="14"), bybit=bybit)  # type: ignore[arg-type]
     changed = target.settings()
     assert set(changed) == BENCH_CHANGES | extra, "update docs/PERFORMANCE.md's table with the bench"
     assert changed["DEFAULT_SYMBOLS"] == "BTCUSDT,ETHUSDT" and changed["BINANCE_REST_URL"] == Exchange.rest_url
+    if bybit is not None:
+        assert (changed["EXCHANGES"], changed["BYBIT_WS_URL"], changed["BYBIT_REST_URL"]) == (
+            "binance,bybit", Bybit.ws_url, Bybit.rest_url)
 
 
 def test_changed_settings_include_dotenv_and_hide_secrets(clean_environment: Path) -> None:
