@@ -247,3 +247,41 @@ def test_the_service_pings_bybit_so_the_strict_fake_never_drops_it(clients, bybi
     (connection,) = bybit.open_connections()
     assert len(bybit.pings(connection.conn_id)) >= PING_TIMEOUT
     assert len(bybit.connections()) == 1, "never dropped for want of a ping"
+
+
+def test_the_readmes_faults_against_bybit_heal_and_leave_binance_flowing(
+        clients, service: ServiceProcess, bybit: FakeBybit) -> None:
+    """README "Failure modes", replayed against Bybit: closes of every kind, error frames and garbage, one symbol
+    going quiet. Each heals on Bybit while Binance's updates go on, in order."""
+    client = clients()
+    client.call("subscribe", {"symbols": ["BTCUSDT", "ETHUSDT"]})
+    client.call("subscribe", {"symbols": ["BTCUSDT", "ETHUSDT"], "exchange": "bybit", "streams": ["ticker", "book"]})
+    assert_flowing(client, "bybit")
+    for code, reason in ((1008, "Too many requests"), (1001, "going away"), (1011, "internal error")):
+        bybit.close_all(code, reason)
+        assert_flowing(client, "binance")
+        assert_flowing(client, "bybit", timeout=15)
+    garbage = ['{"success":false,"ret_msg":"error:unknown","conn_id":"x","op":"subscribe"}', "not json", "[1,2]",
+               '{"topic":"tickers.BTCUSDT","type":"delta","ts":1,"data":{"symbol":"BTCUSDT","lastPrice":"x"}}',
+               '{"topic":"kline.1.BTCUSDT","type":"snapshot","ts":1,"data":[]}']
+    connections = len(bybit.connections())
+    for frame in garbage * 20:
+        bybit.inject(frame)
+    assert_flowing(client, "bybit")
+    assert len(bybit.connections()) == connections, "garbage does not cost the connection"
+    metrics = service.get("/metrics").text
+    assert metric_value(metrics, f"{PREFIX}upstream_events_total", event="unrecognised") > 0
+    bybit.set_silent(True, symbols=["ETHUSDT"])
+    client.wait("stream_status", lambda s: s == {**s, "exchange": "bybit", "symbol": "ETHUSDT", "state": "stale"},
+                timeout=15)
+    before = len(client.received("price_update", lambda u: u["exchange"] == "bybit" and u["symbol"] == "BTCUSDT"))
+    client.wait("price_update", lambda u: u["exchange"] == "bybit" and u["symbol"] == "BTCUSDT", count=before + 3)
+    bybit.set_silent(False, symbols=["ETHUSDT"])
+    client.wait("stream_status", lambda s: s == {**s, "exchange": "bybit", "symbol": "ETHUSDT", "state": "live"},
+                timeout=15)
+    assert not client.received("stream_status", lambda s: s["exchange"] == "binance")
+    for exchange in ("binance", "bybit"):
+        for symbol in ("BTCUSDT", "ETHUSDT"):
+            times = [u["eventTime"] for u in client.received(
+                "price_update", lambda u, e=exchange, s=symbol: u["exchange"] == e and u["symbol"] == s)]
+            assert times == sorted(set(times)), f"{exchange} {symbol}: in order, none twice"
