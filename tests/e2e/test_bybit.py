@@ -19,7 +19,7 @@ from tests.helpers import wait_for
 from tests.metrics_samples import metric_value
 
 PREFIX = "websocket_streaming_"
-PING_TIMEOUT = 4.0  # the fake drops a connection that has not pinged for this long (the service pings every 1 s)
+PING_TIMEOUT = 2.5  # the fake drops a connection that has not pinged for this long (the service pings every 1 s)
 
 
 @pytest.fixture
@@ -202,7 +202,7 @@ def test_bybit_faults_leave_binance_untouched_and_health_names_bybit(
     client.call("subscribe", {"symbols": ["BTCUSDT"]})
     client.call("subscribe", {"symbols": ["BTCUSDT"], "exchange": "bybit"})
     assert_flowing(client, "bybit")
-    bybit.refuse_connections(6)
+    bybit.refuse_connections(3)
     bybit.drop_all()
     client.wait("stream_status", lambda s: s["exchange"] == "bybit" and s["state"] == "reconnecting")
     assert not client.received("stream_status", lambda s: s["exchange"] == "binance")
@@ -231,7 +231,7 @@ def test_binance_faults_leave_bybit_untouched(clients, bybit: FakeBybit, fake_bi
     client.call("subscribe", {"symbols": ["ETHUSDT"]})
     client.call("subscribe", {"symbols": ["ETHUSDT"], "exchange": "bybit"})
     assert_flowing(client, "binance")
-    fake_binance.refuse_connections(5)
+    fake_binance.refuse_connections(3)
     fake_binance.drop_all()
     client.wait("stream_status", lambda s: s["exchange"] == "binance" and s["state"] == "reconnecting")
     assert_flowing(client, "bybit")
@@ -245,7 +245,7 @@ def test_the_service_pings_bybit_so_the_strict_fake_never_drops_it(clients, bybi
     client.wait("price_update", lambda u: u["exchange"] == "bybit")
     time.sleep(PING_TIMEOUT * 2)
     (connection,) = bybit.open_connections()
-    assert len(bybit.pings(connection.conn_id)) >= PING_TIMEOUT
+    assert len(bybit.pings(connection.conn_id)) >= PING_TIMEOUT * 2 - 1
     assert len(bybit.connections()) == 1, "never dropped for want of a ping"
 
 
