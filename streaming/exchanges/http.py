@@ -3,6 +3,7 @@ exchange asked for), the outcome counters, and the errors the look-ups expect. E
 what its answers mean (``_interpret``)."""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -18,7 +19,7 @@ __all__ = ["RestClient"]
 T = TypeVar("T")
 
 
-class RestClient:
+class RestClient(ABC):
     def __init__(self, title: str, base_url: str, timeout: float, metrics: ServiceMetrics, gate: RequestGate) -> None:
         self.title = title  # "Binance REST API", in errors and /health
         self._base_url = base_url.rstrip("/")
@@ -48,9 +49,9 @@ class RestClient:
             body = None
         return self._interpret(endpoint, response, body)
 
+    @abstractmethod
     def _interpret(self, endpoint: RestEndpoint, response: requests.Response, body: Any) -> Any:
         """The useful part of an answer, counting its outcome; raises the look-ups' errors for the others."""
-        raise NotImplementedError
 
     def _count(self, endpoint: RestEndpoint, outcome: RestOutcome) -> None:
         self._metrics.rest_requests.labels(endpoint, outcome).inc()

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import signal
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Self, TypeVar
 
@@ -28,7 +29,7 @@ CLOSE_GOING_AWAY = 1001
 _T = TypeVar("_T")
 
 
-class LoopServer:
+class LoopServer(ABC):
     NAME = "exchange"  # "Binance", "Bybit": in errors and logs
     CLOSE_REASON = "going away"  # what the connections are closed with on stop
 
@@ -42,16 +43,19 @@ class LoopServer:
         self._port: int | None = None
 
     # -- what a fake provides ---------------------------------------------------------------------------------
+    @abstractmethod
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        raise NotImplementedError
+        """Answer one HTTP or WebSocket request."""
 
     def _background(self) -> list[Coroutine[Any, Any, None]]:
         """The loop's tasks, started once the port listens (the loop's own events are made by now)."""
         return []
 
+    @abstractmethod
     async def _close_all(self, code: int, reason: str) -> int:
-        raise NotImplementedError
+        """Close every open connection with ``code`` and ``reason``; returns how many."""
 
+    @abstractmethod
     def _on_loop(self) -> None:
         """Called first on the loop: make the asyncio objects that belong to it."""
 
