@@ -52,7 +52,9 @@ class ExampleClient:
 
     def events(self) -> list[tuple[str, Any]]:
         events = []
-        for line in self.out.read_text().splitlines():
+        text = self.out.read_text()
+        # the last line is only whole once its newline is written: the client may be writing it right now
+        for line in text[: text.rfind("\n") + 1].splitlines():
             if line.startswith("{"):
                 row = json.loads(line)
                 events.append((row["event"], row["data"]))
