@@ -176,12 +176,13 @@ class Settings:
     jwt_leeway: float = 10.0
     # With authentication on, also require a token for /stats and /metrics.
     protect_ops_endpoints: bool = False
-    # Record every upstream text frame with its receive time: gzip JSON Lines, one file per UTC day (the prefix
+    # Record every upstream text frame (of every enabled exchange) with its exchange, route and receive time: gzip
+    # JSON Lines, one file per UTC day (the prefix
     # recordings/binance writes recordings/binance-YYYY-MM-DD.jsonl.gz; relative to the project directory).
     # "" (off): nothing is recorded.
     upstream_record_file: str = ""
-    # Run off a recording (.jsonl.gz or .jsonl, or a glob of several, played in name order) instead of Binance:
-    # no upstream WebSocket, no Binance REST. SPEED 1: the recorded spacing, 10: ten times faster, 0: as fast as
+    # Run off a recording (.jsonl.gz or .jsonl, or a glob of several, played in name order) instead of the
+    # exchanges: no upstream WebSocket, no REST. SPEED 1: the recorded spacing, 10: ten times faster, 0: as fast as
     # possible; LOOP: start again at the end (times and ids move on, so the data keeps looking live).
     upstream_replay_file: str = ""
     upstream_replay_speed: float = 1.0

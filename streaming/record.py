@@ -1,11 +1,13 @@
-"""Record Binance's raw upstream frames, as the service receives them, for replaying later (UPSTREAM_REPLAY_FILE).
+"""Record the exchanges' raw upstream frames, as the service receives them, for replaying later
+(UPSTREAM_REPLAY_FILE).
 
     python -m streaming.record --out recordings/binance [--symbols BTCUSDT,ETHUSDT] [--streams ticker,trade,book]
-                               [--duration SECONDS]
+                               [--exchanges binance,bybit] [--duration SECONDS]
 
-Connects through the service's own upstream pools (routes, limits, pings, reconnects: BINANCE_WS_URL and the
-other settings from the environment and .env) and writes every text frame with its receive time as gzip JSON
-Lines, one file per UTC day: ``--out recordings/binance`` writes ``recordings/binance-YYYY-MM-DD.jsonl.gz``.
+Connects through the service's own upstream pools (routes, limits, pings, reconnects: BINANCE_WS_URL,
+BYBIT_WS_URL and the other settings from the environment and .env) and writes every text frame with its
+exchange and receive time as gzip JSON Lines, one file per UTC day: ``--out recordings/binance`` writes
+``recordings/binance-YYYY-MM-DD.jsonl.gz``. Each symbol is recorded on every exchange named.
 Runs for --duration seconds, or until SIGINT / SIGTERM. Exit status 2: bad arguments or configuration.
 """
 from __future__ import annotations
@@ -23,10 +25,10 @@ from config import ConfigError, Settings
 from streaming.core.channels import BINANCE, KINDS, Channel, Kind, parse_kinds
 from streaming.core.errors import InvalidRequestError, InvalidSymbolError
 from streaming.core.symbols import normalise_symbol
-from streaming.exchanges.binance.adapter import BINANCE_EXCHANGE
-from streaming.exchanges.binance.protocol import StreamBatch
-from streaming.exchanges.binance.recording import day_file
-from streaming.exchanges.binance.streams import MARKET, route_of, stream_of
+from streaming.exchanges.adapter import Exchange
+from streaming.exchanges.messages import StreamBatch
+from streaming.exchanges.recording import day_file
+from streaming.exchanges.registry import EXCHANGES, exchange_named
 from streaming.runtime.tasks import ThreadTasks
 from streaming.upstream.connection import UpstreamConnection
 from streaming.upstream.pool import UpstreamPool, pool_for
@@ -81,11 +83,15 @@ def _arguments(argv: Sequence[str] | None, settings: Settings) -> argparse.Names
                         help="comma-separated (default: DEFAULT_SYMBOLS)")
     parser.add_argument("--streams", default=",".join(kind.value for kind in KINDS),
                         help="ticker, trade and/or book, comma-separated (default: all three)")
+    parser.add_argument("--exchanges", default=BINANCE,
+                        help=f"{' and/or '.join(EXCHANGES)}, comma-separated (default: {BINANCE})")
     parser.add_argument("--duration", type=float, default=0.0, help="seconds to record (default: until stopped)")
     args = parser.parse_args(argv)
     try:
         args.symbols = _symbols(args.symbols)
         args.kinds = parse_kinds([item.strip() for item in args.streams.split(",") if item.strip()])
+        names = [item.strip() for item in args.exchanges.split(",") if item.strip()] or [BINANCE]
+        args.exchanges = list({name: exchange_named(name) for name in names}.values())
     except (InvalidSymbolError, InvalidRequestError) as exc:
         parser.error(str(exc))
     if args.duration < 0:
@@ -94,23 +100,27 @@ def _arguments(argv: Sequence[str] | None, settings: Settings) -> argparse.Names
 
 
 def record(settings: Settings, prefix: str, symbols: Sequence[str], kinds: Sequence[Kind], duration: float,
-           stop: threading.Event) -> FrameRecorder:
+           stop: threading.Event, exchanges: Sequence[Exchange] = (EXCHANGES[BINANCE],)) -> FrameRecorder:
     """Record until ``duration`` seconds have passed (0: no limit) or ``stop`` is set; returns the recorder."""
     tasks = ThreadTasks()
     recorder = FrameRecorder(prefix, tasks)
     tally = Tally()
-    pools: dict[str, UpstreamPool] = {}
-    for channel in (Channel(BINANCE, kind, symbol) for symbol in symbols for kind in kinds):
-        route = route_of(channel)
-        if route not in pools:
-            pools[route] = pool_for(settings, BINANCE_EXCHANGE, route, tasks, tally, tap=recorder.offer)
-        pools[route].pin([stream_of(channel)])
+    pools: dict[tuple[str, str], UpstreamPool] = {}
+    channels = [Channel(exchange.name, kind, symbol) for exchange in exchanges for symbol in symbols
+                for kind in kinds if kind in exchange.kinds]
+    by_name = {exchange.name: exchange for exchange in exchanges}
+    for channel in channels:
+        exchange = by_name[channel.exchange]
+        key = (exchange.name, exchange.route_of(channel))
+        if key not in pools:
+            pools[key] = pool_for(settings, exchange, key[1], tasks, tally, tap=recorder.offer)
+        pools[key].pin([exchange.stream_of(channel)])
     recorder.start()
-    for route, pool in pools.items():
-        pool.start(connect_idle=route == MARKET)
-    log.info("recording %d streams of %d symbols from %s to %s (one file per UTC day)%s", len(symbols) * len(kinds),
-             len(symbols), settings.binance_ws_url, day_file(prefix, time.time() * 1000),
-             f" for {duration:g}s" if duration else "")
+    for (name, route), pool in pools.items():
+        pool.start(connect_idle=route == by_name[name].routes[0])
+    log.info("recording %d streams of %d symbols from %s to %s (one file per UTC day)%s", len(channels),
+             len(symbols), ", ".join(settings.ws_url_of(exchange.name) for exchange in exchanges),
+             day_file(prefix, time.time() * 1000), f" for {duration:g}s" if duration else "")
     deadline = time.monotonic() + duration if duration else None
     try:
         while not stop.wait(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))):
@@ -139,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    recorder = record(settings, args.out, args.symbols, args.kinds, args.duration, stop)
+    recorder = record(settings, args.out, args.symbols, args.kinds, args.duration, stop, args.exchanges)
     print(f"recorded {recorder.written} frames ({recorder.dropped} dropped) to {', '.join(recorder.paths) or '-'}",
           flush=True)
     return 0

@@ -96,18 +96,18 @@ class StreamingService:
             record_prefix, self.tasks, name=TaskName.UPSTREAM_RECORDER,
             on_error=lambda name: self.metrics.task_errors.labels(name).inc(),
         ) if record_prefix else None
-        # UPSTREAM_REPLAY_FILE: a recording stands in for Binance: its pools and its REST client
+        # UPSTREAM_REPLAY_FILE: a recording stands in for the exchanges: their pools and their REST clients
         self.upstream_replay = Replay(
-            settings.replay_files(), self, self.tasks, name=settings.upstream_replay_file,
+            settings.replay_files(), self, self.tasks, self.exchanges, name=settings.upstream_replay_file,
             speed=settings.upstream_replay_speed, loop=settings.upstream_replay_loop,
             task_name=TaskName.UPSTREAM_REPLAY, on_error=lambda name: self.metrics.task_errors.labels(name).inc(),
         ) if settings.upstream_replay_file else None
-        # a recording stands in for Binance (only); Binance's client also fills trade gaps (backfill)
-        binance_rest = (ReplayRest(self.upstream_replay) if self.upstream_replay
-                        else BinanceRest(settings.binance_rest_url, settings.http_timeout, self.metrics))
-        self.rests: dict[str, MarketRest] = {BINANCE: binance_rest, **{
-            name: REST_CLIENTS[name](settings.rest_url_of(name), settings.http_timeout, self.metrics)
-            for name in self.exchanges if name != BINANCE}}
+        self.rests: dict[str, MarketRest] = {
+            name: ReplayRest(self.upstream_replay, exchange) if self.upstream_replay
+            else REST_CLIENTS[name](settings.rest_url_of(name), settings.http_timeout, self.metrics)
+            for name, exchange in self.exchanges.items()}
+        binance_rest = self.rests[BINANCE]  # it also fills trade gaps (backfill)
+        assert isinstance(binance_rest, BinanceRest | ReplayRest)
         store = (
             RedisStore(settings.redis_host, settings.redis_port, settings.redis_db, settings.cache_ttl)
             if settings.redis_enabled
@@ -131,7 +131,7 @@ class StreamingService:
             (name, route): self._pool(name, route) for name, exchange in self.exchanges.items()
             for route in exchange.routes}
         if self.upstream_replay and self.pools:
-            self.pools.update({(BINANCE, route): pool for route, pool in self.upstream_replay.pools().items()})
+            self.pools.update(self.upstream_replay.pools())
         self.ingest = self._ingest_role() if self.role == ROLE_INGEST else None
         self.monitor = StreamMonitor(
             self._emit_to_room, self._ticker_audience, self._streamed_tickers,
@@ -249,7 +249,7 @@ class StreamingService:
         )
 
     def _pool(self, exchange: str, route: str) -> UpstreamPool:
-        recorder = self.upstream_recorder if exchange == BINANCE else None  # recordings are Binance's frames
+        recorder = self.upstream_recorder
         return pool_for(self.settings, self.exchanges[exchange], route, self.tasks, self,
                         tap=recorder.offer if recorder else None)
 

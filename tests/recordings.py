@@ -8,10 +8,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from streaming.exchanges.binance.recording import Record, encode_record
 from streaming.exchanges.binance.streams import MARKET, PUBLIC
+from streaming.exchanges.recording import Record, encode_record
 
-__all__ = ["agg_trade", "book_ticker", "frame", "sample_records", "ticker", "write_recording"]
+__all__ = ["agg_trade", "book_ticker", "bybit_message", "bybit_sample_records", "frame", "sample_records", "ticker",
+           "write_recording"]
 
 
 def ticker(symbol: str, at: int, price: str = "86026.40", first: int = 100, last: int = 110) -> dict[str, Any]:
@@ -60,3 +61,40 @@ def write_recording(path: Path, records: Iterable[Record], compress: bool = True
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gzip.compress(text) if compress else text)
     return path
+
+
+# -- Bybit --------------------------------------------------------------------------------------------------------
+BYBIT_TICKER_DATA: dict[str, str] = {  # docs/v5/websocket/public/ticker, "Response Example" (its price fields)
+    "symbol": "BTCUSDT", "tickDirection": "MinusTick", "price24hPcnt": "-0.158315", "lastPrice": "66666.60",
+    "prevPrice24h": "79206.20", "highPrice24h": "79266.30", "lowPrice24h": "65076.90", "markPrice": "66666.60",
+    "turnover24h": "4936790807.6521", "volume24h": "73191.3870", "nextFundingTime": "1760342400000",
+}
+
+
+def bybit_message(topic: str, kind: str, at: int, data: object, **extra: Any) -> str:
+    return json.dumps({"topic": topic, "type": kind, "ts": at, "data": data, **extra}, separators=(",", ":"))
+
+
+def bybit_sample_records(t0: int, steps: int = 5, spacing: int = 500) -> list[Record]:
+    """``steps`` rounds, ``spacing`` ms apart, of Bybit's BTCUSDT ticker, trade and level-1 book, received 3 ms
+    after their ``ts``; a subscribe ack first. The ticker and the book are a snapshot in step 0 and deltas after
+    it: step ``s`` moves lastPrice to ``6666{s}.60`` and the best bid to ``6666{s}.50`` (u ``100 + s``, seq
+    ``8000 + 3s``), and trades one row at ``6666{s}.00``, seq ``5000 + 3s``."""
+    route = "/v5/public/linear"
+    records = [Record(t0 - 50, route, '{"success":true,"ret_msg":"","conn_id":"c1","req_id":"1","op":"subscribe"}',
+                      "bybit")]
+    for step in range(steps):
+        at = t0 + spacing * step
+        kind = "snapshot" if step == 0 else "delta"
+        ticker_data = dict(BYBIT_TICKER_DATA) if step == 0 else {"symbol": "BTCUSDT"}
+        ticker_data["lastPrice"] = f"6666{step}.60"
+        book = {"s": "BTCUSDT", "b": [[f"6666{step}.50", "1.5"]], "a": [] if step else [["66670.00", "2.0"]],
+                "u": 100 + step, "seq": 8000 + 3 * step}
+        trade = {"T": at - 2, "s": "BTCUSDT", "S": "Buy", "v": "0.001", "p": f"6666{step}.00", "L": "PlusTick",
+                 "i": f"trade-{step}", "BT": False, "seq": 5000 + 3 * step}
+        records += [
+            Record(at + 3, route, bybit_message("tickers.BTCUSDT", kind, at, ticker_data, cs=9_000 + step), "bybit"),
+            Record(at + 3, route, bybit_message("publicTrade.BTCUSDT", "snapshot", at, [trade]), "bybit"),
+            Record(at + 3, route, bybit_message("orderbook.1.BTCUSDT", kind, at, book, cts=at - 1), "bybit"),
+        ]
+    return records

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from streaming.core.channels import Channel, Kind
 from streaming.core.models import BookTicker, Ticker, Trade
 from streaming.core.pacing import RequestGate
 from streaming.exchanges.messages import Message
 
-__all__ = ["Exchange", "MarketRest", "WireSession"]
+__all__ = ["TIME", "Exchange", "MarketRest", "ReplayField", "WireSession"]
 
 
 class WireSession(Protocol):
@@ -25,6 +25,26 @@ class WireSession(Protocol):
     def decode(self, data: str | bytes) -> Message:
         """Classify one text frame. Never raises."""
         ...
+
+    def parse(self, frame: object) -> Message:
+        """Classify one frame already decoded from JSON (what ``decode`` does after decoding). Never raises."""
+        ...
+
+
+TIME = "time"  # the family of a ReplayField that is a time
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayField:
+    """A number in a decoded frame that a replay moves on each loop (``streaming.exchanges.recording``): a time
+    (family TIME; ``ordered`` when the ordering gates or the freshness checks read it, so a loop's span must
+    cover it), or an id of a family the gates compare, per symbol."""
+
+    holder: dict[str, Any]  # the object of the frame that holds it
+    name: str
+    family: str = TIME
+    symbol: str = ""  # an id's symbol, upper case
+    ordered: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +62,7 @@ class Exchange:
     url_stream_limit: int  # how many streams a connection names in its URL (the rest by subscribe requests)
     control_request: Callable[[str, int, tuple[str, ...]], str]  # ("SUBSCRIBE" | "UNSUBSCRIBE", id, streams)
     session: Callable[[], WireSession]
+    replay_fields: Callable[[object], Iterable[ReplayField]]  # the times and ids of a decoded frame
     # the heartbeat: None, the client pings with WebSocket ping frames (Binance); else the text frame of an
     # application ping for a request id, answered by a Pong message (Bybit's {"op": "ping"})
     ping_frame: Callable[[int], str] | None

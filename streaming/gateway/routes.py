@@ -197,8 +197,9 @@ def _history_view(service: StreamingService) -> dict[str, str]:
 
 def _rest_view(service: StreamingService, exchange: str) -> dict[str, str]:
     rest = service.rests[exchange]
-    if exchange == BINANCE and service.upstream_replay:
-        return {"status": "disabled", "message": "Binance REST API not used while replaying a recording"}
+    if service.upstream_replay:
+        return {"status": "disabled",
+                "message": f"{service.exchanges[exchange].title} REST API not used while replaying a recording"}
     return {"status": "healthy" if rest.available() else "unhealthy",
             "message": f"{rest.title} available" if rest.available() else f"{rest.title} paused or failing"}
 
@@ -342,7 +343,7 @@ def symbols() -> ResponseReturnValue:
 
     def listing(name: str) -> dict[str, Any]:
         catalog = service.catalogs[name]
-        supported = (f"The symbols of the recording {replay.name} (a replay)" if replay and name == BINANCE
+        supported = (f"The symbols of the recording {replay.name} (a replay)" if replay
                      else SUPPORTED if name == BINANCE else f"All {service.exchanges[name].title} USDT perpetuals")
         return {
             "exchange": name,

@@ -38,8 +38,8 @@ REPLY_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 1.0
 
 
-# (route, the frame's bytes as received, receive time in epoch ms): sees every text frame; must never block.
-FrameTap = Callable[[str, bytes, float], None]
+# Sees every text frame as received; must never block.
+FrameTap = Callable[[str, str, bytes, float], None]  # (exchange, route, text frame, receive time in epoch ms)
 
 
 class UpstreamObserver(Protocol):
@@ -313,7 +313,7 @@ class UpstreamConnection:
                 elif opcode != websocket.ABNF.OPCODE_PING:
                     try:
                         if self._tap is not None and opcode == websocket.ABNF.OPCODE_TEXT:
-                            self._tap(self.route, frame.data, time.time() * 1000.0)
+                            self._tap(self.exchange.name, self.route, frame.data, time.time() * 1000.0)
                         self._handle(frame.data, received_at)
                     except Exception:  # a bug in handling one frame must not end the connection's reader
                         log.exception("upstream %d: handling a frame failed; continuing", self.index)

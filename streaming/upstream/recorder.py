@@ -4,7 +4,7 @@
 wait in a bounded queue for the writer task; when the queue is full a frame is dropped and counted. The writer
 rotates to the next day's file at the UTC day boundary (by each frame's receive time), flushes every
 FLUSH_INTERVAL (a recording cut short by a crash is readable up to then) and flushes and closes on stop.
-The line format and the file names are ``streaming.exchanges.binance.recording``'s.
+The line format and the file names are ``streaming.exchanges.recording``'s.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from streaming.exchanges.binance.recording import Record, day_file, encode_record
+from streaming.exchanges.recording import Record, day_file, encode_record
 from streaming.runtime.tasks import PeriodicTask, TaskRunner
 
 __all__ = ["FrameRecorder", "QUEUE_LIMIT"]
@@ -52,7 +52,7 @@ class FrameRecorder:
         self._limit = queue_limit
         self._on_error = on_error
         self._clock = clock
-        self._queue: deque[tuple[str, bytes | str, float]] = deque()
+        self._queue: deque[tuple[str, str, bytes | str, float]] = deque()
         self._lock = threading.Lock()  # the counters; held for a few instructions, never across I/O
         self.offered = 0
         self.dropped = 0
@@ -67,9 +67,9 @@ class FrameRecorder:
         self._task = PeriodicTask(name, tasks, self._round, WRITE_INTERVAL, on_error)
 
     # -- the tap ----------------------------------------------------------------------------------------------
-    def offer(self, route: str, data: bytes | str, received_ms: float) -> None:
-        """Queue one text frame received on ``route`` at ``received_ms`` (epoch ms); drops it when the queue is
-        full. Never blocks, never raises."""
+    def offer(self, exchange: str, route: str, data: bytes | str, received_ms: float) -> None:
+        """Queue one text frame received from ``exchange`` on ``route`` at ``received_ms`` (epoch ms); drops it
+        when the queue is full. Never blocks, never raises."""
         with self._lock:
             self.offered += 1
             if len(self._queue) >= self._limit:
@@ -77,7 +77,7 @@ class FrameRecorder:
                 first = not self._dropping
                 self._dropping = True
             else:
-                self._queue.append((route, data, received_ms))
+                self._queue.append((exchange, route, data, received_ms))
                 return
         if first:
             log.warning("recording to %s: the writer is %d frames behind; dropping frames until it catches up",
@@ -116,9 +116,9 @@ class FrameRecorder:
     def _write_queued(self) -> None:
         lines = 0
         while self._queue:
-            route, data, received_ms = self._queue.popleft()
+            exchange, route, data, received_ms = self._queue.popleft()
             text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-            if not self._write(day_file(self.prefix, received_ms), Record(received_ms, route, text)):
+            if not self._write(day_file(self.prefix, received_ms), Record(received_ms, route, text, exchange)):
                 with self._lock:
                     self.dropped += 1
                 continue

@@ -1,11 +1,12 @@
-"""Replay: a recording in the place of Binance. Its frames reach the service as live ones do, through the same
-parser and ``StreamingService.on_updates``; no WebSocket is opened and no REST request is sent.
+"""Replay: a recording in the place of the exchanges. Its frames reach the service as live ones do, through the
+same parsers and ``StreamingService.on_updates``; no WebSocket is opened and no REST request is sent.
 
 One task reads the recording once (``recording.Scan``: its symbols, streams, span), then plays it in recorded
 order and spacing divided by the speed, shifted to look live (``recording.Playback``), and again from the start
-when it loops. ``ReplayPool`` stands in for each route's UpstreamPool (demand is only bookkeeping: every stream of
-the recording is played, and the fan-out skips channels without subscribers), and ``ReplayRest`` for the REST
-client: exchangeInfo lists the recording's symbols, the market-data look-ups fail at once.
+when it loops. ``ReplayPool`` stands in for each enabled exchange's UpstreamPool of each route (demand is only
+bookkeeping: every stream of the recording is played, and the fan-out skips channels without subscribers), and
+``ReplayRest`` for each exchange's REST client: its tradable symbols are the recording's, the market-data
+look-ups fail at once. Frames of an exchange that EXCHANGES does not enable are skipped.
 """
 from __future__ import annotations
 
@@ -14,18 +15,17 @@ import logging
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from streaming.core.channels import market_of
 from streaming.core.errors import ProtocolError, UpstreamUnavailableError
 from streaming.core.models import BookTicker, Ticker, Trade
 from streaming.core.pacing import RequestGate
-from streaming.exchanges.binance.adapter import BINANCE_EXCHANGE
-from streaming.exchanges.binance.protocol import tradable_usdt_perpetuals
-from streaming.exchanges.binance.recording import Playback, Record, RecordingSummary, Scan, decode_record
-from streaming.exchanges.binance.streams import ROUTES
+from streaming.exchanges.adapter import Exchange
 from streaming.exchanges.messages import ErrorReply, Message, StreamBatch, Unrecognised
+from streaming.exchanges.recording import Playback, Record, RecordingSummary, Scan, decode_record
 from streaming.runtime.tasks import PeriodicTask, TaskRunner
 from streaming.upstream.connection import UpstreamStatus
 
@@ -39,7 +39,7 @@ SCAN_YIELD_EVERY = 1000
 # How long exchangeInfo waits for the first pass over the recording before it says the symbols are not known yet.
 SCAN_WAIT = 30.0
 IDLE = 3600.0  # the task's wait once the replay has ended (stop wakes it)
-NOT_USED = "Binance REST is not used while replaying a recording"
+NOT_USED = "REST is not used while replaying a recording"
 
 
 class UpdateSink(Protocol):
@@ -77,6 +77,7 @@ class Replay:
         paths: Sequence[Path],
         sink: UpdateSink,
         tasks: TaskRunner,
+        exchanges: Mapping[str, Exchange],
         *,
         name: str,
         speed: float = 1.0,
@@ -87,6 +88,7 @@ class Replay:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.paths = list(paths)
+        self.exchanges = dict(exchanges)  # the enabled ones: frames of any other are skipped
         self.name = name  # as configured (UPSTREAM_REPLAY_FILE), for logs and /health
         self.speed = speed
         self.loop = loop
@@ -101,18 +103,20 @@ class Replay:
         self.summary: RecordingSummary | None = None
         self._playback: Playback | None = None
         self._records: Iterator[Record] = iter(())
-        self._pending: tuple[float, str, Message] | None = None  # (due, route, message) of the next record
+        self._pending: tuple[float, Record, Message] | None = None  # (due, record, message) of the next record
         self._started_at = 0.0
         self.connected_since: float | None = None
         self.loops = 0  # loops completed
         self.frames = 0  # data frames handed to the service
-        self.messages = dict.fromkeys(ROUTES, 0)
-        self.last_message_at: dict[str, float | None] = dict.fromkeys(ROUTES)
+        routes = [(name, route) for name, exchange in self.exchanges.items() for route in exchange.routes]
+        self.messages = dict.fromkeys(routes, 0)  # (exchange, route) -> data frames played
+        self.last_message_at: dict[tuple[str, str], float | None] = dict.fromkeys(routes)
         self._reported: set[str] = set()
 
-    def pools(self) -> dict[str, ReplayPool]:
-        """One stand-in pool per route, for the service and its demand."""
-        return {route: ReplayPool(self, route, index) for index, route in enumerate(ROUTES)}
+    def pools(self) -> dict[tuple[str, str], ReplayPool]:
+        """One stand-in pool per enabled exchange and route, for the service and its demand."""
+        return {key: ReplayPool(self, self.exchanges[key[0]], key[1], index)
+                for index, key in enumerate(self.messages)}
 
     # -- lifecycle --------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -132,20 +136,22 @@ class Replay:
         return self.summary
 
     # -- views ------------------------------------------------------------------------------------------------
-    def streams(self, route: str) -> frozenset[str]:
-        """The streams played on a route: those of the recording, once playing."""
+    def streams(self, exchange: str, route: str) -> frozenset[str]:
+        """The streams played on an exchange's route: those of the recording, once playing."""
         summary = self.summary
         if summary is None or self.state != "live":
             return frozenset()
-        return summary.streams.get(route, frozenset())
+        return summary.streams_of(exchange, route)
 
-    def status(self, route: str, index: int) -> UpstreamStatus | None:
+    def status(self, exchange: str, route: str, index: int) -> UpstreamStatus | None:
         """The route's stand-in connection, if the recording carries the route (or is still being read)."""
         summary = self.summary
-        if summary is not None and not summary.streams.get(route):
+        if summary is not None and not summary.streams_of(exchange, route):
             return None
-        return UpstreamStatus(index, self.state, f"{self.name} ({route}, replay)", len(self.streams(route)),
-                              self.connected_since, self.last_message_at[route], self.messages[route], 0)
+        key = (exchange, route)
+        return UpstreamStatus(index, self.state, f"{self.name} ({exchange} {route}, replay)",
+                              len(self.streams(exchange, route)), self.connected_since, self.last_message_at[key],
+                              self.messages[key], 0, exchange)
 
     def describe(self) -> dict[str, Any]:
         """For /health: what is replayed, how, and how far it got."""
@@ -157,7 +163,9 @@ class Replay:
             "loop": self.loop,
             "state": {"connecting": "reading", "live": "playing"}.get(self.state, "finished"),
             "recorded_seconds": round(summary.duration_ms / 1000.0, 3) if summary else None,
-            "symbols": sorted(summary.symbols) if summary else [],
+            # markets as the stores name them: BTCUSDT (Binance), bybit:BTCUSDT
+            "symbols": sorted(market_of(exchange, symbol) for exchange, symbols in summary.symbols.items()
+                              for symbol in symbols) if summary else [],
             "loops_completed": self.loops,
             "frames_replayed": self.frames,
         }
@@ -175,13 +183,13 @@ class Replay:
                 if self._pending is None:
                     self._finish()
                     return IDLE
-            due, route, message = self._pending
+            due, record, message = self._pending
             if self.speed > 0:
                 wait = self._started_at + due / 1000.0 / self.speed - self._clock()
                 if wait > 0:
                     return wait
             self._pending = None
-            self._deliver(route, message)
+            self._deliver(record, message)
             handled += 1
             if self.speed == 0 or handled % YIELD_EVERY == 0:
                 self._tasks.sleep(0)
@@ -210,21 +218,22 @@ class Replay:
         self.state = "live"
         self._scanned.set()
         log.info(
-            "replaying %s%s: %d frames of %d symbols over %.0fs, at %s, %s; no connection to Binance", self.name,
-            f" ({len(self.paths)} files)" if len(self.paths) > 1 else "", summary.frames, len(summary.symbols),
+            "replaying %s%s: %d frames of %d symbols over %.0fs, at %s, %s; no connection to any exchange",
+            self.name, f" ({len(self.paths)} files)" if len(self.paths) > 1 else "", summary.frames,
+            sum(map(len, summary.symbols.values())),
             summary.duration_ms / 1000.0,
             f"{self.speed:g}x" if self.speed else "full speed", "looping" if self.loop else "once",
         )
         return 0.0
 
-    def _next(self) -> tuple[float, str, Message] | None:
-        """The next record's (due, route, message), from the next loop at the end of one; None at the end."""
+    def _next(self) -> tuple[float, Record, Message] | None:
+        """The next record's (due, record, message), from the next loop at the end of one; None at the end."""
         assert self._playback is not None
         for attempt in range(2):
             record = next(self._records, None)
             if record is not None:
                 due, message = self._playback.place(record)
-                return due, record.route, message
+                return due, record, message
             if attempt or not self.loop or self._stopping.is_set():
                 return None
             self.loops += 1
@@ -233,11 +242,18 @@ class Replay:
             log.debug("replay of %s: loop %d", self.name, self._playback.loop + 1)
         return None
 
-    def _deliver(self, route: str, message: Message) -> None:
+    def _deliver(self, record: Record, message: Message) -> None:
+        key = (record.exchange, record.route)
+        if key not in self.messages:
+            if record.exchange not in self._reported:
+                self._reported.add(record.exchange)
+                log.warning("replay of %s: skipping the frames of %s, which EXCHANGES does not enable", self.name,
+                            record.exchange)
+            return
         if isinstance(message, StreamBatch):
             self.frames += 1
-            self.messages[route] += 1
-            self.last_message_at[route] = self._clock()
+            self.messages[key] += 1
+            self.last_message_at[key] = self._clock()
             self._sink.on_updates(message, time.perf_counter())
         elif isinstance(message, ErrorReply | Unrecognised):  # replies to SUBSCRIBE are expected and skipped
             kind = message.kind if isinstance(message, Unrecognised) else "error_frame"
@@ -261,9 +277,8 @@ class Replay:
 class ReplayPool:
     """One route of a replay, with the part of UpstreamPool's interface that the service and Demand use."""
 
-    exchange = BINANCE_EXCHANGE  # recordings are of Binance's frames
-
-    def __init__(self, replay: Replay, route: str, index: int) -> None:
+    def __init__(self, replay: Replay, exchange: Exchange, route: str, index: int) -> None:
+        self.exchange = exchange
         self.route = route
         self._replay = replay
         self._index = index
@@ -295,38 +310,37 @@ class ReplayPool:
             return sorted(self._pinned | self._wanted)
 
     def active_streams(self) -> list[str]:
-        return sorted(self._replay.streams(self.route))
+        return sorted(self._replay.streams(self.exchange.name, self.route))
 
     def statuses(self) -> list[UpstreamStatus]:
-        status = self._replay.status(self.route, self._index)
+        status = self._replay.status(self.exchange.name, self.route, self._index)
         return [] if status is None else [status]
 
 
 class ReplayRest:
-    """The REST client while replaying: exchangeInfo lists the recording's symbols; every market-data look-up
-    fails at once (UpstreamUnavailableError), so /price and new subscribers wait for the replayed updates and
-    nothing is asked of Binance."""
+    """An exchange's REST client while replaying: its tradable symbols are those the recording has updates of;
+    every market-data look-up fails at once (UpstreamUnavailableError), so /price and new subscribers wait for
+    the replayed updates and nothing is asked of the exchange."""
 
-    def __init__(self, replay: Replay, wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, replay: Replay, exchange: Exchange, wall_clock: Callable[[], float] = time.time) -> None:
         self._replay = replay
-        self.title = f"the recording {replay.name} (no REST calls)"
+        self._exchange = exchange
+        self.title = f"the recording {replay.name} (no REST calls to {exchange.title})"
         self.gate = RequestGate(wall_clock)  # never closed: no request is ever sent
         self.last_ok: bool | None = None
 
     def available(self) -> bool:
         return False
 
-    def exchange_info(self) -> dict[str, Any]:
+    def tradable_symbols(self) -> frozenset[str]:
         summary = self._replay.wait_scanned(SCAN_WAIT)
         if summary is None:
             raise UpstreamUnavailableError(f"the recording {self._replay.name} is still being read")
-        if not summary.symbols:
-            raise UpstreamUnavailableError(f"the recording {self._replay.name} holds no market data")
-        return {"symbols": [{"symbol": symbol, "contractType": "PERPETUAL", "quoteAsset": "USDT",
-                             "status": "TRADING"} for symbol in sorted(summary.symbols)]}
-
-    def tradable_symbols(self) -> frozenset[str]:
-        return tradable_usdt_perpetuals(self.exchange_info())
+        symbols = summary.symbols_of(self._exchange.name)
+        if not symbols:
+            raise UpstreamUnavailableError(
+                f"the recording {self._replay.name} holds no market data of {self._exchange.title}")
+        return symbols
 
     def ticker(self, symbol: str) -> Ticker:
         raise UpstreamUnavailableError(NOT_USED)

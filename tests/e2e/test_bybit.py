@@ -1,21 +1,28 @@
 """Bybit linear perpetuals end to end, beside Binance, against the strict fake Bybit (tests/fakes/bybit.py):
 `subscribe {exchange: "bybit"}` tickers, trades and book tickers equal to what the fake sent (the snapshot and
 delta merges included), both exchanges at once, faults of one leaving the other untouched, history and recovery
-per exchange, and the REST endpoints' `?exchange=`."""
+per exchange, the REST endpoints' `?exchange=`, and Bybit's frames recorded and replayed."""
 from __future__ import annotations
 
+import gzip
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from streaming.exchanges.recording import Record, decode_record
 from tests.e2e.clients import RecordingClient, unpositioned
-from tests.e2e.process import ServiceProcess
+from tests.e2e.process import ROOT, ServiceProcess
 from tests.fakes.binance import FakeBinance
 from tests.fakes.bybit import FakeBybit
-from tests.helpers import wait_for
+from tests.helpers import scaled, wait_for
 from tests.metrics_samples import metric_value
 
 PREFIX = "websocket_streaming_"
@@ -285,3 +292,83 @@ def test_the_readmes_faults_against_bybit_heal_and_leave_binance_flowing(
             times = [u["eventTime"] for u in client.received(
                 "price_update", lambda u, e=exchange, s=symbol: u["exchange"] == e and u["symbol"] == s)]
             assert times == sorted(set(times)), f"{exchange} {symbol}: in order, none twice"
+
+
+def recorded_tickers(records: list[Record], symbol: str) -> list[dict[str, str]]:
+    """The merged ticker after each recorded `tickers` message (a snapshot replaces, a delta updates)."""
+    held: dict[str, str] = {}
+    merged = []
+    for record in records:
+        message = json.loads(record.frame)
+        if message.get("topic") == f"tickers.{symbol}":
+            held = {**({} if message["type"] == "snapshot" else held), **message["data"]}
+            merged.append(held)
+    return merged
+
+
+def test_both_exchanges_frames_are_recorded_and_replayed_each_through_its_own_parser(
+        start_service, bybit: FakeBybit, fake_binance: FakeBinance, tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("BINANCE_", "BYBIT_", "EXCHANGES"))}
+    env.update(BINANCE_WS_URL=fake_binance.ws_url, BYBIT_WS_URL=bybit.ws_url, PING_INTERVAL="1",
+               RECONNECT_DELAY="0.5")
+    done = subprocess.run(
+        [sys.executable, "-m", "streaming.record", "--out", str(tmp_path / "rec" / "upstream"),
+         "--exchanges", "binance,bybit", "--symbols", "BTCUSDT", "--duration", str(PING_TIMEOUT * 1.6)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=scaled(30),
+    )
+    assert done.returncode == 0, done.stderr
+    [path] = (tmp_path / "rec").glob("upstream-*.jsonl.gz")
+    with gzip.open(path, "rt", encoding="utf-8") as file:
+        every = [decode_record(line) for line in file]
+    assert {(record.exchange, record.route) for record in every} == {
+        ("bybit", "/v5/public/linear"), ("binance", "/market"), ("binance", "/public")}
+    records = [record for record in every if record.exchange == "bybit"]
+    assert len(bybit.connections()) == 1, "pinged: the strict fake never dropped the recorder"
+    topics = {json.loads(record.frame).get("topic") for record in records}
+    assert {"tickers.BTCUSDT", "publicTrade.BTCUSDT", "orderbook.1.BTCUSDT"} <= topics
+    merged = recorded_tickers(records, "BTCUSDT")
+    assert len(merged) >= 5 and any("lastPrice" not in json.loads(r.frame).get("data", {}) for r in records
+                                    if json.loads(r.frame).get("topic") == "tickers.BTCUSDT"), "deltas recorded"
+    recorded_trades = {row["i"]: row for record in records
+                       if (message := json.loads(record.frame)).get("topic") == "publicTrade.BTCUSDT"
+                       for row in message["data"]}
+    recorded_books = {(m["data"]["b"][0][0], m["data"]["a"][0][0]) for r in records
+                      if (m := json.loads(r.frame)).get("topic") == "orderbook.1.BTCUSDT"}
+    connections = len(bybit.connections())
+
+    replayed = start_service(EXCHANGES="binance,bybit", BYBIT_WS_URL=bybit.ws_url, BYBIT_REST_URL=bybit.rest_url,
+                             UPSTREAM_REPLAY_FILE=str(path), UPSTREAM_REPLAY_SPEED="2", REDIS_ENABLED="false")
+    client = RecordingClient(replayed.url)
+    try:
+        ack = client.call("subscribe", {"symbols": ["BTCUSDT"], "exchange": "bybit",
+                                        "streams": ["ticker", "trade", "book"]})
+        assert ack["symbols"] == ["BTCUSDT"], ack
+        client.wait("price_update", count=len(merged) + 2, timeout=scaled(20))  # into the second loop
+        client.wait("trade", count=3)
+        client.wait("book_ticker", count=3)
+        binance = client.call("subscribe", {"symbols": ["BTCUSDT"]})
+        assert binance["exchange"] == "binance" and binance["symbols"] == ["BTCUSDT"], binance
+        client.wait("price_update", lambda u: u["exchange"] == "binance", count=2)
+    finally:
+        client.close()
+    expected = [{k: v for k, v in expected_price_update(fields, 0).items() if k != "eventTime"} for fields in merged]
+    updates = client.received("price_update", lambda u: u["exchange"] == "bybit")
+    for update in updates:
+        assert {k: v for k, v in without_time_text(update).items() if k != "eventTime"} in expected, update
+    times = [u["eventTime"] for u in updates]
+    assert times == sorted(set(times)) and times[-1] > time.time() * 1000 - 5000, "in order, and live"
+    binance_prices = {json.loads(r.frame)["data"]["c"] for r in every if "btcusdt@ticker" in r.frame}
+    assert {str(u["price"]) for u in client.received("price_update", lambda u: u["exchange"] == "binance")} <= {
+        str(float(price)) for price in binance_prices}
+    for trade in client.received("trade"):
+        row = recorded_trades[trade["id"]]
+        assert (trade["exchange"], trade["price"], trade["quantity"]) == ("bybit", float(row["p"]), float(row["v"]))
+    for book in client.received("book_ticker"):
+        assert (book["bid"], book["ask"]) in {(float(bid), float(ask)) for bid, ask in recorded_books}
+    assert len(bybit.connections()) == connections, "a replay opens no connection to Bybit"
+    health = replayed.get("/health").json()
+    assert health["exchanges"]["bybit"]["rest"]["status"] == "disabled"
+    assert "bybit:BTCUSDT" in health["upstream"]["replay"]["symbols"]
+    symbols = replayed.get("/symbols?exchange=bybit").json()["data"]
+    assert symbols["available_symbols"] == ["BTCUSDT"] and "recording" in symbols["supported"]

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from streaming.exchanges.binance.protocol import StreamBatch, parse_message
-from streaming.exchanges.binance.recording import Record, decode_record
 from streaming.exchanges.binance.streams import MARKET, PUBLIC
+from streaming.exchanges.recording import Record, decode_record
 from tests.e2e.clients import RecordingClient
 from tests.e2e.process import ROOT, ServiceProcess
 from tests.fakes.binance import FakeBinance

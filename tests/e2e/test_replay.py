@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from streaming.exchanges.binance.recording import Record, RecordingSummary, Scan
+from streaming.exchanges.recording import Record, RecordingSummary, Scan
 from tests.e2e.clients import RecordingClient
 from tests.e2e.process import ROOT, ServiceProcess, free_port
 from tests.fakes.binance import FakeBinance

@@ -13,13 +13,16 @@ import pytest
 
 from streaming.core.errors import UpstreamUnavailableError
 from streaming.core.models import BookTicker, Model, Ticker, Trade
-from streaming.exchanges.binance.protocol import StreamBatch
-from streaming.exchanges.binance.recording import Record, encode_record
+from streaming.exchanges.binance.adapter import BINANCE_EXCHANGE
 from streaming.exchanges.binance.streams import MARKET, PUBLIC
+from streaming.exchanges.bybit.adapter import BYBIT_EXCHANGE
+from streaming.exchanges.messages import StreamBatch
+from streaming.exchanges.recording import Record, encode_record
+from streaming.exchanges.registry import EXCHANGES
 from streaming.upstream.replay import Replay, ReplayRest, read_records
 from tests.helpers import wait_for
 from tests.integration.conftest import ThreadTasks
-from tests.recordings import sample_records, write_recording
+from tests.recordings import bybit_sample_records, sample_records, write_recording
 
 T0 = 1_796_319_680_000
 
@@ -44,11 +47,12 @@ class Sink:
 
 @pytest.fixture
 def replays(tasks: ThreadTasks) -> Iterator[Callable[..., Replay]]:
-    """Factory: replays(paths, sink, speed=..., loop=...) -> a started Replay (stopped at teardown)."""
+    """Factory: replays(paths, sink, speed=..., loop=..., exchanges=...) -> a started Replay (stopped at
+    teardown); every exchange enabled unless ``exchanges`` says otherwise."""
     made: list[Replay] = []
 
-    def make(paths: list[Path], sink: Sink, **options: Any) -> Replay:
-        replay = Replay(paths, sink, tasks, name="test recording", **options)
+    def make(paths: list[Path], sink: Sink, exchanges: Any = EXCHANGES, **options: Any) -> Replay:
+        replay = Replay(paths, sink, tasks, exchanges, name="test recording", **options)
         made.append(replay)
         replay.start()
         return replay
@@ -95,7 +99,7 @@ def test_a_replay_plays_every_frame_once_through_the_parser_and_ends(tmp_path: P
         ("BTCUSDT", 7000 + step, f"8600{step}.00") for step in range(5)]
     assert len(sink.of(Ticker)) == 5 and len(sink.of(BookTicker)) == 5 and len(trades) == 10
     assert replay.describe()["state"] == "finished" and replay.describe()["frames_replayed"] == 20
-    assert replay.messages == {MARKET: 15, PUBLIC: 5}
+    assert replay.messages == {("binance", MARKET): 15, ("binance", PUBLIC): 5, ("bybit", "/v5/public/linear"): 0}
     shift = sink.of(Ticker)[0].event_time - T0
     assert abs(shift - (time.time() * 1000 - (T0 - 50))) < 5000, "times moved to when the replay started"
 
@@ -125,17 +129,18 @@ def test_the_recorded_spacing_divided_by_the_speed(tmp_path: Path, replays) -> N
 def test_the_stand_ins_for_the_pools_and_the_rest_client(tmp_path: Path, replays) -> None:
     path = write_recording(tmp_path / "r.jsonl.gz", sample_records(T0, steps=40, spacing=100))
     replay = replays([path], Sink(), speed=1, loop=True)
-    rest = ReplayRest(replay)
-    assert rest.exchange_info()["symbols"] == [
-        {"symbol": symbol, "contractType": "PERPETUAL", "quoteAsset": "USDT", "status": "TRADING"}
-        for symbol in ("BTCUSDT", "ETHUSDT")]
+    rest = ReplayRest(replay, BINANCE_EXCHANGE)
+    assert rest.tradable_symbols() == {"BTCUSDT", "ETHUSDT"}
+    with pytest.raises(UpstreamUnavailableError, match="holds no market data of Bybit"):
+        ReplayRest(replay, BYBIT_EXCHANGE).tradable_symbols()
     for call in (lambda: rest.ticker("BTCUSDT"), lambda: rest.book_ticker("BTCUSDT"),
                  lambda: rest.agg_trades("BTCUSDT", 10)):
         with pytest.raises(UpstreamUnavailableError, match="not used while replaying"):
             call()
     assert not rest.available() and rest.gate.blocked_for() == 0
     pools = replay.pools()
-    market, public = pools[MARKET], pools[PUBLIC]
+    market, public = pools["binance", MARKET], pools["binance", PUBLIC]
+    assert pools["bybit", "/v5/public/linear"].statuses() == [], "no stand-in for what the recording lacks"
     assert market.active_streams() == ["btcusdt@aggTrade", "btcusdt@ticker", "ethusdt@aggTrade"]
     assert public.active_streams() == ["btcusdt@bookTicker"]
     market.pin(["btcusdt@ticker"])
@@ -156,5 +161,35 @@ def test_a_recording_without_market_data_plays_nothing(tmp_path: Path, replays) 
     replay = replays([path], Sink(), speed=0, loop=True)
     wait_for(lambda: replay.state == "stopped", timeout=5)
     with pytest.raises(UpstreamUnavailableError, match="no market data"):
-        ReplayRest(replay).exchange_info()
-    assert replay.pools()[MARKET].statuses() == []
+        ReplayRest(replay, BINANCE_EXCHANGE).tradable_symbols()
+    assert replay.pools()["binance", MARKET].statuses() == []
+
+
+def test_a_recording_of_both_exchanges_plays_each_through_its_own_parser(tmp_path: Path, replays) -> None:
+    records = sorted(sample_records(T0) + bybit_sample_records(T0), key=lambda record: record.t)
+    path = write_recording(tmp_path / "r.jsonl.gz", records)
+    sink = Sink()
+    replay = replays([path], sink, speed=0, loop=False)
+    wait_for(lambda: replay.state == "stopped", timeout=5)
+    tickers = sink.of(Ticker)
+    assert [t.price for t in tickers if t.exchange == "bybit"] == [f"6666{s}.60" for s in range(5)]
+    assert {t.volume for t in tickers if t.exchange == "bybit"} == {"73191.3870"}, "deltas merged"
+    assert [t.price for t in tickers if t.exchange == "binance"] == [f"8600{s}.10" for s in range(5)]
+    assert [b.bid for b in sink.of(BookTicker) if b.exchange == "bybit"] == [f"6666{s}.50" for s in range(5)]
+    assert len([t for t in sink.of(Trade) if t.exchange == "bybit"]) == 5
+    assert replay.messages == {("binance", MARKET): 15, ("binance", PUBLIC): 5, ("bybit", "/v5/public/linear"): 15}
+    assert replay.describe()["symbols"] == ["BTCUSDT", "ETHUSDT", "bybit:BTCUSDT"]
+    assert ReplayRest(replay, BYBIT_EXCHANGE).tradable_symbols() == {"BTCUSDT"}
+    [status] = replay.pools()["bybit", "/v5/public/linear"].statuses()
+    assert (status.exchange, status.streams) == ("bybit", 0), "stopped: nothing is played any more"
+
+
+def test_frames_of_an_exchange_that_is_not_enabled_are_skipped(tmp_path: Path, replays) -> None:
+    records = sorted(sample_records(T0) + bybit_sample_records(T0), key=lambda record: record.t)
+    path = write_recording(tmp_path / "r.jsonl.gz", records)
+    sink = Sink()
+    replay = replays([path], sink, exchanges={"binance": BINANCE_EXCHANGE}, speed=0, loop=False)
+    wait_for(lambda: replay.state == "stopped", timeout=5)
+    assert {update.exchange for update in sink.updates} == {"binance"}
+    assert len(sink.of(Ticker)) == 5
+    assert set(replay.pools()) == {("binance", MARKET), ("binance", PUBLIC)}

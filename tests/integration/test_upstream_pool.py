@@ -366,7 +366,7 @@ def test_our_pings_are_answered_on_plain_threads(fake_binance, make_pool, record
 
 
 def test_a_tap_sees_every_text_frame_of_each_route_as_received(fake_binance, make_pool, recorder) -> None:
-    frames: list[tuple[str, bytes, float]] = []
+    frames: list[tuple[str, str, bytes, float]] = []
     market = make_pool(fake_binance, tap=lambda *frame: frames.append(frame))
     public = make_pool(fake_binance, route=PUBLIC, tap=lambda *frame: frames.append(frame))
     market.pin(tickers("BTCUSDT"))
@@ -376,16 +376,16 @@ def test_a_tap_sees_every_text_frame_of_each_route_as_received(fake_binance, mak
     wait_for(lambda: recorder.kinds.get("BTCUSDT") == {"ticker", "book"} and len(frames) >= 10)
     fake_binance.inject('{"result":null,"id":99}')
     fake_binance.inject(b"\x00binary", binary=True)
-    wait_for(lambda: any(data == b'{"result":null,"id":99}' for _, data, _ in frames))
+    wait_for(lambda: any(data == b'{"result":null,"id":99}' for _, _, data, _ in frames))
     market.stop()
     public.stop()
-    routes = {route for route, _, _ in frames}
-    assert routes == {"/market", "/public"}
-    assert all(b"binary" not in data for _, data, _ in frames), "text frames only"
-    for route, data, received_ms in frames:
+    routes = {(exchange, route) for exchange, route, _, _ in frames}
+    assert routes == {("binance", "/market"), ("binance", "/public")}, "each frame names its exchange and route"
+    assert all(b"binary" not in data for _, _, data, _ in frames), "text frames only"
+    for _, route, data, received_ms in frames:
         message = parse_message(data)
         if isinstance(message, StreamBatch):
             kind = message.updates[0].kind.value
             assert (route, kind) in {("/market", "ticker"), ("/public", "book")}
             assert abs(received_ms - message.updates[0].event_time) < 1000
-    assert sum(isinstance(parse_message(data), StreamBatch) for _, data, _ in frames) == recorder.count("BTCUSDT")
+    assert sum(isinstance(parse_message(data), StreamBatch) for _, _, data, _ in frames) == recorder.count("BTCUSDT")

@@ -1,5 +1,5 @@
-"""streaming.exchanges.binance.recording: the line format, the file of each UTC day, the shift of a replayed frame
-and the schedule of loops, against the service's own parser and ordering gates."""
+"""streaming.exchanges.recording with Binance's frames: the line format, the file of each UTC day, the shift of a
+replayed frame and the schedule of loops, against the service's own parser and ordering gates."""
 from __future__ import annotations
 
 import copy
@@ -10,8 +10,11 @@ import pytest
 
 from streaming.core.errors import ProtocolError
 from streaming.core.models import BookTicker, Model, Ticker, Trade
+from streaming.exchanges.binance.adapter import BINANCE_EXCHANGE
 from streaming.exchanges.binance.protocol import Reply, StreamBatch, Unrecognised
-from streaming.exchanges.binance.recording import (
+from streaming.exchanges.binance.streams import MARKET, PUBLIC
+from streaming.exchanges.bybit.adapter import BYBIT_EXCHANGE
+from streaming.exchanges.recording import (
     LOOP_GAP_MS,
     MAX_PAUSE_MS,
     Playback,
@@ -22,14 +25,17 @@ from streaming.exchanges.binance.recording import (
     day_file,
     decode_record,
     encode_record,
-    shift_frame,
 )
-from streaming.exchanges.binance.streams import MARKET, PUBLIC
+from streaming.exchanges.recording import shift_frame as shift_any_frame
 from streaming.hub.stores import LatestStore, TradeTape
-from tests.recordings import agg_trade, book_ticker, frame, sample_records, ticker
+from tests.recordings import agg_trade, book_ticker, bybit_sample_records, frame, sample_records, ticker
 
 T0 = 1_796_319_680_000  # 2026-12-03T17:41:20Z
 START = 1_800_000_000_000  # when the playback starts, epoch ms
+
+
+def shift_frame(frame: object, time_shift: int, id_shifts: dict[tuple[str, str], int]) -> None:
+    shift_any_frame(BINANCE_EXCHANGE, frame, time_shift, id_shifts)
 
 
 def recording() -> list[Record]:
@@ -63,9 +69,12 @@ def test_a_record_is_one_json_line_that_keeps_the_frame_exactly() -> None:
     record = Record(T0 + 3.25, MARKET, raw)
     line = encode_record(record)
     assert "\n" not in line
-    assert json.loads(line) == {"t": T0 + 3.25, "route": "/market", "frame": raw}
+    assert json.loads(line) == {"t": T0 + 3.25, "exchange": "binance", "route": "/market", "frame": raw}
     assert decode_record(line) == record
-    assert decode_record(json.dumps({"t": T0, "route": "/public", "frame": "x"})) == Record(float(T0), PUBLIC, "x")
+    assert decode_record(json.dumps({"t": T0, "route": "/public", "frame": "x"})) == Record(float(T0), PUBLIC, "x"), \
+        "a line without 'exchange' is Binance's (recordings made before there were two)"
+    bybit = Record(T0, "/v5/public/linear", "{}", "bybit")
+    assert decode_record(encode_record(bybit)) == bybit
 
 
 @pytest.mark.parametrize("line, named", [
@@ -79,6 +88,10 @@ def test_a_record_is_one_json_line_that_keeps_the_frame_exactly() -> None:
     ('{"t": 1, "route": "/private", "frame": "{}"}', "'route'"),
     ('{"t": 1, "frame": "{}"}', "'route'"),
     ('{"t": 1, "route": "/market", "frame": {"stream": "x"}}', "'frame'"),
+    ('{"t": 1, "exchange": "kraken", "route": "/market", "frame": "{}"}', "'exchange'"),
+    ('{"t": 1, "exchange": 7, "route": "/market", "frame": "{}"}', "'exchange'"),
+    ('{"t": 1, "exchange": "bybit", "route": "/market", "frame": "{}"}', "bybit's /v5/public/linear"),
+    ('{"t": 1, "exchange": "binance", "route": "/v5/public/linear", "frame": "{}"}', "'route'"),
 ])
 def test_a_line_that_is_no_record_is_refused_naming_what_is_wrong(line: str, named: str) -> None:
     with pytest.raises(ProtocolError, match=named):
@@ -147,13 +160,14 @@ def test_the_shift_leaves_what_is_not_a_whole_number_and_what_is_no_data_frame()
 def test_the_scan_finds_the_symbols_streams_and_spans() -> None:
     summary = summarise(recording())
     assert summary.frames == 21 and summary.data_frames == 20
-    assert summary.symbols == {"BTCUSDT", "ETHUSDT"}
-    assert summary.streams == {MARKET: {"btcusdt@ticker", "btcusdt@aggTrade", "ethusdt@aggTrade"},
-                               PUBLIC: {"btcusdt@bookTicker"}}
+    assert summary.symbols == {"binance": {"BTCUSDT", "ETHUSDT"}}
+    assert summary.streams == {("binance", MARKET): {"btcusdt@ticker", "btcusdt@aggTrade", "ethusdt@aggTrade"},
+                               ("binance", PUBLIC): {"btcusdt@bookTicker"}}
     assert summary.first_t == T0 - 50 and summary.last_t == T0 + 2005
-    assert summary.id_spans == {("aggregate trade", "BTCUSDT"): 5, ("aggregate trade", "ETHUSDT"): 5,
-                                ("trade", "BTCUSDT"): 209 - 200 + 1, ("trade", "ETHUSDT"): 5,
-                                ("book update", "BTCUSDT"): 29}
+    assert summary.id_spans == {("binance", "aggregate trade", "BTCUSDT"): 5,
+                                ("binance", "aggregate trade", "ETHUSDT"): 5,
+                                ("binance", "trade", "BTCUSDT"): 209 - 200 + 1, ("binance", "trade", "ETHUSDT"): 5,
+                                ("binance", "book update", "BTCUSDT"): 29}
     # from the earliest time (the reply's receive time) to the latest (the last book ticker's receive time)
     assert summary.period_ms == 2005 + 50 + LOOP_GAP_MS
 
@@ -257,3 +271,68 @@ def _moved(raw: str, by: int) -> str:
     decoded = json.loads(raw)
     shift_frame(decoded, by, {})
     return json.dumps(decoded)
+
+
+# -- Bybit's frames ----------------------------------------------------------------------------------------------
+BYBIT_ROUTE = "/v5/public/linear"
+
+
+def bybit_recording() -> list[Record]:
+    return bybit_sample_records(T0)
+
+
+def test_bybit_s_shift_moves_its_times_and_its_ids_per_symbol() -> None:
+    shifts = {("trade seq", "BTCUSDT"): 10, ("book u", "BTCUSDT"): 20, ("book seq", "BTCUSDT"): 30,
+              ("trade seq", "ETHUSDT"): 1000}
+    ticker_frame, trade_frame, book_frame = (json.loads(record.frame) for record in bybit_recording()[1:4])
+    for decoded in (ticker_frame, trade_frame, book_frame):
+        shift_any_frame(BYBIT_EXCHANGE, decoded, 5000, shifts)
+    assert ticker_frame["ts"] == T0 + 5000
+    assert ticker_frame["data"]["nextFundingTime"] == "1760342400000", "a time written as a string stays"
+    assert ticker_frame["cs"] == 9000 and ticker_frame["data"]["lastPrice"] == "66660.60"
+    assert (trade_frame["ts"], trade_frame["data"][0]["T"], trade_frame["data"][0]["seq"]) == (
+        T0 + 5000, T0 + 4998, 5010)
+    assert (book_frame["ts"], book_frame["cts"], book_frame["data"]["u"], book_frame["data"]["seq"]) == (
+        T0 + 5000, T0 + 4999, 120, 8030)
+    for other in ({"success": True, "op": "subscribe"}, {"topic": "kline.1.BTCUSDT", "ts": 5, "data": []},
+                  {"topic": 7, "ts": 5}, [1], "text"):
+        before = copy.deepcopy(other)
+        shift_any_frame(BYBIT_EXCHANGE, other, 5000, shifts)
+        assert other == before
+
+
+def test_a_recording_of_both_exchanges_is_summarised_per_exchange() -> None:
+    records = sorted(recording() + bybit_recording(), key=lambda record: record.t)
+    summary = summarise(records)
+    assert summary.symbols == {"binance": {"BTCUSDT", "ETHUSDT"}, "bybit": {"BTCUSDT"}}
+    assert summary.streams_of("bybit", BYBIT_ROUTE) == {"tickers.BTCUSDT", "publicTrade.BTCUSDT",
+                                                         "orderbook.1.BTCUSDT"}
+    assert summary.streams_of("binance", PUBLIC) == {"btcusdt@bookTicker"}
+    assert summary.id_spans[("bybit", "trade seq", "BTCUSDT")] == 13
+    assert summary.id_spans[("bybit", "book u", "BTCUSDT")] == 5
+    assert summary.id_spans[("bybit", "book seq", "BTCUSDT")] == 13
+    assert summary.id_spans[("binance", "aggregate trade", "BTCUSDT")] == 5, "each exchange's own"
+
+
+def test_bybit_s_loops_merge_its_deltas_and_pass_every_ordering_gate() -> None:
+    """Each delta is merged on the snapshot by the parser of live frames, loop after loop; ids and times move
+    on, so the gates the fan-out offers updates to accept every one of them."""
+    records = bybit_recording()
+    summary = summarise(records)
+    played = play(records, 3)
+    tickers = [update for _, update in played if isinstance(update, Ticker)]
+    assert [t.price for t in tickers] == [f"6666{s}.60" for s in range(5)] * 3
+    assert {(t.volume, t.high, t.low, t.exchange) for t in tickers} == {("73191.3870", "79266.30", "65076.90",
+                                                                           "bybit")}, "merged on the snapshot"
+    assert [t.event_time for t in tickers[:6]] == [START + 50 + 500 * s for s in range(5)] + [
+        START + 50 + summary.period_ms]
+    books = [update for _, update in played if isinstance(update, BookTicker)]
+    assert [(b.bid, b.ask) for b in books[:5]] == [(f"6666{s}.50", "66670.00") for s in range(5)]
+    assert [b.update_id for b in books[4:7]] == [8012, 8013, 8016], "seq moves on by its span (13)"
+    trades = [update for _, update in played if isinstance(update, Trade)]
+    assert [t.trade_id for t in trades[4:7]] == [5012 * 1024, 5013 * 1024, 5016 * 1024]
+    latest_tickers: LatestStore[Ticker] = LatestStore()
+    latest_books: LatestStore[BookTicker] = LatestStore()
+    tape = TradeTape()
+    gates = {Ticker: latest_tickers.offer, BookTicker: latest_books.offer, Trade: tape.offer}
+    assert not [update for _, update in played if not gates[type(update)](update)]  # type: ignore[operator]

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from streaming.core.channels import BINANCE
 from streaming.exchanges.adapter import Exchange
-from streaming.exchanges.binance.protocol import control_request, parse_message, stream_url
+from streaming.exchanges.binance.protocol import control_request, parse_frame, parse_message, stream_url
+from streaming.exchanges.binance.recording import replay_fields
 from streaming.exchanges.binance.streams import ROUTES, STREAMS, channel_of_stream, route_of, stream_of
 from streaming.exchanges.messages import Message
 
@@ -20,6 +21,10 @@ class _Session:
     def decode(data: str | bytes) -> Message:
         return parse_message(data)
 
+    @staticmethod
+    def parse(frame: object) -> Message:
+        return parse_frame(frame)
+
 
 _SESSION = _Session()
 
@@ -35,6 +40,7 @@ BINANCE_EXCHANGE = Exchange(
     url_stream_limit=URL_STREAM_LIMIT,
     control_request=control_request,
     session=lambda: _SESSION,
+    replay_fields=replay_fields,
     ping_frame=None,  # WebSocket ping frames; Binance's own pings are answered by websocket-client
     max_streams_per_connection=1024,  # "WebSocket Market Streams": 1024 streams per connection
     max_batch=50,

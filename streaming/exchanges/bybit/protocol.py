@@ -126,6 +126,10 @@ class BybitSession:
             frame = json.loads(data)
         except (ValueError, TypeError, RecursionError) as exc:
             return Unrecognised("invalid_json", str(exc)[:200])
+        return self.parse(frame)
+
+    def parse(self, frame: object) -> Message:
+        """Classify one frame already decoded from JSON. Never raises."""
         if not isinstance(frame, dict):
             return Unrecognised("not_an_object", type(frame).__name__)
         if "topic" in frame:
