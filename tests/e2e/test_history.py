@@ -242,6 +242,8 @@ def test_history_refuses_bad_ranges_plainly(service, params: dict[str, str], mes
     answer = service.get(f"/history/{SYMBOL}", params=params)
     assert answer.status_code == 400 and message in answer.json()["error"], answer.text
     assert answer.json()["code"] == "INVALID_REQUEST"
+    # an unknown symbol is known to be unknown once the symbol list has loaded (until then any is accepted)
+    wait_for(lambda: service.get("/symbols").json()["data"]["symbols_loaded"], timeout=10)
     assert service.get("/history/NOPEUSDT").status_code == 404
     assert service.get("/history/bad$").status_code == 400
 
