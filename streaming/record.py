@@ -106,19 +106,19 @@ def record(settings: Settings, prefix: str, symbols: Sequence[str], kinds: Seque
     recorder = FrameRecorder(prefix, tasks)
     tally = Tally()
     pools: dict[tuple[str, str], UpstreamPool] = {}
-    channels = [Channel(exchange.name, kind, symbol) for exchange in exchanges for symbol in symbols
-                for kind in kinds if kind in exchange.kinds]
-    by_name = {exchange.name: exchange for exchange in exchanges}
-    for channel in channels:
-        exchange = by_name[channel.exchange]
-        key = (exchange.name, exchange.route_of(channel))
-        if key not in pools:
-            pools[key] = pool_for(settings, exchange, key[1], tasks, tally, tap=recorder.offer)
-        pools[key].pin([exchange.stream_of(channel)])
+    streams = 0
+    for exchange in exchanges:
+        for channel in (Channel(exchange.name, kind, symbol) for symbol in symbols for kind in kinds
+                        if kind in exchange.kinds):
+            key = (exchange.name, exchange.route_of(channel))
+            if key not in pools:
+                pools[key] = pool_for(settings, exchange, key[1], tasks, tally, tap=recorder.offer)
+            pools[key].pin([exchange.stream_of(channel)])
+            streams += 1
     recorder.start()
-    for (name, route), pool in pools.items():
-        pool.start(connect_idle=route == by_name[name].routes[0])
-    log.info("recording %d streams of %d symbols from %s to %s (one file per UTC day)%s", len(channels),
+    for pool in pools.values():
+        pool.start(connect_idle=pool.route == pool.exchange.routes[0])
+    log.info("recording %d streams of %d symbols from %s to %s (one file per UTC day)%s", streams,
              len(symbols), ", ".join(settings.ws_url_of(exchange.name) for exchange in exchanges),
              day_file(prefix, time.time() * 1000), f" for {duration:g}s" if duration else "")
     deadline = time.monotonic() + duration if duration else None

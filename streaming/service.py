@@ -249,9 +249,8 @@ class StreamingService:
         )
 
     def _pool(self, exchange: str, route: str) -> UpstreamPool:
-        recorder = self.upstream_recorder
         return pool_for(self.settings, self.exchanges[exchange], route, self.tasks, self,
-                        tap=recorder.offer if recorder else None)
+                        tap=self.upstream_recorder.offer if self.upstream_recorder else None)
 
     def _bind_gauges(self) -> None:
         """Gauges are read from the owning objects at scrape time, so they can never drift."""

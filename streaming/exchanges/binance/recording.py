@@ -15,7 +15,7 @@ from streaming.core.channels import Kind
 from streaming.exchanges.adapter import ReplayField
 from streaming.exchanges.binance.streams import STREAMS
 
-__all__ = ["AGGREGATE_IDS", "BOOK_IDS", "TRADE_IDS", "data_rows", "replay_fields"]
+__all__ = ["replay_fields"]
 
 _TICKER, _TRADE, _BOOK = (STREAMS[kind].event for kind in (Kind.TICKER, Kind.TRADE, Kind.BOOK))
 ORDERED_TIMES: Mapping[str, tuple[str, ...]] = {_TICKER: ("E",), _TRADE: ("E", "T"), _BOOK: ("E", "T")}

@@ -13,7 +13,7 @@ from streaming.core.channels import Kind
 from streaming.exchanges.adapter import ReplayField
 from streaming.exchanges.bybit.topics import channel_of_stream
 
-__all__ = ["BOOK_SEQUENCE", "BOOK_UPDATES", "TRADE_SEQUENCE", "replay_fields"]
+__all__ = ["replay_fields"]
 
 TRADE_SEQUENCE, BOOK_UPDATES, BOOK_SEQUENCE = "trade seq", "book u", "book seq"
 
