@@ -53,18 +53,25 @@ async function main() {
     // the connection lost: close the transport under the page; socket.io-client's own reconnection runs and the
     // page subscribes again (`positions` and `socket` are the page's own globals)
     const kept = await page.evaluate(() => {
+      // the last update the page itself handled per symbol, read with `positions` in one step below (the frames
+      // this script records arrive on their own schedule and may be ahead of or behind the page)
+      window.lastHandled = {};
+      socket.on("price_update", (u) => { window.lastHandled[u.symbol] = { offset: u.offset, epoch: u.epoch }; });
       const copy = JSON.parse(JSON.stringify(positions));
       socket.io.engine.close();
       return { positions: copy, updates: window.updates };
     });
     await until(() => events("received", "subscribed").length === 2, "the second subscribed");
     await page.waitForFunction((count) => window.updates >= count + 4, kept.updates, { timeout: 20000 });
+    const last = await page.evaluate(() => ({ positions, handled: window.lastHandled }));
+    await until(() => Object.values(last.handled).every(({ offset, epoch }) => events("received", "price_update")
+      .some((u) => u.offset === offset && u.epoch === epoch)), "the frames of the updates the page handled");
     console.log(JSON.stringify({
       rows, status, updates, pageErrors, kept: kept.positions,
       subscribes: events("sent", "subscribe"),
       subscribed: events("received", "subscribed"),
       updatesReceived: events("received", "price_update"),
-      positions: await page.evaluate(() => positions),
+      positions: last.positions, lastHandled: last.handled,
     }));
   } finally {
     await browser.close();
