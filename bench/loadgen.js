@@ -1,10 +1,10 @@
 // Load generator for bench/perf.py: a slice of the benchmark's clients, each a real socket.io-client v4 socket
-// with its own WebSocket connection (transport "websocket" only, no multiplexing, no reconnection, so a failure is
-// counted instead of being hidden by a retry).
+// with its own WebSocket connection (transport "websocket" only, no multiplexing, and no reconnection unless
+// --reconnect, so a failure is counted instead of being hidden by a retry).
 //
 //   node bench/loadgen.js --url http://127.0.0.1:PORT --clients 250 --first 0 --symbols BTCUSDT,ETHUSDT,...
 //                         --per-client 2 [--kind ticker|trade] [--exchange bybit] [--concurrency 50]
-//                         [--connect-timeout 20000] [--phase-seconds 60] [--max-seconds 900]
+//                         [--connect-timeout 20000] [--phase-seconds 60] [--max-seconds 900] [--reconnect]
 //
 // --kind says what the clients subscribe to and count: `ticker` (the default) subscribes {symbols} and counts
 // price_updates, one per (symbol, eventTime); `trade` subscribes {symbols, streams: ["trade"]} and counts trade
@@ -19,6 +19,17 @@
 // {"type":"progress","received":N}, {"type":"report",...}. Only updates whose eventTime lies in the window are
 // counted, whenever they arrive, so a window's edges cut no tick in two; after the window the driver asks for
 // progress until the count stops growing, and only then for the report.
+//
+// --reconnect (the `storm` scenario): each client behaves like the README's clients after a lost connection.
+// socket.io-client's own reconnection (its defaults: 1 s first delay, doubling to 5 s, randomised by half) brings
+// it back; on every connection after the first it subscribes again with `since`: the last position it had on each
+// channel, from `subscribed.positions` and the updates' {offset, epoch}. A refusal that is only for now
+// (SERVER_SHUTTING_DOWN, TOO_MANY_CONNECTIONS: socket.io-client does not retry a refusal) is retried after 2 s, as
+// the examples do. {"cmd":"storm","t0":EPOCH_MS} marks the restart; from then each client notes when it was back
+// (subscribed again) and when its first live update came: the first one on a connection made after t0 with an
+// eventTime at or after t0, a price made since the restart began (a recovered one counts: the missed updates come
+// in one burst, ending with the latest). {"cmd":"storm-progress"} answers {"type":"storm-progress","live":N,"waiting":N} and
+// {"cmd":"storm-report"} the figures per client (see stormReport).
 "use strict";
 
 const readline = require("readline");
@@ -48,7 +59,11 @@ const config = {
   phaseSeconds: Number(option("phase-seconds", "60")), // no new connect (subscribe) starts after this long
   maxSeconds: Number(option("max-seconds", "900")), // a worker orphaned by its driver still ends
   exchange: option("exchange", undefined), // undefined: not named in the subscribe request (Binance)
+  reconnect: process.argv.includes("--reconnect"),
 };
+// Refusals socket.io-client leaves to the application: retried after RETRY_REFUSED_MS (README, "Errors").
+const RETRIED_REFUSALS = new Set(["SERVER_SHUTTING_DOWN", "TOO_MANY_CONNECTIONS"]);
+const RETRY_REFUSED_MS = 2000;
 const kind = KINDS[option("kind", "ticker")];
 if (kind === undefined) throw new Error(`loadgen: --kind must be one of ${Object.keys(KINDS).join(", ")}`);
 
@@ -63,6 +78,18 @@ const stats = {
   union: new Map(), // symbol -> Set of keys any client of this slice saw in the window
   disconnects: new Map(), // reason -> count, for clients that were connected
   errors: new Map(), // code -> count of the `error` events the server sent (e.g. SLOW_CONSUMER before a cut-off)
+};
+
+/** The restart of the `storm` scenario, as this slice saw it (t0: null until {"cmd":"storm"}). */
+const storm = {
+  t0: null,
+  refused: new Map(), // refusal code (or connect_error message) -> count, after t0
+  attempts: 0, // reconnection attempts after t0 (socket.io-client's reconnect_attempt, and the refusals retried)
+  recovered: 0, // updates marked `recovered: true` (what the service re-sent of what a client missed)
+  recoveredChannels: { true: 0, false: 0 }, // subscribed.recovered of the `since` subscribes after t0
+  missed: 0, // updates skipped on a channel, by offset (same epoch): neither sent live nor recovered
+  repeated: 0, // updates whose offset the client already had (same epoch)
+  epochChanged: 0, // channels whose epoch changed across the restart (their position could not be recovered)
 };
 
 /** `clients` records: a socket, the symbols it asks for, per symbol the keys it got in the window and the newest
@@ -86,6 +113,35 @@ function symbolsFor(index) {
   return chosen;
 }
 
+/** The channel of an update of the kind counted (`ticker:BTCUSDT`; on another exchange `bybit:ticker:BTCUSDT`). */
+function channelOf(symbol) {
+  const name = `${kind.streams ? kind.streams[0] : "ticker"}:${symbol}`;
+  return config.exchange === undefined || config.exchange === "binance" ? name : `${config.exchange}:${name}`;
+}
+
+/** --reconnect: keep the client's position on the update's channel, count what the restart cost it (offsets
+ * skipped or repeated), and note its first live update on a connection made after t0. */
+function followPosition(client, update) {
+  if (update.recovered === true) storm.recovered += 1;
+  if (update.epoch !== undefined) {
+    const channel = channelOf(update.symbol);
+    const last = client.positions[channel];
+    if (last !== undefined && last.epoch === update.epoch) {
+      if (update.offset > last.offset + 1) storm.missed += update.offset - last.offset - 1;
+      else if (update.offset <= last.offset) storm.repeated += 1;
+    } else if (last !== undefined && storm.t0 !== null) {
+      storm.epochChanged += 1;
+    }
+    if (last === undefined || last.epoch !== update.epoch || update.offset > last.offset) {
+      client.positions[channel] = { offset: update.offset, epoch: update.epoch };
+    }
+  }
+  if (storm.t0 === null || client.generation <= client.generationAtT0) return;
+  if (client.live === null && update.eventTime >= storm.t0) client.live = Date.now();
+  // the age on receipt of the first update sent live (not recovered): the snapshot, or the next tick
+  if (client.firstAge === null && update.recovered !== true) client.firstAge = Math.max(0, Date.now() - update.eventTime);
+}
+
 /** Count one delivery: latency, duplicates, out-of-order deliveries and the distinct keys per symbol. Kept
  * cheap: it runs per update. */
 function onUpdate(client, update) {
@@ -93,6 +149,7 @@ function onUpdate(client, update) {
     stats.foreign += 1;
     return;
   }
+  if (config.reconnect) followPosition(client, update);
   const eventTime = update.eventTime;
   const key = update[kind.key];
   const newest = client.newest.get(update.symbol);
@@ -128,27 +185,78 @@ function connectOne(index) {
     const socket = io(config.url, {
       transports: ["websocket"],
       forceNew: true, // one WebSocket per client: never multiplex clients over a shared Manager
-      reconnection: false,
+      reconnection: config.reconnect, // with its defaults (delays, randomisation, attempts without end)
       timeout: config.connectTimeout,
     });
     const client = { socket, symbols: symbolsFor(index), seen: new Map(), newest: new Map(), connected: false,
-                     subscribed: false };
+                     subscribed: false, positions: {}, generation: 0, generationAtT0: 0, back: null, live: null,
+                     firstAge: null };
     socket.on(kind.event, (update) => onUpdate(client, update));
     socket.on("error", (error) => bump(stats.errors, (error && error.code) || "error"));
     socket.on("disconnect", (reason) => {
       if (client.connected) bump(stats.disconnects, reason);
       client.connected = false;
     });
-    socket.once("connect", () => {
+    socket.on("connect", () => {
+      client.generation += 1;
       client.connected = true;
+    });
+    if (config.reconnect) followReconnects(client); // after the counting above: its handlers see the new generation
+    socket.once("connect", () => {
       clients.push(client);
       resolve(null);
     });
     socket.once("connect_error", (err) => {
+      if (client.generation > 0) return; // a reconnection's: followReconnects sees it
       socket.close();
-      resolve((err && err.data && err.data.code) || (err && err.message) || "connect_error");
+      resolve(refusalOf(err));
     });
   });
+}
+
+function refusalOf(err) {
+  return (err && err.data && err.data.code) || (err && err.message) || "connect_error";
+}
+
+/** --reconnect: on each connection after the first, subscribe again with the positions kept (the README's
+ * "Recovering after a reconnect"); retry a refusal that is only for now; note when the client was back. */
+function followReconnects(client) {
+  const { socket } = client;
+  socket.io.on("reconnect_attempt", () => {
+    if (storm.t0 !== null) storm.attempts += 1;
+  });
+  socket.on("connect_error", (err) => {
+    if (client.generation === 0) return; // the first connect's: counted by connectOne
+    if (storm.t0 !== null) bump(storm.refused, refusalOf(err));
+    if (!socket.active && RETRIED_REFUSALS.has(err && err.data && err.data.code)) {
+      setTimeout(() => {
+        if (storm.t0 !== null) storm.attempts += 1;
+        socket.connect();
+      }, RETRY_REFUSED_MS);
+    }
+  });
+  socket.on("connect", () => {
+    if (client.generation < 2 || !client.subscribed) return; // the first connection subscribes on command
+    const request = { symbols: client.symbols, streams: kind.streams, exchange: config.exchange,
+                      since: client.positions };
+    socket.timeout(config.connectTimeout).emit("subscribe", request, (err, answer) => {
+      if (err || !answer || !Array.isArray(answer.symbols)) return;
+      if (client.generation > client.generationAtT0 && client.back === null) client.back = Date.now();
+      keepPositions(client, answer);
+    });
+  });
+}
+
+/** Take `subscribed.positions` for the channels that are not being recovered (the recovered ones' updates follow
+ * and move the position themselves), as the README's clients do. */
+function keepPositions(client, answer) {
+  const recovered = answer.recovered || {};
+  if (storm.t0 !== null) {
+    for (const flag of Object.values(recovered)) storm.recoveredChannels[flag === true] += 1;
+  }
+  for (const [channel, position] of Object.entries(answer.positions || {})) {
+    if (!recovered[channel]) client.positions[channel] = position;
+  }
 }
 
 /** Run `task(i)` for i in [0, count) with at most `config.concurrency` in flight and collect failure reasons;
@@ -200,6 +308,7 @@ function subscribeOne(client) {
         resolve(`subscribed on ${answer.exchange}, not ${config.exchange}`);
       } else {
         client.subscribed = true;
+        keepPositions(client, answer);
         resolve(null);
       }
     });
@@ -245,6 +354,39 @@ function report() {
   });
 }
 
+/** The restart as each subscribed client of this slice saw it: ms from t0 until it was subscribed again and until
+ * its first live update (null: not yet), the age on receipt (receipt - eventTime) of its first update sent live
+ * (not recovered) on its new connection, and the slice's counts. */
+function stormReport() {
+  const subscribed = clients.filter((c) => c.subscribed);
+  const since = (at) => (at === null ? null : at - storm.t0);
+  send({
+    type: "storm-report",
+    clients: subscribed.length,
+    back: subscribed.map((c) => since(c.back)),
+    live: subscribed.map((c) => since(c.live)),
+    firstAge: subscribed.filter((c) => c.firstAge !== null).map((c) => c.firstAge),
+    refused: Object.fromEntries(storm.refused),
+    attempts: storm.attempts,
+    recovered: storm.recovered,
+    recoveredChannels: storm.recoveredChannels,
+    missed: storm.missed,
+    repeated: storm.repeated,
+    epochChanged: storm.epochChanged,
+    connectedNow: clients.filter((c) => c.connected).length,
+  });
+}
+
+function markStorm(t0) {
+  storm.t0 = t0;
+  for (const client of clients) {
+    client.generationAtT0 = client.generation;
+    client.back = null;
+    client.live = null;
+    client.firstAge = null;
+  }
+}
+
 function exit() {
   for (const client of clients) client.socket.close();
   setTimeout(() => process.exit(0), 200).unref();
@@ -256,6 +398,12 @@ function onCommand(line) {
   else if (command.cmd === "window") stats.window = { from: command.from, to: command.to };
   else if (command.cmd === "progress") send({ type: "progress", received: stats.received });
   else if (command.cmd === "report") report();
+  else if (command.cmd === "storm") markStorm(command.t0);
+  else if (command.cmd === "storm-progress") {
+    const subscribed = clients.filter((c) => c.subscribed);
+    const live = subscribed.filter((c) => c.live !== null).length;
+    send({ type: "storm-progress", live, waiting: subscribed.length - live });
+  } else if (command.cmd === "storm-report") stormReport();
   else if (command.cmd === "exit") exit();
   else process.stderr.write(`loadgen: unknown command ${line}\n`);
 }

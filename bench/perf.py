@@ -1,6 +1,6 @@
 """Throughput, latency, CPU and memory of the service's fan-out, next to a minimal Node socket.io relay.
 
-    .venv/bin/python -m bench.perf [--scenario fanout|idle|many|trades[,...]]
+    .venv/bin/python -m bench.perf [--scenario fanout|idle|many|trades|cluster|hop|storm[,...]]
                                    [--targets eventlet,gevent,eventlet-unrecorded,bybit,reference]
                                    [--quick] [--clients N] [--window S] ... [--no-doc]
 
@@ -16,6 +16,8 @@ of the S symbols (their tickers, or for `trades` their trades) and, after a warm
 trades by their aggregate trade id; Bybit's updates are the fake's tickers messages that changed a field a
 price_update shows, bench/perf_bybit.py), and the server's CPU time per delivery. The service runs
 with the production defaults but for what it needs against the fake (each row's notes name those settings).
+`storm` (bench/perf_storm.py) restarts each server under its subscribed clients the way a deploy does (SIGTERM,
+then a new process on the same port) and times how long the clients' own reconnection takes to bring them back.
 Prints a table and regenerates the scenario's section of docs/PERFORMANCE.md (not with --quick). Loopback only;
 every process it starts is stopped by its PID; every wait has a deadline. Prints numbers; judges nothing.
 """
@@ -29,6 +31,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -41,6 +44,7 @@ from bench.perf_bybit import BybitTickObserver, fake_bybit
 from bench.perf_cluster import ClusterTarget
 from bench.perf_processes import (
     FEEDS,
+    STOP_TIMEOUT,
     TICKERS,
     CpuSample,
     Feed,
@@ -50,12 +54,14 @@ from bench.perf_processes import (
     ServiceTarget,
     Target,
     TickObserver,
+    cpu_seconds,
     node_binary,
     open_files,
     raise_open_files_limit,
     rss_bytes,
 )
 from bench.perf_report import Row, console_tables, markdown_section, merge_reports, settings_note, write_section
+from bench.perf_storm import ProcessSample, StormResult, merge_storm_reports
 from tests.e2e.process import ROOT
 from tests.fakes.binance import FakeBinance
 from tests.fakes.connection import now_ms
@@ -84,6 +90,10 @@ GRACE = 3.0
 SETTLED = 2.0
 LATE_LIMIT = 60.0
 REPORT_TIMEOUT = 30.0
+# storm: every client should be live again within STORM_LIMIT s of the SIGTERM (a later one counts as lost); the
+# new process is read every SAMPLE_EVERY s
+STORM_LIMIT = 120.0
+SAMPLE_EVERY = 0.25
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,7 @@ class Scenario:
     # process as each gateway's
     shared_by: int = 1
     gateways: int = CLUSTER_GATEWAYS  # the cluster target's
+    storm: bool = False  # after the warm-up, restart the server under the clients instead of a window
 
     def clients_for(self, target: str) -> int:
         return self.clients if target == CLUSTER else max(1, self.clients // self.shared_by)
@@ -119,6 +130,12 @@ class Scenario:
         return self.clients * self.per_client / self.tick_interval
 
     def describe(self) -> str:
+        if self.storm:
+            return (f"{self.clients:,} clients, the {self.kind} stream of {self.per_client} of {self.symbols} "
+                    f"symbols each, {self.feed.update} every {self.tick_interval:g} s per symbol; after a "
+                    f"{self.warmup:g} s warm-up the server is restarted (SIGTERM, then a new process on the same "
+                    f"port) and the clients' own reconnection (socket.io-client's defaults) brings them back, each "
+                    f"subscribing again with `since`")
         if not self.per_client:
             return f"{self.clients:,} clients connected and subscribed to nothing (memory per idle client)"
         return (f"{self.clients:,} clients, the {self.kind} stream of {self.per_client} of {self.symbols} symbols "
@@ -147,8 +164,11 @@ SCENARIOS = {
     # from busy; one message a second, so the gateway's hop histogram has no message waiting behind another
     "hop": Scenario("hop", clients=3000, symbols=1, per_client=1, tick_interval=1.0, window=20, warmup=5,
                     workers=4, targets=(CLUSTER, "eventlet"), gateways=1),
+    # a deploy under 10,000 subscribed clients: how soon they are all live again
+    "storm": Scenario("storm", clients=10000, symbols=10, per_client=2, tick_interval=1.0, window=0, warmup=5,
+                      workers=8, targets=("eventlet", "gevent", "reference"), storm=True),
 }
-ALIASES = {"1": "fanout", "2": "idle", "3": "many", "4": "trades", "5": "cluster", "6": "hop"}
+ALIASES = {"1": "fanout", "2": "idle", "3": "many", "4": "trades", "5": "cluster", "6": "hop", "7": "storm"}
 DEFAULT_SCENARIOS = "fanout,trades"
 
 
@@ -287,8 +307,9 @@ def measure_target(target: Target, scenario: Scenario, symbols: list[str], obser
         return row
     loadgen = Loadgen(target.urls, symbols, scenario.per_client, clients, scenario.workers,
                       workdir / f"{scenario.key}-{target.name}-loadgen.log", scenario.phase_seconds,
-                      CONNECT_TIMEOUT, max_seconds=2 * scenario.phase_seconds + scenario.window + 300,
-                      feed=scenario.feed, exchange=exchange)
+                      CONNECT_TIMEOUT,
+                      max_seconds=2 * scenario.phase_seconds + scenario.window + STORM_LIMIT * scenario.storm + 300,
+                      feed=scenario.feed, exchange=exchange, reconnect=scenario.storm)
     try:
         run_phases(row, target, loadgen, observer, scenario)
         row.notes.extend(target.remarks())
@@ -316,7 +337,103 @@ def run_phases(row: Row, target: Target, loadgen: Loadgen, observer: Observer, s
     if scenario.per_client and row.connected:
         subscribe_clients(row, loadgen, scenario)
         time.sleep(scenario.warmup)
-        measure_window(row, target, loadgen, observer, scenario)
+        if scenario.storm:
+            restart_under_clients(row, target, loadgen, scenario)
+        else:
+            measure_window(row, target, loadgen, observer, scenario)
+
+
+# ---------------------------------------------------------------- storm: a restart under the clients
+
+class NewProcessSampler:
+    """Reads the RSS and CPU time of the server's process every SAMPLE_EVERY s on a thread of its own, once it
+    is another process than ``old_pid`` (the new one of a restart)."""
+
+    def __init__(self, target: Target, old_pid: int, t0_ms: int) -> None:
+        self.samples: list[ProcessSample] = []
+        self._target, self._old, self._t0 = target, old_pid, t0_ms
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="storm-sampler", daemon=True)
+
+    def __enter__(self) -> NewProcessSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join(STOP_TIMEOUT)
+
+    def _run(self) -> None:
+        while not self._done.wait(SAMPLE_EVERY):
+            with contextlib.suppress(AssertionError, OSError, RuntimeError, IndexError, ValueError):
+                pid = self._target.pid
+                if pid != self._old:  # between the old one's exit and the new one's start there is none
+                    self.samples.append(ProcessSample((now_ms() - self._t0) / 1000, rss_bytes(pid),
+                                                      cpu_seconds(pid)))
+
+
+def restart_under_clients(row: Row, target: Target, loadgen: Loadgen, scenario: Scenario) -> None:
+    """Restart the server the way a deploy does, wait until every client had a live update again (at most
+    STORM_LIMIT s), and put what the clients and the new process showed into ``row.storm``."""
+    if not isinstance(target, ServiceTarget | ReferenceTarget):
+        row.notes.append(f"{target.name} cannot be restarted: no storm")
+        return
+    t0 = now_ms() + 500  # time for the mark to reach the workers first
+    loadgen.send({"cmd": "storm", "t0": t0})
+    sleep_until(t0)
+    seconds = lambda: (now_ms() - t0) / 1000  # noqa: E731
+    times: dict[str, float] = {}
+    with NewProcessSampler(target, target.pid, t0) as sampler:
+        try:
+            target.restart(lambda: times.setdefault("exited", seconds()))
+            times["ready"] = seconds()
+        except (AssertionError, RuntimeError, OSError) as exc:
+            row.notes.append(f"the restart failed: {str(exc)[:300]}")
+        say(f"  restarted: the old process exited after {times.get('exited', float('nan')):.2f} s, the new one "
+            f"was ready after {times.get('ready', float('nan')):.2f} s")
+        waiting = wait_until_live(loadgen, t0)
+        time.sleep(2 * SAMPLE_EVERY)  # one more reading after the last client
+    loadgen.send({"cmd": "storm-report"})
+    reports, silent = loadgen.collect("storm-report", timeout=REPORT_TIMEOUT)
+    storm = merge_storm_reports(reports, silent)
+    storm.exited_s, storm.ready_s, storm.samples = times.get("exited"), times.get("ready"), sampler.samples
+    row.storm = storm
+    say(f"  {storm.clients - storm.lost:,}/{storm.clients:,} clients live again; 99 % after "
+        f"{storm.live_at(0.99) or float('nan'):.2f} s, all after {storm.live_at(1.0) or float('nan'):.2f} s")
+    if waiting:
+        row.notes.append(f"{waiting:,} clients had no live update {STORM_LIMIT:g} s after the SIGTERM (lost)")
+    note_storm(row, storm)
+    if target.alive():
+        time.sleep(scenario.settle)
+        row.rss_bytes = total_rss(target)
+
+
+def wait_until_live(loadgen: Loadgen, t0_ms: int) -> int:
+    """Ask the workers until none of their clients waits for a live update, or STORM_LIMIT s after t0; returns
+    how many still wait."""
+    waiting = -1
+    while now_ms() - t0_ms < STORM_LIMIT * 1000:
+        loadgen.send({"cmd": "storm-progress"})
+        answers, silent = loadgen.collect("storm-progress", timeout=5)
+        waiting = sum(a["waiting"] for a in answers)
+        if waiting == 0 and not silent:
+            return 0
+        time.sleep(SAMPLE_EVERY)
+    return waiting
+
+
+def note_storm(row: Row, storm: StormResult) -> None:
+    """What the storm table does not show: refusals, attempts, recovery that could not happen."""
+    if storm.refused:
+        row.notes.append("reconnections refused or failed: " + ", ".join(
+            f"{n:,} × {why}" for why, n in storm.refused.most_common()))
+    row.notes.append(f"{storm.attempts:,} reconnection attempts; `since` answered recovered: true for "
+                     f"{storm.recovered_channels:,} channels and false for {storm.unrecovered_channels:,}; "
+                     f"{storm.recovered_updates:,} recovered updates re-sent")
+    if storm.epoch_changed:
+        row.notes.append(f"{storm.epoch_changed:,} channels changed epoch across the restart")
+    if storm.silent_workers:
+        row.notes.append(f"{storm.silent_workers} loadgen process(es) sent no storm report: not counted")
 
 
 # ---------------------------------------------------------------- one scenario, every target
@@ -441,7 +558,8 @@ def env_default(name: str, fallback: str) -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default=env_default("SCENARIO", DEFAULT_SCENARIOS),
-                        help=f"comma-separated: fanout (1), idle (2), many (3), trades (4), cluster (5), hop (6); "
+                        help=f"comma-separated: fanout (1), idle (2), many (3), trades (4), cluster (5), hop (6), "
+                             f"storm (7); "
                              f"default {DEFAULT_SCENARIOS}")
     parser.add_argument("--targets", default=os.environ.get("TARGETS") or None,
                         help="comma-separated of eventlet, gevent, eventlet-unrecorded, bybit, reference, cluster; "
@@ -482,7 +600,7 @@ def check(scenario: Scenario) -> Scenario:
         raise SystemExit("--per-client must be between 0 and --symbols")
     if scenario.clients < 1 or scenario.workers < 1 or scenario.tick_interval <= 0:
         raise SystemExit("--clients and --workers must be at least 1, --tick-interval positive")
-    if scenario.per_client and scenario.window <= 0:
+    if scenario.per_client and scenario.window <= 0 and not scenario.storm:
         raise SystemExit("--window must be positive")
     return scenario
 

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -248,8 +248,20 @@ class ServiceTarget(OneProcess):
 
     def start(self) -> None:
         self._process.start()  # waits for /health
+        self.wait_ready()
+
+    def wait_ready(self) -> None:
         wait_for(lambda: _answers_ready(self.url), timeout=READY_TIMEOUT,
                  message=f"{self.name} /ready; log: {self._process.log_path}")
+
+    def restart(self, exited: Callable[[], None]) -> None:
+        """The way a deploy restarts it: SIGTERM (its graceful shutdown tells the clients and closes them), and
+        once it has exited a new process on the same port; calls ``exited`` in between. Returns once the new
+        process is ready."""
+        self._process.stop()
+        exited()
+        self._process.start(wait_ready=False)
+        self.wait_ready()
 
     def alive(self) -> bool:
         return self._process.proc is not None and self._process.proc.poll() is None
@@ -299,6 +311,12 @@ class ReferenceTarget(OneProcess):
         self._proc = subprocess.Popen(self._command, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
         wait_for(self._ready, timeout=READY_TIMEOUT, message=f"reference relay /ready; log: {self._log_path}")
 
+    def restart(self, exited: Callable[[], None]) -> None:
+        """As ServiceTarget.restart: SIGTERM (it closes every client), then a new relay on the same port."""
+        self.stop()
+        exited()
+        self.start()
+
     def _ready(self) -> bool:
         assert self._proc is not None
         if self._proc.poll() is not None:
@@ -328,8 +346,9 @@ class Loadgen:
 
     def __init__(self, urls: Sequence[str], symbols: list[str], per_client: int, clients: int, workers: int,
                  log_path: Path, phase_seconds: float, connect_timeout: float, max_seconds: float,
-                 feed: Feed = TICKERS, exchange: str | None = None) -> None:
-        """``exchange``: what the clients name in `subscribe {exchange}` and count (None: none named, Binance)."""
+                 feed: Feed = TICKERS, exchange: str | None = None, reconnect: bool = False) -> None:
+        """``exchange``: what the clients name in `subscribe {exchange}` and count (None: none named, Binance);
+        ``reconnect``: the clients reconnect and subscribe again with `since` (the storm scenario)."""
         if isinstance(urls, str):
             raise TypeError(f"Loadgen takes a list of URLs, not the string {urls!r}: pass [url]")
         workers = max(1, min(workers, clients))
@@ -338,7 +357,8 @@ class Loadgen:
         self._common = ["--symbols", ",".join(symbols), "--per-client", str(per_client),
                         "--kind", feed.kind,
                         "--phase-seconds", str(phase_seconds), "--connect-timeout", str(int(connect_timeout * 1000)),
-                        "--max-seconds", str(int(max_seconds)), *(["--exchange", exchange] if exchange else [])]
+                        "--max-seconds", str(int(max_seconds)), *(["--exchange", exchange] if exchange else []),
+                        *(["--reconnect"] if reconnect else [])]
         self._log_path = log_path
         self._procs: list[subprocess.Popen[str]] = []
         self._messages: queue.Queue[tuple[int, dict[str, Any]]] = queue.Queue()

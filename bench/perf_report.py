@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.perf_storm import STORM_COLUMNS, STORM_RATIO_COLUMNS, StormResult, storm_cells, storm_ratio_cells
+
 __all__ = ["Deliveries", "Row", "console_tables", "markdown_section", "merge_reports", "replace_section",
            "settings_note", "write_section"]
 
@@ -76,6 +78,7 @@ class Row:
     cpu_seconds: float | None = None
     rss_bytes: int | None = None
     idle_bytes_per_client: float | None = None
+    storm: StormResult | None = None  # the `storm` scenario's restart (bench/perf_storm.py)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -223,6 +226,21 @@ def recording_cost(rows: Sequence[Row], reference: str) -> list[str]:
     return lines
 
 
+def _storm_tables(rows: Sequence[Row], reference: str, table: Callable[..., str]) -> list[str]:
+    """The restart's table and its comparison with the reference, when the rows have one."""
+    stormed = [row for row in rows if row.storm is not None]
+    if not stormed:
+        return []
+    parts = [table(STORM_COLUMNS, [storm_cells(row.scenario, row.target, row.storm) for row in stormed
+                                   if row.storm is not None])]
+    refs = {row.scenario: row.storm for row in stormed if row.target == reference}
+    ratios = [storm_ratio_cells(row.scenario, row.target, row.storm, ref) for row in stormed
+              if row.target != reference and row.storm is not None and (ref := refs.get(row.scenario)) is not None]
+    if ratios:
+        parts.append(table(STORM_RATIO_COLUMNS, ratios))
+    return parts
+
+
 def _report(head: list[str], rows: Sequence[Row], reference: str, table: Callable[..., str], notes_title: str,
             bullet: str) -> str:
     """The results table, the comparison with the reference and the notes, rendered by ``table``."""
@@ -231,6 +249,7 @@ def _report(head: list[str], rows: Sequence[Row], reference: str, table: Callabl
     if ratios:
         parts.append(table(RATIO_COLUMNS, ratios))
     parts.extend(recording_cost(rows, reference))
+    parts.extend(_storm_tables(rows, reference, table))
     notes = _notes(rows)
     if notes:
         parts.append(notes_title + "\n".join(f"{bullet}{note}" for note in notes))
