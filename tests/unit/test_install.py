@@ -9,6 +9,7 @@ import socketio
 
 from streaming.gateway.fastpath.install import TESTED, install, installed_versions, untested
 from streaming.gateway.fastpath.pings import _DeferredPing
+from streaming.gateway.fastpath.rooms import IndexedManager
 
 TESTED_VERSIONS = {name: series + ".1" for name, series in TESTED.items()}
 
@@ -47,6 +48,7 @@ def test_on_it_installs_the_hooks_and_writes_directly() -> None:
     assert fast.enabled and fast.reason == ""
     assert isinstance(ping_task(sio.server), _DeferredPing)
     assert fast.broadcaster.direct and sio.server.eio._async["websocket"].__name__ == "websocket"
+    assert type(sio.server.manager) is IndexedManager
 
 
 @pytest.mark.parametrize("enabled, versions, reason", [
@@ -65,6 +67,7 @@ def test_off_it_installs_nothing_and_emits_through_python_socketio(
     assert not fast.enabled and fast.reason == reason
     assert sio.server.eio._async == pristine, "no hook into python-engineio"
     assert not isinstance(ping_task(sio.server), _DeferredPing)
+    assert type(sio.server.manager) is socketio.Manager, "the library's own client manager"
     assert fast.broadcaster.emit("price_update", {"symbol": "BTCUSDT"}, "BTCUSDT") == (0, 0)
     assert emitted == [("price_update", {"symbol": "BTCUSDT"}, "BTCUSDT", "/")]
     warned = [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -1,6 +1,7 @@
 """install(): the one entry point of the fast path. It checks the installed python-socketio and python-engineio
 against the versions its hooks were written and tested for, then installs the delivery hooks (frame-once room
-writes, direct socket writes, on-demand writers, timer heartbeats, gevent WebSockets), or none of them.
+writes, direct socket writes, on-demand writers, timer heartbeats, gevent WebSockets) and the client manager
+that indexes each client's rooms, or none of them.
 
 With ``FAST_PATH=false``, or with library versions it was not tested with, every message goes out through the
 libraries' own delivery (``socketio.Server.emit`` and python-engineio's writer per client): slower, the same bytes.
@@ -15,6 +16,7 @@ from typing import Any
 
 from streaming.gateway.fastpath.broadcast import RoomBroadcaster
 from streaming.gateway.fastpath.pings import ping_on_timers
+from streaming.gateway.fastpath.rooms import index_rooms
 
 __all__ = ["TESTED", "FastPath", "install", "installed_versions", "untested"]
 
@@ -73,6 +75,7 @@ def install(socketio: Any, spawn: Callable[[Callable[[], None]], object], *, ena
     on = not reason
     if on:
         ping_on_timers(socketio.server.eio)  # no green thread per client just to wait for its next heartbeat
+        index_rooms(socketio.server)  # a disconnect finds the client's rooms without testing every room
     broadcaster = RoomBroadcaster(socketio.server, spawn, direct=on and not compression, library=not on,
                                   window=batch_window)
     log.info("fast path %s (%s)", "on" if on else "off",
