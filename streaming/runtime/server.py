@@ -27,6 +27,11 @@ HTTP_HEADROOM = 256
 # through. Both servers keep them for a WebSocket's whole life although its frames bypass them: the defaults
 # (8 KiB to read, 16 KiB to write under eventlet) cost about 7 KB per idle client; headers still read whole.
 REQUEST_BUFFER = 1024
+# Connections the kernel completes and queues before the accept loop takes them. The servers' defaults (eventlet
+# 50, gevent 128) overflow when every client of a restarted process reconnects within a second or two (a deploy's
+# reconnect storm, `make bench SCENARIO=storm`): the kernel then drops their handshakes and each client waits for
+# a TCP retransmission (1 s, 3 s, ...) or its own reconnection delay. The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 4096  # socket.SOMAXCONN on Linux; not imported here, before the monkey patching
 
 
 class HttpServer(Protocol):
@@ -90,7 +95,7 @@ class EventletServer:
         family, _, _, _, address = eventlet.green.socket.getaddrinfo(host, port)[0]
         # eventlet.listen sets SO_REUSEPORT by default: a second instance on the port would then silently share
         # the clients instead of failing to start.
-        self._listener = eventlet.listen(address, family, reuse_port=False)
+        self._listener = eventlet.listen(address, family, backlog=LISTEN_BACKLOG, reuse_port=False)
         self._app = app
         self._guard = guard
         # eventlet serves at most max_size connections at once (default 1024) and leaves further ones waiting
@@ -251,7 +256,7 @@ class GeventServer:
         # python-engineio's gevent driver picks up, when per-message compression is on.
         self._server = Server(
             (host, port), app, log=None, error_log=logging.getLogger("gevent.pywsgi"), handler_class=Handler,
-            spawn=Pool(max_connections + HTTP_HEADROOM),
+            spawn=Pool(max_connections + HTTP_HEADROOM), backlog=LISTEN_BACKLOG,
         )
         self._server.init_socket()  # bind now
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -251,6 +252,15 @@ def test_a_port_in_use_is_a_clear_error(service: ServiceProcess, fake_binance: F
     assert status == 1
     assert f"cannot listen on 127.0.0.1:{service.port}" in log and "Set PORT" in log and "Traceback" not in log
     assert service.get("/health").status_code == 200
+
+
+def test_the_listen_backlog_holds_a_reconnect_storm(service: ServiceProcess) -> None:
+    """Every client of a restarted process reconnects within a second or two: the kernel queues that many
+    handshakes for the accept loop (the servers' own defaults, 50 and 128, would drop them)."""
+    listening = subprocess.run(["ss", "-ltnH", f"sport = :{service.port}"], capture_output=True, text=True,
+                               timeout=10).stdout.split()
+    somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    assert listening[0] == "LISTEN" and int(listening[2]) == min(4096, somaxconn), listening
 
 
 @pytest.mark.parametrize("key, value", [("LOG_FORMAT", "xml"), ("ASYNC_MODE", "threading")])
