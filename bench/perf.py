@@ -117,6 +117,7 @@ class Scenario:
     shared_by: int = 1
     gateways: int = CLUSTER_GATEWAYS  # the cluster target's
     storm: bool = False  # after the warm-up, restart the server under the clients instead of a window
+    profile: bool = False  # storm: py-spy samples the service's old and new process (--profile)
 
     def clients_for(self, target: str) -> int:
         return self.clients if target == CLUSTER else max(1, self.clients // self.shared_by)
@@ -311,7 +312,7 @@ def measure_target(target: Target, scenario: Scenario, symbols: list[str], obser
                       max_seconds=2 * scenario.phase_seconds + scenario.window + STORM_LIMIT * scenario.storm + 300,
                       feed=scenario.feed, exchange=exchange, reconnect=scenario.storm)
     try:
-        run_phases(row, target, loadgen, observer, scenario)
+        run_phases(row, target, loadgen, observer, scenario, workdir)
         row.notes.extend(target.remarks())
     except (OSError, RuntimeError) as exc:  # /proc gone: the server died under the load
         row.notes.append(f"measurement stopped: {exc}")
@@ -323,7 +324,8 @@ def measure_target(target: Target, scenario: Scenario, symbols: list[str], obser
     return row
 
 
-def run_phases(row: Row, target: Target, loadgen: Loadgen, observer: Observer, scenario: Scenario) -> None:
+def run_phases(row: Row, target: Target, loadgen: Loadgen, observer: Observer, scenario: Scenario,
+               workdir: Path) -> None:
     time.sleep(scenario.settle)
     baseline, files = total_rss(target), sum(map(open_files, target.pids))
     loadgen.start()
@@ -338,20 +340,37 @@ def run_phases(row: Row, target: Target, loadgen: Loadgen, observer: Observer, s
         subscribe_clients(row, loadgen, scenario)
         time.sleep(scenario.warmup)
         if scenario.storm:
-            restart_under_clients(row, target, loadgen, scenario)
+            restart_under_clients(row, target, loadgen, scenario, workdir if scenario.profile else None)
         else:
             measure_window(row, target, loadgen, observer, scenario)
 
 
 # ---------------------------------------------------------------- storm: a restart under the clients
 
+PROFILE_SECONDS = 20  # --profile: how long py-spy samples each process of a restart
+
+
+def profile(pid: int, path: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy (requirements-dev.txt) sampling ``pid`` for PROFILE_SECONDS into ``path`` (collapsed stacks, one
+    per line with its sample count: grep them, or feed them to a flame graph); None if py-spy is missing."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        say("  --profile: py-spy is not installed (make install-dev)")
+        return None
+    return subprocess.Popen([str(spy), "record", "-p", str(pid), "-d", str(PROFILE_SECONDS), "-r", "200", "-f",
+                             "raw", "--nonblocking", "-o", str(path)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
 class NewProcessSampler:
     """Reads the RSS and CPU time of the server's process every SAMPLE_EVERY s on a thread of its own, once it
-    is another process than ``old_pid`` (the new one of a restart)."""
+    is another process than ``old_pid`` (the new one of a restart); with ``profile_to``, py-spy samples it too."""
 
-    def __init__(self, target: Target, old_pid: int, t0_ms: int) -> None:
+    def __init__(self, target: Target, old_pid: int, t0_ms: int, profile_to: Path | None = None) -> None:
         self.samples: list[ProcessSample] = []
         self._target, self._old, self._t0 = target, old_pid, t0_ms
+        self._profile_to = profile_to
+        self._spy: subprocess.Popen[bytes] | None = None
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="storm-sampler", daemon=True)
 
@@ -362,19 +381,26 @@ class NewProcessSampler:
     def __exit__(self, *exc_info: object) -> None:
         self._done.set()
         self._thread.join(STOP_TIMEOUT)
+        if self._spy is not None:
+            self._spy.wait(PROFILE_SECONDS + STOP_TIMEOUT)
 
     def _run(self) -> None:
         while not self._done.wait(SAMPLE_EVERY):
             with contextlib.suppress(AssertionError, OSError, RuntimeError, IndexError, ValueError):
                 pid = self._target.pid
                 if pid != self._old:  # between the old one's exit and the new one's start there is none
+                    if self._profile_to is not None and self._spy is None and self._target.name != REFERENCE:
+                        self._spy = profile(pid, self._profile_to)
                     self.samples.append(ProcessSample((now_ms() - self._t0) / 1000, rss_bytes(pid),
                                                       cpu_seconds(pid)))
 
 
-def restart_under_clients(row: Row, target: Target, loadgen: Loadgen, scenario: Scenario) -> None:
+def restart_under_clients(row: Row, target: Target, loadgen: Loadgen, scenario: Scenario,
+                          profile_to: Path | None = None) -> None:
     """Restart the server the way a deploy does, wait until every client had a live update again (at most
-    STORM_LIMIT s), and put what the clients and the new process showed into ``row.storm``."""
+    STORM_LIMIT s), and put what the clients and the new process showed into ``row.storm``. With
+    ``profile_to`` (a directory), py-spy samples the old process from the SIGTERM and the new one from its start
+    (the service's only)."""
     if not isinstance(target, ServiceTarget | ReferenceTarget):
         row.notes.append(f"{target.name} cannot be restarted: no storm")
         return
@@ -383,7 +409,12 @@ def restart_under_clients(row: Row, target: Target, loadgen: Loadgen, scenario: 
     sleep_until(t0)
     seconds = lambda: (now_ms() - t0) / 1000  # noqa: E731
     times: dict[str, float] = {}
-    with NewProcessSampler(target, target.pid, t0) as sampler:
+    old_spy = None
+    if profile_to is not None and target.name != REFERENCE:
+        old_spy = profile(target.pid, profile_to / f"{target.name}-old.txt")
+        say(f"  profiling into {profile_to}/{target.name}-old.txt and -new.txt")
+    new_profile = None if profile_to is None else profile_to / f"{target.name}-new.txt"
+    with NewProcessSampler(target, target.pid, t0, new_profile) as sampler:
         try:
             target.restart(lambda: times.setdefault("exited", seconds()))
             times["ready"] = seconds()
@@ -393,6 +424,8 @@ def restart_under_clients(row: Row, target: Target, loadgen: Loadgen, scenario: 
             f"was ready after {times.get('ready', float('nan')):.2f} s")
         waiting = wait_until_live(loadgen, t0)
         time.sleep(2 * SAMPLE_EVERY)  # one more reading after the last client
+    if old_spy is not None:
+        old_spy.wait(STOP_TIMEOUT)
     loadgen.send({"cmd": "storm-report"})
     reports, silent = loadgen.collect("storm-report", timeout=REPORT_TIMEOUT)
     storm = merge_storm_reports(reports, silent)
@@ -568,6 +601,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", default=bool(os.environ.get("QUICK")),
                         help="100 clients, 5 s window: a smoke run of about a minute; docs are not written")
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/PERFORMANCE.md")
+    parser.add_argument("--profile", action="store_true", default=bool(os.environ.get("PROFILE")),
+                        help="storm: py-spy samples the service's old and new process (collapsed stacks in the "
+                             "run's log directory)")
     for flag, kind, what in (("clients", int, "N clients"), ("symbols", int, "S symbols"),
                              ("per-client", int, "K symbols per client"),
                              ("tick-interval", float, "seconds between ticks"),
@@ -586,6 +622,8 @@ def scenarios_from(args: argparse.Namespace) -> list[Scenario]:
         scenario = SCENARIOS[key]
         if args.quick:
             scenario = replace(scenario, clients=100, window=5, warmup=2, settle=2)
+        if args.profile:
+            scenario = replace(scenario, profile=True)
         overrides = {name: getattr(args, name) for name in ("clients", "symbols", "per_client", "tick_interval",
                                                             "window", "warmup", "workers")
                      if getattr(args, name) is not None}
