@@ -102,3 +102,14 @@ def test_a_second_signal_exits_at_once() -> None:
     shutdown.request("SIGTERM")
     shutdown.request("SIGINT")
     assert exits == [1]
+
+
+def test_the_end_exits_the_process_at_once_with_the_status() -> None:
+    """After the steps, the process ends through os._exit: the interpreter's teardown of thousands of clients'
+    objects would hold the next process of a deploy back for seconds."""
+    shutdown, steps, exits, _ = build()
+    shutdown.request("SIGTERM")
+    status = shutdown.wait()
+    assert exits == []
+    shutdown.end(status)
+    assert exits == [0]
