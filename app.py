@@ -10,11 +10,17 @@ if __name__ == "__main__":  # must run before anything imports socket, ssl or th
 
     from config import ConfigError as _ConfigError
     from config import Settings as _Settings
+    from streaming.runtime.server import SERVED_MODES as _SERVED_MODES
+    from streaming.runtime.server import listen as _listen
     from streaming.runtime.server import monkey_patch
 
+    _listener = None
     try:
-        monkey_patch(_Settings.load(_os.environ).async_mode)
-    except _ConfigError:
+        _early = _Settings.load(_os.environ)
+        monkey_patch(_early.async_mode)
+        if _early.async_mode in _SERVED_MODES:  # bound before the imports: see streaming.runtime.server
+            _listener = _listen(_early.host, _early.port)
+    except (_ConfigError, OSError):
         pass  # main() reports it
 
 import logging
@@ -151,10 +157,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     return app
 
 
-def main() -> int:
-    """Serve until SIGTERM/SIGINT, then shut down gracefully. Exit status 2: bad configuration; 1: cannot
-    serve (the port is in use, the open-files limit leaves no room for clients) or the shutdown overran
-    SHUTDOWN_TIMEOUT."""
+def main(listener: Any = None) -> int:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully; on ``listener`` if the port is bound already
+    (streaming.runtime.server.listen). Exit status 2: bad configuration; 1: cannot serve (the port is in use,
+    the open-files limit leaves no room for clients) or the shutdown overran SHUTDOWN_TIMEOUT."""
     try:
         environ = read_environment(os.environ)
         settings = Settings.from_env(environ)
@@ -186,7 +192,7 @@ def main() -> int:
     service.metrics.open_files_limit.set(limit.soft)
     try:
         server = make_server(app, settings.async_mode, settings.host, settings.port, settings.max_connections,
-                             service.guard)
+                             service.guard, listener)
     except OSError as exc:
         log.error("cannot listen on %s:%d: %s; is another process using the port? Set PORT to another one",
                   settings.host, settings.port, exc.strerror or exc)
@@ -199,8 +205,10 @@ def main() -> int:
     server.start()
     log.info("%s %s (%s) listening on %s:%d", settings.service_name, VERSION, settings.async_mode,
              settings.host, settings.port)
-    return shutdown.wait()
+    status = shutdown.wait()
+    shutdown.end(status)
+    return status
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(_listener))

@@ -1,7 +1,10 @@
 """The HTTP/WebSocket server under eventlet or gevent: monkey patching, binding, serving, stopping to accept.
 
 The same app runs under both. ``monkey_patch`` must run before anything imports socket, ssl or threading (the
-entry point calls it first); ``make_server`` binds at once, so a port in use fails before anything starts.
+entry point calls it first). The entry point then binds the port with ``listen``, before it imports the app:
+a restarted process's reconnecting clients queue in the kernel's backlog from then on instead of being refused
+(and backing off) for as long as the imports take. ``make_server`` serves on that socket, or binds at once, so a
+port in use fails before anything starts.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ if TYPE_CHECKING:  # flask must not be imported before monkey_patch runs
 
     from streaming.runtime.guard import ConnectionGuard
 
-__all__ = ["SERVED_MODES", "HttpServer", "make_server", "monkey_patch", "on_signals"]
+__all__ = ["SERVED_MODES", "HttpServer", "listen", "make_server", "monkey_patch", "on_signals"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,24 @@ def monkey_patch(async_mode: str) -> None:
         monkey.patch_all()
 
 
+def listen(host: str, port: int) -> Any:
+    """A TCP socket bound to ``host:port`` and listening (backlog LISTEN_BACKLOG); green once monkey patched.
+    Raises OSError (e.g. the port is in use). Without SO_REUSEPORT: a second instance on the port would then
+    silently share the clients instead of failing to start."""
+    import socket
+
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart may bind while TIME_WAITs linger
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class GuardedListener:
     """The listening socket as eventlet's accept loop sees it: ``accept()`` survives running out of descriptors
     (eventlet's loop dies on EMFILE and never accepts again) by pausing, and closes at once the connections of an
@@ -89,13 +110,8 @@ def _host(address: Any) -> str:
 
 
 class EventletServer:
-    def __init__(self, app: Flask, host: str, port: int, max_connections: int, guard: ConnectionGuard) -> None:
-        import eventlet
-
-        family, _, _, _, address = eventlet.green.socket.getaddrinfo(host, port)[0]
-        # eventlet.listen sets SO_REUSEPORT by default: a second instance on the port would then silently share
-        # the clients instead of failing to start.
-        self._listener = eventlet.listen(address, family, backlog=LISTEN_BACKLOG, reuse_port=False)
+    def __init__(self, app: Flask, listener: Any, max_connections: int, guard: ConnectionGuard) -> None:
+        self._listener = listener
         self._app = app
         self._guard = guard
         # eventlet serves at most max_size connections at once (default 1024) and leaves further ones waiting
@@ -171,7 +187,7 @@ def _served(guard: ConnectionGuard, address: str, function: Callable[..., Any], 
 
 
 class GeventServer:
-    def __init__(self, app: Flask, host: str, port: int, max_connections: int, guard: ConnectionGuard) -> None:
+    def __init__(self, app: Flask, listener: Any, max_connections: int, guard: ConnectionGuard) -> None:
         import gevent
         from gevent import pywsgi
         from gevent.pool import Pool
@@ -255,10 +271,10 @@ class GeventServer:
         # simple-websocket, which
         # python-engineio's gevent driver picks up, when per-message compression is on.
         self._server = Server(
-            (host, port), app, log=None, error_log=logging.getLogger("gevent.pywsgi"), handler_class=Handler,
-            spawn=Pool(max_connections + HTTP_HEADROOM), backlog=LISTEN_BACKLOG,
+            listener, app, log=None, error_log=logging.getLogger("gevent.pywsgi"), handler_class=Handler,
+            spawn=Pool(max_connections + HTTP_HEADROOM),
         )
-        self._server.init_socket()  # bind now
+        self._server.init_socket()
 
     def start(self) -> None:
         self._server.start()
@@ -268,14 +284,17 @@ class GeventServer:
 
 
 def make_server(
-    app: Flask, async_mode: str, host: str, port: int, max_connections: int, guard: ConnectionGuard
+    app: Flask, async_mode: str, host: str, port: int, max_connections: int, guard: ConnectionGuard,
+    listener: Any = None,
 ) -> HttpServer:
-    """A bound server for the async mode; raises OSError (e.g. the port is in use) or ValueError (mode)."""
-    if async_mode == "eventlet":
-        return EventletServer(app, host, port, max_connections, guard)
-    if async_mode == "gevent":
-        return GeventServer(app, host, port, max_connections, guard)
-    raise ValueError(f"ASYNC_MODE={async_mode} cannot serve; use one of {', '.join(SERVED_MODES)}")
+    """A server for the async mode on ``listener`` (from ``listen``), or on a socket bound now to host:port;
+    raises OSError (e.g. the port is in use) or ValueError (mode)."""
+    if async_mode not in SERVED_MODES:
+        raise ValueError(f"ASYNC_MODE={async_mode} cannot serve; use one of {', '.join(SERVED_MODES)}")
+    if listener is None:
+        listener = listen(host, port)
+    server = EventletServer if async_mode == "eventlet" else GeventServer
+    return server(app, listener, max_connections, guard)
 
 
 def on_signals(async_mode: str, handler: Callable[[str], None]) -> None:
