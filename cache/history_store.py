@@ -73,12 +73,23 @@ def _entry(raw_id: bytes, fields: Mapping[bytes, bytes]) -> Entry[str]:
     return Entry(int(raw_id.split(b"-", 1)[0]), int(fields[b"t"]) / 1000.0, fields[b"d"].decode())
 
 
+# The bound for everything but a request's reads: the recorder's writes, trims and pings and the start-up reads
+# run in the background, where nothing waits on them but the history itself. Under a reconnect storm (a deploy's
+# clients all coming back at once) the event loop can go more than a second between two looks at a socket, and
+# an answer that arrived meanwhile times out all the same. The recorder takes a timeout for Redis being down:
+# every channel starts a new epoch, and no client can recover what it missed across the restart.
+BACKGROUND_TIMEOUT = 5.0
+
+
+def _client(host: str, port: int, db: int, timeout: float) -> redis.Redis:
+    return redis.Redis(host=host, port=port, db=db, socket_timeout=timeout, socket_connect_timeout=timeout,
+                       retry=Retry(NoBackoff(), 0), health_check_interval=0)
+
+
 class RedisHistory:
     def __init__(self, host: str, port: int, db: int) -> None:
-        self._client = redis.Redis(
-            host=host, port=port, db=db, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT,
-            retry=Retry(NoBackoff(), 0), health_check_interval=0,
-        )
+        self._client = _client(host, port, db, BACKGROUND_TIMEOUT)
+        self._requests = _client(host, port, db, REDIS_TIMEOUT)  # read(): a slow Redis must not hold a request
         self._append = self._client.register_script(_APPEND)
         self.address = f"{host}:{port}/{db}"
 
@@ -132,8 +143,8 @@ class RedisHistory:
                 return 0
             pipe = self._client.pipeline(transaction=False)
             for channel in aged:  # the first entry young enough to keep, found by a binary search over the ids
-                pipe.xtrim(stream_key(channel), minid=f"{self._first_at(stream_key(channel), horizon)}-0",
-                           approximate=False)
+                first = self._first_at(stream_key(channel), horizon, self._client)
+                pipe.xtrim(stream_key(channel), minid=f"{first}-0", approximate=False)
             return sum(pipe.execute())
         except redis.RedisError as exc:
             raise self._fail("trimming history in", exc) from exc
@@ -193,25 +204,25 @@ class RedisHistory:
         ``after`` with a time from ``start`` to ``end`` (epoch seconds), and whether more follow."""
         key = stream_key(channel)
         try:
-            first = max(after + 1, self._first_at(key, start)) if start > 0 else after + 1
-            rows = self._client.xrange(key, min=f"{first}-0", count=limit + 1)
+            first = max(after + 1, self._first_at(key, start, self._requests)) if start > 0 else after + 1
+            rows = self._requests.xrange(key, min=f"{first}-0", count=limit + 1)
         except redis.RedisError as exc:
             raise self._fail("reading history from", exc) from exc
         chosen = [entry for entry in map(lambda row: _entry(*row), rows) if entry.at <= end]
         return chosen[:limit], len(chosen) > limit
 
-    def _first_at(self, key: str, start: float) -> int:
+    def _first_at(self, key: str, start: float, client: redis.Redis) -> int:
         """The lowest offset whose time is at least ``start`` (a binary search over the ids; 1 if none is
         older)."""
-        oldest = self._client.xrange(key, count=1)
-        newest = self._client.xrevrange(key, count=1)
+        oldest = client.xrange(key, count=1)
+        newest = client.xrevrange(key, count=1)
         if not oldest:
             return 1
         low, high = int(oldest[0][0].split(b"-", 1)[0]), int(newest[0][0].split(b"-", 1)[0]) + 1
         start_ms = start * 1000
         while low < high:  # the first offset in [low, high) at or after start
             middle = (low + high) // 2
-            row = self._client.xrange(key, min=f"{middle}-0", count=1)
+            row = client.xrange(key, min=f"{middle}-0", count=1)
             if not row:
                 high = middle
                 continue
@@ -224,3 +235,4 @@ class RedisHistory:
 
     def close(self) -> None:
         self._client.close()
+        self._requests.close()

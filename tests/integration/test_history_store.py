@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from cache.history_store import META_KEY, ChannelAppend, RedisHistory
+from cache.history_store import META_KEY, ChannelAppend, HistoryUnavailable, RedisHistory
 from metrics.collectors import ServiceMetrics
 from streaming.core.channels import BINANCE, Channel, Kind
 from streaming.core.history import Entry, Position, Retention
@@ -48,6 +49,23 @@ def test_a_history_redis_lost_or_another_epoch_is_not_appended_to(private_redis)
     assert not client.exists("history:" + KEY), "nothing written to a lost history"
     assert store.append({KEY: ChannelAppend("e2", True, 1000, entries(1, 2))}) == set(), "a new epoch replaces it"
     assert client.hget(META_KEY, KEY) == b"e2:2"
+    store.close()
+
+
+def test_a_slow_answer_fails_a_request_read_fast_but_not_a_background_write(private_redis) -> None:
+    """Redis answering after 1.5 s (what a busy event loop makes of a prompt answer): the recorder's write waits
+    for it (a timeout would start every channel afresh, so no client could recover), a request's read does not."""
+    store = RedisHistory("127.0.0.1", private_redis.port, 0)
+    client = redis.Redis(port=private_redis.port)
+    store.append({KEY: ChannelAppend("e1", True, 1000, entries(1, 5))})
+    client.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+    started = time.monotonic()
+    with pytest.raises(HistoryUnavailable, match="reading history from"):
+        store.read(KEY, after=0, start=0, end=float("inf"), limit=5)
+    assert time.monotonic() - started < 1.0
+    assert store.append({KEY: ChannelAppend("e1", False, 1000, entries(6, 7))}) == set()
+    assert time.monotonic() - started >= 1.4, "the write waited for the pause to end"
+    assert store.positions() == {KEY: ("e1", 7)}
     store.close()
 
 
