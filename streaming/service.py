@@ -193,6 +193,8 @@ class StreamingService:
             settings.max_tcp_connections_per_ip or settings.max_connections_per_ip + HTTP_HEADROOM,
             settings.http_header_timeout, self.metrics,
         )
+        # a WebSocket's handshake slot is free once the upgrade is done: what follows waits for the client
+        self.broadcaster.on_websocket = self.guard.handshakes.done
         # the histories' reads (/history, replays): the recorder, or on a gateway Redis (None: history off)
         self.history: HistoryReader | None = (
             SharedHistory(self.history_reader) if self.feed is not None and self.history_reader is not None

@@ -21,7 +21,7 @@ from streaming.core.ranges import parse_kind, parse_speed, parse_time_range
 from streaming.core.symbols import SymbolRequest, normalise_symbol, parse_symbol_request, shown_item
 from streaming.exchanges.registry import exchange_named
 from streaming.gateway.fastpath.packets import intercept_packets
-from streaming.gateway.fastpath.transport import close_transport
+from streaming.gateway.fastpath.transport import close_transport, raw_socket
 from streaming.service import StreamingService, SubscribeOutcome
 
 __all__ = ["register_events", "WELCOME"]
@@ -83,6 +83,7 @@ def guard_packets(socketio: SocketIO, service: StreamingService) -> None:
     reported: set[str] = set()
 
     def refuse(data: str, environ: dict[str, Any]) -> tuple[str, str] | None:
+        service.guard.handshakes.done(raw_socket(environ))  # the connection's handshake is over, admitted or not
         code, refusal = service.connection_refusal(environ.get("REMOTE_ADDR", "")) or ("", None)
         if refusal is None and service.auth.enabled:
             refusal, code = _refusal(service, data, environ), AuthError.code

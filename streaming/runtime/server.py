@@ -142,12 +142,16 @@ class EventletServer:
                     raise  # a socket.timeout: eventlet closes the connection quietly
                 finally:
                     self._deadline.cancel()
+                    guard.handshakes.done(self.connection)  # answered (a WebSocket's is done by its connect)
 
             def parse_request(self) -> bool:
                 try:
-                    return super().parse_request()
+                    parsed = super().parse_request()
                 finally:
                     self._deadline.cancel()  # the headers are in; the request may take as long as it needs
+                if parsed:
+                    guard.handshakes.enter(self.connection)  # green: waits while HANDSHAKES_IN_FLIGHT are served
+                return parsed
 
             def finish(self) -> None:
                 """Close the connection's descriptor whatever happened to the response. A client that left
@@ -170,7 +174,8 @@ class EventletServer:
 
             def spawn(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
                 conn_state = args[0]  # eventlet.wsgi passes [address, socket, state]
-                return super().spawn(_served, guard, _host(conn_state[0]), function, *args, **kwargs)
+                return super().spawn(_served, guard, conn_state[1], _host(conn_state[0]), function, *args,
+                                     **kwargs)
 
         eventlet.spawn(eventlet.wsgi.server, GuardedListener(self._listener, guard), self._app, log_output=False,
                        custom_pool=Pool(self._max_size), protocol=Protocol)
@@ -179,10 +184,12 @@ class EventletServer:
         self._listener.close()
 
 
-def _served(guard: ConnectionGuard, address: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def _served(guard: ConnectionGuard, connection: Any, address: str, function: Callable[..., Any], *args: Any,
+            **kwargs: Any) -> Any:
     try:
         return function(*args, **kwargs)
     finally:
+        guard.handshakes.done(connection)
         guard.closed(address)
 
 
@@ -211,6 +218,7 @@ class GeventServer:
                     return super().handle_one_request()
                 finally:
                     self._deadline.cancel()
+                    guard.handshakes.done(self.socket)  # answered (a WebSocket's is done by its connect)
 
             def read_requestline(self):  # type: ignore[no-untyped-def]
                 try:
@@ -221,13 +229,16 @@ class GeventServer:
 
             def read_request(self, raw_requestline):  # type: ignore[no-untyped-def]
                 try:
-                    return super().read_request(raw_requestline)
+                    parsed = super().read_request(raw_requestline)
                 except HeaderTimeout:
                     guard.timed_out()
                     self.close_connection = True
                     return False  # pywsgi answers 400 and closes, without the traceback an exception would print
                 finally:
                     self._deadline.cancel()
+                if parsed:
+                    guard.handshakes.enter(self.socket)  # green: waits while HANDSHAKES_IN_FLIGHT are served
+                return parsed
 
             def run_application(self) -> None:
                 if self.environ.get("HTTP_UPGRADE", "").lower() != "websocket":
@@ -265,7 +276,7 @@ class GeventServer:
                     self.start_accepting()
 
             def handle(self, sock, address):  # type: ignore[no-untyped-def]
-                _served(guard, _host(address), super().handle, sock, address)
+                _served(guard, sock, _host(address), super().handle, sock, address)
 
         # WebSockets: streaming.gateway.fastpath.gevent_ws (streaming.gateway.fastpath.broadcast installs it), or
         # simple-websocket, which

@@ -65,6 +65,8 @@ class RoomBroadcaster:
         self._batch_due = threading.Event()
         self._flusher_started = False
         self.on_flushed: Callable[[int, int], None] = lambda direct, queued: None  # deliveries of a flush
+        # told the TCP socket of each WebSocket the server has just accepted (its HTTP handshake is over)
+        self.on_websocket: Callable[[Any], None] = lambda sock: None
         self._library = library
         self._eio = server.eio
         self._spawn = spawn
@@ -96,6 +98,7 @@ class RoomBroadcaster:
             eio_sid = sock.sid
 
             def with_outlet(ws: Any) -> Any:
+                self.on_websocket(getattr(ws, "socket", None))
                 outlet = attach(ws, spawn)
                 if outlet is not None:
                     outlets[eio_sid] = outlet
