@@ -76,8 +76,9 @@ class ServiceProcess:
         return self.proc.returncode
 
 
-def terminate(proc: subprocess.Popen[Any], timeout: float = 10.0) -> int | None:
-    """SIGTERM, and SIGKILL if it has not exited within ``timeout``; by its own PID. Returns the exit status."""
+def terminate(proc: subprocess.Popen[Any], timeout: float = 15.0) -> int | None:
+    """SIGTERM, and SIGKILL if it has not exited within ``timeout`` (longer than SHUTDOWN_TIMEOUT's default, so
+    the service's own bound ends an overrun first, and says so); by its own PID. Returns the exit status."""
     if proc.poll() is None:
         proc.terminate()
         try:

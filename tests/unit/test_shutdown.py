@@ -1,6 +1,7 @@
 """GracefulShutdown: the order of the steps, the bound, and a second signal."""
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -15,12 +16,21 @@ class Steps:
 
 
 class FakeEioSocket:
-    def __init__(self, sid: str, sockets: dict[str, FakeEioSocket], steps: Steps) -> None:
-        self.sid, self._sockets, self._steps = sid, sockets, steps
+    """``lingers``: still listed after its close (its handler has not unwound yet), as a WebSocket (``upgraded``)
+    whose writer has taken everything, or as a long-polling session whose client has not polled again."""
+
+    def __init__(self, sid: str, sockets: dict[str, FakeEioSocket], steps: Steps, lingers: bool = False,
+                 upgraded: bool = True) -> None:
+        self.sid, self._sockets, self._steps, self._lingers = sid, sockets, steps, lingers
+        self.closed, self.upgraded = False, upgraded
+        self.queue: queue.Queue[Any] = queue.Queue()
 
     def close(self, wait: bool = True, abort: bool = False) -> None:
-        self._steps.done.append(f"close {self.sid}")
-        self._sockets.pop(self.sid, None)
+        if not self.closed:
+            self._steps.done.append(f"close {self.sid}")
+        self.closed = True
+        if not self._lingers:
+            self._sockets.pop(self.sid, None)
 
 
 class FakeSocketIO:
@@ -113,3 +123,21 @@ def test_the_end_exits_the_process_at_once_with_the_status() -> None:
     assert exits == []
     shutdown.end(status)
     assert exits == [0]
+
+
+def test_a_websocket_counts_as_closed_once_its_writer_took_everything_a_polling_session_once_it_is_gone() -> None:
+    shutdown, steps, _, _ = build(clients=0)
+    sockets = shutdown._socketio.server.eio.sockets
+    sockets["ws"] = FakeEioSocket("ws", sockets, steps, lingers=True)
+    started = time.monotonic()
+    shutdown.request("SIGTERM")
+    shutdown.wait()
+    assert time.monotonic() - started < 0.5, "the WebSocket's unwinding is not waited for"
+
+    shutdown, steps, _, _ = build(clients=0)
+    sockets = shutdown._socketio.server.eio.sockets
+    sockets["poll"] = FakeEioSocket("poll", sockets, steps, lingers=True, upgraded=False)
+    started = time.monotonic()
+    shutdown.request("SIGTERM")
+    shutdown.wait()
+    assert time.monotonic() - started >= 1.9, "a polling client between two polls is given the grace"
