@@ -22,7 +22,7 @@ from typing import Any
 
 from flask_socketio import SocketIO
 
-from streaming.gateway.fastpath.transport import abort_connection, close_transport
+from streaming.gateway.fastpath.transport import abort_connection, close_transport, still_closing
 from streaming.runtime.server import HttpServer
 from streaming.service import StreamingService
 
@@ -100,9 +100,8 @@ class GracefulShutdown:
         """Close every Engine.IO connection after what is queued for it (server_shutdown last) has gone out;
         halfway to ``until``, shut down the TCP sockets of clients that are not reading.
 
-        A connection counts as closed once its writer has taken the end of its queue (and closes the WebSocket
-        right after), not once its handler has unwound: with thousands of clients that unwinding (each reader
-        woken, each request finished) takes seconds of the event loop, and the process exit ends it anyway."""
+        A WebSocket counts as closed once its writer has taken the end of its queue (``still_closing``); the
+        process exit ends what is left of its handler."""
         server = self._socketio.server
         eio = server.eio
         for eio_sid in list(eio.sockets):
@@ -127,10 +126,8 @@ class GracefulShutdown:
 
 
 def _unclosed(eio: Any) -> list[tuple[str, Any]]:
-    """The Engine.IO connections still being closed: a long-polling one until it is gone (its client may be
-    between two polls, with packets waiting), any other until its writer has taken all that was queued."""
-    return [(eio_sid, sock) for eio_sid, sock in list(eio.sockets.items())
-            if not (sock.closed and sock.upgraded and sock.queue.empty())]
+    """The Engine.IO connections still being closed."""
+    return [(eio_sid, sock) for eio_sid, sock in list(eio.sockets.items()) if still_closing(sock)]
 
 
 def _flush_logs() -> None:

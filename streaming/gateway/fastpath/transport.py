@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-__all__ = ["abort_connection", "close_transport", "raw_socket"]
+__all__ = ["abort_connection", "close_transport", "raw_socket", "still_closing"]
 
 
 def close_transport(socketio: Any, eio_sid: str | None) -> None:
@@ -18,6 +18,15 @@ def close_transport(socketio: Any, eio_sid: str | None) -> None:
     sock = socketio.server.eio.sockets.get(eio_sid) if eio_sid else None
     if sock is not None:
         sock.close(wait=False, abort=True)
+
+
+def still_closing(eio_socket: Any) -> bool:
+    """Whether a client's Engine.IO connection, closed by ``close_transport``, still has output to send: a
+    long-polling one until python-engineio forgets it (its client may be between two polls, with packets
+    waiting), any other until its writer has taken all that was queued (it closes the WebSocket right after;
+    its handler's unwinding, which takes seconds of the event loop with thousands of clients, is not waited
+    for)."""
+    return not (eio_socket.closed and eio_socket.upgraded and eio_socket.queue.empty())
 
 
 def abort_connection(eio_socket: Any, environ: dict) -> None:
