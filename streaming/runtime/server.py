@@ -105,6 +105,13 @@ class GuardedListener:
         return getattr(self._listener, name)
 
 
+def cancelled(timer: Any) -> None:
+    """Cancel a request's header deadline (eventlet's or gevent's Timeout), if any; None, to forget it: a
+    WebSocket's request lasts its whole life, and the timer and its exception would last as long."""
+    if timer is not None:
+        timer.cancel()
+
+
 def _host(address: Any) -> str:
     return str(address[0]) if isinstance(address, tuple) and address else str(address)
 
@@ -132,6 +139,7 @@ class EventletServer:
 
             rbufsize = REQUEST_BUFFER
             wbufsize = REQUEST_BUFFER
+            _deadline: Any = None
 
             def handle_one_request(self) -> None:
                 self._deadline = eventlet.Timeout(guard.header_timeout, guard.header_deadline())
@@ -141,14 +149,14 @@ class EventletServer:
                     guard.timed_out()
                     raise  # a socket.timeout: eventlet closes the connection quietly
                 finally:
-                    self._deadline.cancel()
+                    self._deadline = cancelled(self._deadline)
                     guard.handshakes.done(self.connection)  # answered (a WebSocket's is done by its connect)
 
             def parse_request(self) -> bool:
                 try:
                     parsed = super().parse_request()
-                finally:
-                    self._deadline.cancel()  # the headers are in; the request may take as long as it needs
+                finally:  # the headers are in; the request may take as long as it needs
+                    self._deadline = cancelled(self._deadline)
                 if parsed:
                     guard.handshakes.enter(self.connection)  # green: waits while HANDSHAKES_IN_FLIGHT are served
                 return parsed
@@ -217,7 +225,7 @@ class GeventServer:
                 try:
                     return super().handle_one_request()
                 finally:
-                    self._deadline.cancel()
+                    self._deadline = cancelled(self._deadline)
                     guard.handshakes.done(self.socket)  # answered (a WebSocket's is done by its connect)
 
             def read_requestline(self):  # type: ignore[no-untyped-def]
@@ -235,7 +243,7 @@ class GeventServer:
                     self.close_connection = True
                     return False  # pywsgi answers 400 and closes, without the traceback an exception would print
                 finally:
-                    self._deadline.cancel()
+                    self._deadline = cancelled(self._deadline)
                 if parsed:
                     guard.handshakes.enter(self.socket)  # green: waits while HANDSHAKES_IN_FLIGHT are served
                 return parsed
