@@ -77,6 +77,12 @@ recovery: install-dev
 history-memory: install-dev
 	$(PY) -m bench.history_memory $(if $(DURATION),--seconds $(DURATION))
 
+# What one connected, subscribed, idle client holds in the service, by part (tracemalloc), under eventlet and
+# gevent (about 6 minutes; CLIENTS=n to change the 2,000 clients).
+.PHONY: client-memory
+client-memory: install-dev node
+	$(PY) -m bench.client_memory $(if $(CLIENTS),--clients $(CLIENTS))
+
 # Fan-out throughput, latency, CPU and memory per client, under eventlet and gevent and for a Node socket.io
 # reference relay (a few minutes per scenario). SCENARIO=fanout|idle|many|trades|cluster|hop (or 1-6,
 # comma-separated; default fanout,trades; cluster: 30,000 clients over three gateways against one process with a

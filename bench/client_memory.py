@@ -92,8 +92,7 @@ def report(result: dict[str, Any]) -> list[str]:
               f"- kernel TCP memory: {result['tcp'] / n / 1000:.1f} KB per client (both ends of loopback)",
               f"- RSS growth with tracing on: {result['rss'] / n / 1000:.1f} KB per client", "",
               "| line (innermost frame) | KB per client |", "| --- | ---: |"]
-    lines += [f"| `{top['line'].split('site-packages/')[-1]}` | {top['bytes'] / n / 1000:.2f} |"
-              for top in result["top_lines"][:12]]
+    lines += [f"| `{top['line']}` | {top['bytes'] / n / 1000:.2f} |" for top in result["top_lines"][:12]]
     return lines
 
 

@@ -12,41 +12,56 @@ from __future__ import annotations
 import json
 import linecache
 import os
+import re
 import runpy
 import signal
 import sys
 import tracemalloc
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
+ROOT = str(Path(__file__).resolve().parents[1]) + "/"
 FRAMES = 16  # deep enough to reach the library call that a client's allocation came from
 TOP_LINES = 25
 
-# (category, path fragments): an allocation belongs to the first category one of its frames matches, trying its
-# innermost frame first; a frame whose source line switches green threads means the saved stack of one.
+# (category, places): an allocation belongs to the first category one of its frames matches, trying its innermost
+# frame first; a place is the start of a frame's file as ``short()`` names it. A frame whose source line switches
+# green threads means the saved stack of one.
 SWITCHES = (".switch(", "_wait(", "wait_read(", "wait_write(")
 STACKS = "green thread: saved stack"
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("HTTP request: headers and environ", ("/email/", "/http/server.py", "/http/client.py", "/urllib/parse.py",
+    ("HTTP request: headers and environ", ("email/", "http/server.py", "http/client.py", "urllib/parse.py",
                                            "eventlet/wsgi.py", "gevent/pywsgi.py", "flask_socketio/__init__.py")),
-    ("socket objects and buffers", ("/socket.py", "eventlet/greenio/", "gevent/_socket", "gevent/_socketcommon")),
-    ("WebSocket", ("eventlet/websocket.py", "fastpath/gevent_ws.py", "simple_websocket/", "wsproto/")),
+    ("socket objects and buffers", ("socket.py", "eventlet/greenio/", "gevent/_socket")),
+    ("WebSocket", ("eventlet/websocket.py", "streaming/gateway/fastpath/gevent_ws.py", "simple_websocket/",
+                   "wsproto/")),
     ("Engine.IO socket", ("engineio/",)),
     ("Socket.IO session", ("socketio/", "bidict/")),
-    ("the service: admission, rooms, writers", ("/streaming/", "/cache/", "/metrics/")),
+    ("the service: admission, rooms, writers", ("streaming/", "cache/", "metrics/")),
     ("green thread, timers, queues, locks", ("eventlet/", "gevent/", "greenlet/")),
 )
 OTHER = "other"
 
 
+def short(path: str) -> str:
+    """A file's place without the machine's directories: ``eventlet/hubs/hub.py`` (an installed package),
+    ``socket.py`` (the standard library), ``streaming/service.py`` (this repository)."""
+    if "site-packages/" in path:
+        return path.split("site-packages/")[-1]
+    if path.startswith(ROOT):
+        return path[len(ROOT):]
+    return re.sub(r"^.*/lib/python3[.0-9]*/", "", path)
+
+
 def category(traceback: tracemalloc.Traceback) -> str:
-    frames = list(reversed(traceback))  # innermost first
-    for frame in frames:
+    for frame in reversed(traceback):  # innermost first
         if any(switch in linecache.getline(frame.filename, frame.lineno) for switch in SWITCHES):
             return STACKS
-        for name, fragments in CATEGORIES:
-            if any(fragment in frame.filename for fragment in fragments):
+        place = short(frame.filename)
+        for name, places in CATEGORIES:
+            if place.startswith(places):
                 return name
     return OTHER
 
@@ -57,8 +72,8 @@ def summary(snapshot: tracemalloc.Snapshot) -> dict[str, object]:
         cell = by_category[category(trace.traceback)]
         cell[0] += trace.size
         cell[1] += 1
-    top = [{"line": str(stat.traceback[-1]), "bytes": stat.size, "blocks": stat.count}
-           for stat in snapshot.statistics("lineno")[:TOP_LINES]]
+    top = [{"line": f"{short(frame.filename)}:{frame.lineno}", "bytes": stat.size, "blocks": stat.count}
+           for stat in snapshot.statistics("lineno")[:TOP_LINES] for frame in [stat.traceback[-1]]]
     return {"categories": {name: {"bytes": size, "blocks": count} for name, (size, count) in by_category.items()},
             "top_lines": top}
 
