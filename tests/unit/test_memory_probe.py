@@ -28,7 +28,7 @@ def sources(tmp_path: Path) -> dict[str, str]:
     return files
 
 
-def test_the_innermost_frame_decides(sources: dict[str, str]) -> None:
+def test_the_innermost_frame_decides() -> None:
     environ = traceback(("/x/site-packages/engineio/socket.py", 10), ("/x/site-packages/eventlet/wsgi.py", 837))
     assert category(environ) == "HTTP request: headers and environ"
     engineio = traceback(("/x/site-packages/eventlet/wsgi.py", 837), ("/x/site-packages/engineio/socket.py", 10))
@@ -47,11 +47,10 @@ def test_a_frame_of_no_known_part_looks_further_out_and_else_is_other() -> None:
     assert category(traceback(("/usr/lib/python3.11/weakref.py", 1),)) == OTHER
 
 
-def test_report_divides_by_the_connected_clients_and_names_no_machine_path() -> None:
+def test_report_divides_by_the_connected_clients() -> None:
     result = dict(mode="eventlet", connected=2000, subscribed=1990, rss=80_000_000, tcp=0,
                   categories={STACKS: {"bytes": 12_000_000, "blocks": 8000}, OTHER: {"bytes": 4_000_000, "blocks": 10}},
-                  top_lines=[{"line": "socket.py:335", "bytes": 2_000_000,
-                              "blocks": 4000}])
+                  top_lines=[{"line": "socket.py:335", "bytes": 2_000_000, "blocks": 4000}])
     text = "\n".join(report(result))
     assert f"| {STACKS} | 6.0 | 4.0 | 75% |" in text
     assert "| **Python heap, traced** | **8.0** |" in text
