@@ -31,16 +31,16 @@ demo: install-dev node
 # end-to-end files whose behaviour depends on the async mode: the HTTP servers, the WebSocket transports (also
 # behind nginx) and the fast path, green tasks, client queues, shutdown. The others (fault injection, chaos, rate
 # limits, handler properties, the OpenAPI and metrics documents, PM2, the recorder tool) test what is the same
-# under both, as do the stream parsing, the dashboard page, the client kits and replay (the same transport as the
-# files above, over the same hub). Of Bybit's tests the gevent pass runs its faults (its green connections); of the
-# cluster's, the two whose gateways work hardest (a fail-over with three gateways, a gateway killed); the others
-# test Redis-side behaviour that is the same under both.
+# under both, as do the stream parsing, the dashboard page, the client kits, replay, history and recovery, and the
+# Socket.IO event contract (the same transport as the files above, over the same hub, whose code has nothing that
+# depends on the async mode). Of Bybit's tests the gevent pass runs its faults (its green connections); of the
+# cluster's, the one whose gateways work hardest (a fail-over with three gateways); the others test Redis-side
+# behaviour that is the same under both, and a gateway's clients reconnecting through nginx is test_nginx.py's
+# transport.
 GEVENT_E2E := $(addprefix tests/e2e/test_,bad_input.py compression.py connection_costs.py descriptors.py \
-	fast_path.py heartbeat.py history.py http.py nginx.py operations.py slow_consumer.py \
-	socketio_contract.py upstream.py) \
+	fast_path.py heartbeat.py http.py nginx.py operations.py slow_consumer.py upstream.py) \
 	tests/e2e/test_bybit.py::test_bybit_faults_leave_binance_untouched_and_health_names_bybit \
-	$(addprefix tests/e2e/test_cluster.py::test_,the_leader_killed_a_standby_leads_within_10s_and_every_client_gets_every_update_once_in_order \
-	a_gateway_killed_its_clients_reconnect_through_nginx_to_another_and_recover_what_they_missed)
+	tests/e2e/test_cluster.py::test_the_leader_killed_a_standby_leads_within_10s_and_every_client_gets_every_update_once_in_order
 
 test: lint node browser promtool nginx
 	ASYNC_MODE=eventlet $(PY) -m pytest --durations=15
