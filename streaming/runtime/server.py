@@ -14,6 +14,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from streaming.runtime.takeover import Takeovers
+from streaming.runtime.wsgi import TAKEOVER
+
 if TYPE_CHECKING:  # flask must not be imported before monkey_patch runs
     from flask import Flask
 
@@ -132,6 +135,7 @@ class EventletServer:
         from streaming.runtime.guard import HeaderTimeout
 
         guard = self._guard
+        takeovers = Takeovers(guard)
 
         class Protocol(eventlet.wsgi.HttpProtocol):
             """eventlet's protocol with small buffers, and a deadline for each request's line and headers (also
@@ -140,6 +144,7 @@ class EventletServer:
             rbufsize = REQUEST_BUFFER
             wbufsize = REQUEST_BUFFER
             _deadline: Any = None
+            _taken = False
 
             def handle_one_request(self) -> None:
                 self._deadline = eventlet.Timeout(guard.header_timeout, guard.header_deadline())
@@ -151,6 +156,29 @@ class EventletServer:
                 finally:
                     self._deadline = cancelled(self._deadline)
                     guard.handshakes.done(self.connection)  # answered (a WebSocket's is done by its connect)
+                    environ = getattr(self, "environ", None)
+                    if environ is not None:  # a kept environ must not keep this protocol (and its buffers)
+                        environ.pop(TAKEOVER, None)
+
+            def get_environ(self) -> dict:
+                environ = super().get_environ()
+                if takeovers.of(self.connection) is not None:
+                    environ[TAKEOVER] = self._take_over
+                return environ
+
+            def _take_over(self) -> Callable[[], None]:
+                """The application keeps the connection: no response is written, and neither eventlet's protocol
+                nor its server closes the socket (``conn_state[1]``, which its server shuts down and closes once
+                the request is over, is replaced)."""
+                record = takeovers.of(self.connection)
+                if record is None:
+                    raise RuntimeError("this connection is not served by the service's server; it cannot be taken")
+                release = record.take()
+                self._taken = True
+                self.close_connection = 1
+                eventlet.wsgi.WSGI_LOCAL.already_handled = True
+                self.conn_state[1] = _Detached()
+                return release
 
             def parse_request(self) -> bool:
                 try:
@@ -166,7 +194,15 @@ class EventletServer:
                 while its response was being written (its headers ended at its EOF) makes the response file's
                 close() raise BrokenPipe in socketserver's finish, which then never closes the request file,
                 whose reference keeps the socket's descriptor open after eventlet shut it down: enough of those
-                (a slow-header attack's connections going away) exhaust the descriptors for good."""
+                (a slow-header attack's connections going away) exhaust the descriptors for good. A connection
+                taken over keeps its socket: only the buffered files go (they would keep it from closing)."""
+                if self._taken:
+                    for stream in (self.wfile, self.rfile):
+                        try:
+                            stream.close()
+                        except OSError:
+                            pass
+                    return
                 try:
                     super().finish()
                 finally:
@@ -182,7 +218,7 @@ class EventletServer:
 
             def spawn(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
                 conn_state = args[0]  # eventlet.wsgi passes [address, socket, state]
-                return super().spawn(_served, guard, conn_state[1], _host(conn_state[0]), function, *args,
+                return super().spawn(takeovers.served, conn_state[1], _host(conn_state[0]), function, *args,
                                      **kwargs)
 
         eventlet.spawn(eventlet.wsgi.server, GuardedListener(self._listener, guard), self._app, log_output=False,
@@ -192,13 +228,15 @@ class EventletServer:
         self._listener.close()
 
 
-def _served(guard: ConnectionGuard, connection: Any, address: str, function: Callable[..., Any], *args: Any,
-            **kwargs: Any) -> Any:
-    try:
-        return function(*args, **kwargs)
-    finally:
-        guard.handshakes.done(connection)
-        guard.closed(address)
+class _Detached:
+    """What eventlet's server sees as the socket of a connection taken over: its shutdown and close do nothing
+    (the connection's new owner closes the real socket)."""
+
+    def shutdown(self, *args: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 class GeventServer:
@@ -208,6 +246,8 @@ class GeventServer:
         from gevent.pool import Pool
 
         from streaming.runtime.guard import HeaderTimeout
+
+        takeovers = Takeovers(guard)
 
         class Handler(pywsgi.WSGIHandler):
             """pywsgi's handler, for WebSocket requests served by streaming.gateway.fastpath.gevent_ws (or
@@ -219,6 +259,8 @@ class GeventServer:
             def __init__(self, sock, address, server):  # type: ignore[no-untyped-def]
                 super().__init__(sock, address, server, rfile=sock.makefile("rb", REQUEST_BUFFER))
 
+            _taken = False
+
             def handle_one_request(self):  # type: ignore[no-untyped-def]
                 # a deadline for the request line and headers (and for idling between kept-alive requests)
                 self._deadline = gevent.Timeout.start_new(guard.header_timeout, guard.header_deadline())
@@ -227,6 +269,29 @@ class GeventServer:
                 finally:
                     self._deadline = cancelled(self._deadline)
                     guard.handshakes.done(self.socket)  # answered (a WebSocket's is done by its connect)
+                    environ = getattr(self, "environ", None)
+                    if environ is not None:  # a kept environ must not keep this handler (and its buffers)
+                        environ.pop(TAKEOVER, None)
+                    if self._taken:  # pywsgi's handle() would read from and close the socket
+                        self.rfile.close()
+                        self.socket = None
+
+            def get_environ(self):  # type: ignore[no-untyped-def]
+                environ = super().get_environ()
+                if takeovers.of(self.socket) is not None:
+                    environ[TAKEOVER] = self._take_over
+                return environ
+
+            def _take_over(self) -> Callable[[], None]:
+                """The application keeps the connection: pywsgi neither reads another request from it nor
+                closes it."""
+                record = takeovers.of(self.socket)
+                if record is None:
+                    raise RuntimeError("this connection is not served by the service's server; it cannot be taken")
+                release = record.take()
+                self._taken = True
+                self.close_connection = True
+                return release
 
             def read_requestline(self):  # type: ignore[no-untyped-def]
                 try:
@@ -284,7 +349,11 @@ class GeventServer:
                     self.start_accepting()
 
             def handle(self, sock, address):  # type: ignore[no-untyped-def]
-                _served(guard, sock, _host(address), super().handle, sock, address)
+                takeovers.served(sock, _host(address), super().handle, sock, address)
+
+            def do_close(self, sock, *args):  # type: ignore[no-untyped-def]
+                if not takeovers.kept(sock):  # a connection taken over is closed by its release
+                    super().do_close(sock, *args)
 
         # WebSockets: streaming.gateway.fastpath.gevent_ws (streaming.gateway.fastpath.broadcast installs it), or
         # simple-websocket, which

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["without_websocket_compression"]
+__all__ = ["TAKEOVER", "without_websocket_compression"]
 
 WsgiApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
@@ -21,3 +21,8 @@ def without_websocket_compression(wsgi_app: WsgiApp) -> WsgiApp:
         return wsgi_app(environ, start_response)
 
     return app
+
+
+# The environ key under which the service's HTTP servers offer a request's connection to be taken over: a
+# callable returning its ``release()`` (streaming.runtime.takeover).
+TAKEOVER = "streaming.takeover"

@@ -26,9 +26,13 @@ from engineio import packet as eio_packet
 from socketio import packet as sio_packet
 
 from streaming.core.frames import frame
+from streaming.gateway.fastpath.detached import DetachedWebSocket
 from streaming.gateway.fastpath.gevent_ws import GeventWebSocket
 from streaming.gateway.fastpath.outlets import Outlet, attach
+from streaming.gateway.fastpath.pings import spawn_later_for
+from streaming.gateway.fastpath.watchers import bare_spawn_for, read_watcher_for
 from streaming.gateway.fastpath.writers import OnDemandWriter
+from streaming.runtime.wsgi import TAKEOVER
 
 __all__ = ["RoomBroadcaster"]
 
@@ -92,8 +96,28 @@ class RoomBroadcaster:
         outlets = self._outlets
         spawn = self._spawn
         fresh: set[str] = set()  # sids whose WebSocket handler runs for a client that did not poll first
+        mode = self._eio.async_mode
+        watch, bare_spawn, spawn_later = read_watcher_for(mode), bare_spawn_for(mode), spawn_later_for(mode)
 
         def websocket(handler: Callable[[Any], Any], server: Any) -> Any:
+            sock = handler.__self__
+            if sock.connected or watch is None or bare_spawn is None or spawn_later is None:
+                return threaded(handler, server)
+
+            def detached(environ: dict, start_response: Callable[..., Any]) -> Any:
+                """A client that connected with the WebSocket transport directly, on a server that lets the
+                connection be taken over: served from the event loop, without a green thread of its own."""
+                take_over = environ.pop(TAKEOVER, None)
+                if take_over is None:
+                    return threaded(handler, server)(environ, start_response)
+                ws = DetachedWebSocket(sock, outlets, bare_spawn, spawn_later, watch,  # type: ignore[arg-type]
+                                       self.on_websocket)
+                return ws.serve(environ, take_over)
+
+            return detached
+
+        def threaded(handler: Callable[[Any], Any], server: Any) -> Any:
+            """python-engineio's WebSocket, served by its request's green thread, with an Outlet."""
             sock = handler.__self__
             eio_sid = sock.sid
 

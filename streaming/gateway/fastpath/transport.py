@@ -6,9 +6,14 @@ python-engineio's ``close`` is enough for a client that reads; one whose writer 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["abort_connection", "close_transport", "raw_socket", "still_closing"]
+__all__ = ["CONNECTION", "abort_connection", "close_transport", "forget_request", "raw_socket", "still_closing"]
+
+# The environ key of a connection taken over from the HTTP server (streaming.gateway.fastpath.detached): its
+# green socket, once the server's own request objects are forgotten.
+CONNECTION = "streaming.connection"
 
 
 def close_transport(socketio: Any, eio_sid: str | None) -> None:
@@ -42,6 +47,9 @@ def abort_connection(eio_socket: Any, environ: dict) -> None:
 
 def raw_socket(environ: dict) -> Any:
     """The client's TCP socket from the WSGI environ (eventlet, gevent's pywsgi, Werkzeug, Gunicorn)."""
+    taken = environ.get(CONNECTION)
+    if taken is not None:
+        return taken
     request_input = environ.get("eventlet.input")
     if request_input is not None and hasattr(request_input, "get_socket"):
         return request_input.get_socket()
@@ -50,3 +58,35 @@ def raw_socket(environ: dict) -> Any:
         raw = getattr(getattr(wsgi_input, "rfile", wsgi_input), "raw", None)
         return getattr(raw, "_sock", None)
     return environ.get("werkzeug.socket") or environ.get("gunicorn.socket")
+
+
+class _NoBody:
+    """``wsgi.input`` of a request whose connection the WebSocket took over: there is no body to read."""
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return []
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(())
+
+
+NO_BODY = _NoBody()
+_POSTHOOKS = "eventlet.posthooks"  # eventlet reads it when the request returns; an empty list, holding nothing
+
+
+def forget_request(environ: dict, connection: Any) -> None:
+    """Let go of the HTTP server's objects in an environ that outlives its request (python-socketio keeps each
+    client's environ for its whole connection, Flask-SocketIO builds every event's request context from it):
+    the server's own keys (its input stream, buffers and handler) go, the connection's green socket stays under
+    CONNECTION, for ``raw_socket``."""
+    for key in [key for key in environ if key.startswith(("eventlet.", "gevent.")) and key != _POSTHOOKS]:
+        del environ[key]
+    environ.pop("headers_raw", None)  # eventlet's copy of the headers, which are in the HTTP_ keys as well
+    environ["wsgi.input"] = NO_BODY
+    environ[CONNECTION] = connection

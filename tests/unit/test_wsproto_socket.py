@@ -1,10 +1,10 @@
-"""streaming.gateway.fastpath.gevent_ws: the upgrade request rebuilt from a WSGI environ is one wsproto accepts."""
+"""streaming.gateway.fastpath.wsproto_socket: the upgrade request rebuilt from a WSGI environ is one wsproto accepts."""
 from __future__ import annotations
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 
-from streaming.gateway.fastpath.gevent_ws import handshake_request
+from streaming.gateway.fastpath.wsproto_socket import handshake_request
 
 ENVIRON = {
     "REQUEST_METHOD": "GET",
