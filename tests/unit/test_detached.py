@@ -68,14 +68,23 @@ class Loop:
         self.stopped = 0
         self.timers: list[tuple[float, Callable[[Any], None], Any]] = []
         self.spawned = 0
+        self.active = False
 
-    def watch(self, fd: int, callback: Callable[[], None]) -> Callable[[], None]:
-        self.watched_fd, self.readable = fd, callback
+    def watch(self, fd: int, callback: Callable[[], None]) -> Loop:
+        self.watched_fd, self.readable, self.active = fd, callback, True
+        return self
 
-        def stop() -> None:
-            self.stopped += 1
+    # the ReadWatch
+    def pause(self) -> None:
+        self.active = False
 
-        return stop
+    def resume(self) -> None:
+        assert self.stopped == 0, "resumed after close"
+        self.active = True
+
+    def close(self) -> None:
+        self.active = False
+        self.stopped += 1
 
     def spawn(self, fn: Callable[[], Any]) -> None:
         self.spawned += 1
@@ -86,6 +95,7 @@ class Loop:
 
     def ready(self) -> None:
         assert self.readable is not None, "nothing is watched"
+        assert self.active, "the loop calls only an active watch"
         self.readable()
 
 
@@ -200,6 +210,16 @@ def test_messages_reach_engineio_in_order_including_fragmented_ones(served: Serv
     served.loop.ready()
     assert served.received == ["first", "second", "third"]
     assert served.released == 0 and not served.sock.closed
+
+
+def test_the_watch_is_paused_while_the_reader_runs_and_resumed_after(served: Served) -> None:
+    served.serve()
+    during: list[bool] = []
+    served.server.on("message", lambda sid, data: during.append(served.loop.active))
+    served.client.send(Message(data="4subscribe"))
+    served.loop.ready()
+    assert during == [False]  # a level-triggered loop would call again on every turn until it is read
+    assert served.loop.active and served.loop.stopped == 0
 
 
 def test_a_read_under_way_is_not_started_twice(served: Served) -> None:

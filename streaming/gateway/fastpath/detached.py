@@ -32,7 +32,7 @@ from wsproto.connection import ConnectionState
 
 from streaming.gateway.fastpath.outlets import Outlet
 from streaming.gateway.fastpath.transport import forget_request
-from streaming.gateway.fastpath.watchers import ReadWatcher
+from streaming.gateway.fastpath.watchers import ReadWatch, ReadWatcher
 from streaming.gateway.fastpath.writers import OnDemandWriter
 from streaming.gateway.fastpath.wsproto_socket import RECEIVE_BYTES, WsprotoSocket
 
@@ -63,7 +63,7 @@ class DetachedWebSocket(WsprotoSocket):
         self._watch = watch
         self._on_open = on_open
         self._raw: Any = None
-        self._stop: Callable[[], None] | None = None
+        self._watching: ReadWatch | None = None
         self._release: Callable[[], None] | None = None
         self._writer: OnDemandWriter | None = None
         self._reading = False
@@ -91,7 +91,7 @@ class DetachedWebSocket(WsprotoSocket):
         self._writer = OnDemandWriter(sock, self, self._spawn)
         self._writer.start()
         forget_request(environ, self.socket)
-        self._stop = self._watch(self._raw.fileno(), self._readable)
+        self._watching = self._watch(self._raw.fileno(), self._readable)
         return []
 
     def close(self) -> None:
@@ -104,6 +104,8 @@ class DetachedWebSocket(WsprotoSocket):
     def _readable(self) -> None:
         if not self._reading and not self._ended:
             self._reading = True
+            if self._watching is not None:  # level-triggered: it would fire every turn until the reader has run
+                self._watching.pause()
             self._spawn(self._read)
 
     def _read(self) -> None:
@@ -131,6 +133,8 @@ class DetachedWebSocket(WsprotoSocket):
             self._reading = False
         if self._over:
             self._end()
+        elif self._watching is not None:
+            self._watching.resume()
 
     def _received(self, data: bytes) -> None:
         was_open = self._open
@@ -168,8 +172,8 @@ class DetachedWebSocket(WsprotoSocket):
             return
         self._ended = True
         self._open = False
-        if self._stop is not None:
-            self._stop()
+        if self._watching is not None:
+            self._watching.close()
         sock = self._eio
         sock.queue.put(None)  # the writer sends what is queued, then closes the WebSocket
         if self._writer is not None:
