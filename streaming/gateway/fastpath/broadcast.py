@@ -41,6 +41,12 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/"
 
 
+# The async modes whose direct WebSocket clients are served from the event loop (streaming.gateway.fastpath.detached).
+# Not gevent yet: in `make bench SCENARIO=storm` its new process lost 8,502 of 10,000 reconnecting clients (their
+# queues stopped draining; "disconnecting a slow client") although memory per idle client fell to 10.7 KB; until
+# that is understood, gevent's direct clients keep streaming.gateway.fastpath.gevent_ws, read by their request.
+DETACHED_MODES = ("eventlet",)
+
 _WRITER = "Socket._websocket_handler.<locals>.writer"  # python-engineio's writer task, a closure over (self, ws)
 
 
@@ -97,7 +103,8 @@ class RoomBroadcaster:
         spawn = self._spawn
         fresh: set[str] = set()  # sids whose WebSocket handler runs for a client that did not poll first
         mode = self._eio.async_mode
-        watch, bare_spawn, spawn_later = read_watcher_for(mode), bare_spawn_for(mode), spawn_later_for(mode)
+        watch = read_watcher_for(mode) if mode in DETACHED_MODES else None
+        bare_spawn, spawn_later = bare_spawn_for(mode), spawn_later_for(mode)
 
         def websocket(handler: Callable[[Any], Any], server: Any) -> Any:
             sock = handler.__self__
