@@ -151,6 +151,7 @@ class Served:
         self.ws = DetachedWebSocket(self.sock, self.outlets, self.loop.spawn, self.loop.spawn_later,
                                     self.loop.watch, self.opened.append)
         self.environ = self.client.upgrade_request()
+        self.environ["SERVER_SOFTWARE"] = "gevent/test"
         self.environ["wsgi.input"] = type("Input", (), {"rfile": type("R", (), {"raw": type("Raw", (), {
             "_sock": self.ours})()})()})()
 

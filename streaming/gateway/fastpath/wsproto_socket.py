@@ -30,6 +30,7 @@ from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from streaming.gateway.fastpath.outlets import Outlet, without_delay
+from streaming.gateway.fastpath.transport import raw_socket
 
 __all__ = ["RECEIVE_BYTES", "WsprotoSocket", "connection_sockets", "handshake_request"]
 
@@ -48,18 +49,13 @@ def handshake_request(environ: dict) -> bytes:
 
 
 def connection_sockets(environ: dict) -> tuple[Any, Any]:
-    """(green socket, OS-level socket) of the request's connection: eventlet's server (``eventlet.input``) or
-    gevent's pywsgi (the socket behind ``wsgi.input``). Raises LookupError for any other server."""
-    request_input = environ.get("eventlet.input")
-    if request_input is not None and hasattr(request_input, "get_socket"):
-        green = request_input.get_socket()
-        return green, green.fd
-    wsgi_input = environ.get("wsgi.input")
-    raw = getattr(getattr(wsgi_input, "rfile", wsgi_input), "raw", None)
-    green = getattr(raw, "_sock", None)
-    if green is None or not hasattr(green, "_sock"):
+    """(green socket, OS-level socket) of the request's connection: eventlet's server (its green socket's ``fd``)
+    or gevent's pywsgi (its ``_sock``). Raises LookupError for any other server."""
+    green = raw_socket(environ)
+    raw = getattr(green, "fd", None) or getattr(green, "_sock", None)
+    if raw is None:
         raise LookupError("the WSGI server exposes no socket of its connection (eventlet or gevent's pywsgi only)")
-    return green, green._sock
+    return green, raw
 
 
 class WsprotoSocket:
