@@ -1,8 +1,10 @@
 """A client that stops reading: its backlog is conflated (the newest price of each symbol, every other event in
 order), it is cut off once it has stayed behind for SLOW_CLIENT_TIMEOUT (not before), and nobody else notices.
 
-The figures in README.md ("Slow clients") are this test's measurements; MAX_RSS_GROWTH_KB and MAX_P99_MS are
-the bounds it holds them to.
+The figures in README.md ("Slow clients") are this test's measurements; MAX_RSS_GROWTH_KB and MAX_P95_MS are
+the bounds it holds them to. A slow client that held the others back would hold them for as long as it lags,
+seconds, and show in every percentile; p95 rather than p99 keeps one stall of the shared test machine (a
+scheduling hiccup of 200 ms delays some 20 consecutive updates) from failing the test.
 """
 from __future__ import annotations
 
@@ -24,18 +26,27 @@ SYMBOLS = 100
 TICK_INTERVAL = 0.05  # 100 symbols at 20 ticks/s: 2,000 updates/s for the slow client
 BACKLOG_LIMIT = 50
 SLOW_TIMEOUT = 3.0
-MAX_RSS_GROWTH_KB = 5_000  # what a slow client may cost the server, kernel buffers aside
-MAX_P99_MS = 150.0  # a normal client's p99 latency while the slow one lags (scaled by WS_TEST_TIMEOUT_FACTOR)
+HISTORY_ITEMS = 50
+MAX_RSS_GROWTH_KB = 3_000  # what a slow client may cost the server, kernel buffers aside (5.5 MB unconflated)
+MAX_P95_MS = 150.0  # a normal client's p95 latency while the slow one lags (scaled by WS_TEST_TIMEOUT_FACTOR)
 
 
 def counter(service: ServiceProcess, name: str, **labels: str) -> float:
     return metric_value(service.get("/metrics").text, f"{PREFIX}{name}_total", **labels)
 
 
-def p99(latencies: list[float]) -> float:
+def full_histories(client: RecordingClient, symbols: list[str]) -> bool:
+    """True once ``client`` has received more than HISTORY_ITEMS updates of each of ``symbols``."""
+    seen: dict[str, int] = {}
+    for update in client.received("price_update"):
+        seen[update["symbol"]] = seen.get(update["symbol"], 0) + 1
+    return all(seen.get(symbol, 0) > HISTORY_ITEMS for symbol in symbols)
+
+
+def percentile(latencies: list[float], share: float) -> float:
     ordered = sorted(latencies)
     assert len(ordered) >= 100, f"too few updates to measure: {len(ordered)}"
-    return ordered[int(len(ordered) * 0.99)]
+    return ordered[int(len(ordered) * share)]
 
 
 def test_slow_consumer_is_cut_off_after_the_timeout_without_hurting_others(start_service,
@@ -45,10 +56,17 @@ def test_slow_consumer_is_cut_off_after_the_timeout_without_hurting_others(start
     # the tickers' history kept short: its memory is bounded too (docs/HISTORY.md), but filling it would hide
     # what this checks, that the slow client's backlog does not grow the server
     service = start_service(CLIENT_BACKLOG_LIMIT=str(BACKLOG_LIMIT), SLOW_CLIENT_TIMEOUT=str(SLOW_TIMEOUT),
-                            MAX_SYMBOLS_PER_REQUEST="200", HISTORY_MAX_ITEMS="ticker:50")
+                            MAX_SYMBOLS_PER_REQUEST="200", HISTORY_MAX_ITEMS=f"ticker:{HISTORY_ITEMS}")
     normal = RecordingClient(service.url)
     normal.emit("subscribe", {"symbols": symbols[:5]})
     normal.wait("price_update", count=10)
+    # What the 100 symbols cost whoever reads them (their upstream streams, cached prices, full histories:
+    # about 2.5 MB) is paid before the baseline, by a client that reads; the slow client subscribes to them
+    # within UNSUBSCRIBE_GRACE of its leaving, so that what is measured is what being slow costs.
+    reader = RecordingClient(service.url)
+    reader.emit("subscribe", {"symbols": symbols})
+    wait_for(lambda: full_histories(reader, symbols), timeout=30, message="every symbol's history is full")
+    reader.close()
     rss_before = proc_status(service.proc.pid)["VmRSS"]
     conflations, disconnects = counter(service, "slow_client_conflations"), counter(service, "slow_client_disconnects")
     normal.clear()
@@ -93,16 +111,17 @@ def test_slow_consumer_is_cut_off_after_the_timeout_without_hurting_others(start
     assert at_least <= SLOW_TIMEOUT + 2 * CHECK_INTERVAL + scaled(1.0), f"cut off {at_least:.2f}s after, or later"
     assert counter(service, "slow_client_dropped_updates") > 0
     during = normal.latencies_ms()
-    assert p99(during) < scaled(MAX_P99_MS), f"p99 of the normal client while the slow one lagged: {p99(during)}"
+    p95, p99 = percentile(during, 0.95), percentile(during, 0.99)
+    assert p95 < scaled(MAX_P95_MS), f"p95 of the normal client while the slow one lagged: {p95:.0f} ms (p99 {p99:.0f})"
     growth = rss_peak - rss_before
     assert growth < MAX_RSS_GROWTH_KB, f"server memory grew by {growth} KB"
     print(f"\nslow client: cut off {at_least:.2f}-{at_most:.2f}s after its first conflation; server "
-          f"RSS +{growth} KB at most; normal client p99 {p99(during):.0f} ms over {len(during)} updates")
+          f"RSS +{growth} KB at most; normal client p95 {p95:.0f} ms, p99 {p99:.0f} ms over {len(during)} updates")
 
     normal.clear()
     start = int(time.time() * 1000)
     normal.wait("price_update", lambda d: d["eventTime"] > start, count=100)
-    assert p99(normal.latencies_ms()) < scaled(MAX_P99_MS), "the normal client still gets fresh prices"
+    assert percentile(normal.latencies_ms(), 0.95) < scaled(MAX_P95_MS), "the normal client still gets fresh prices"
     normal.close()
 
 
