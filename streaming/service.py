@@ -157,7 +157,7 @@ class StreamingService:
         self.feed = self._feed() if self.role == ROLE_GATEWAY else None
         source: Source = self.feed or LocalSource(
             self.recorder, {kind: stores[kind] for kind, policy in KINDS.items() if policy.snapshot},
-            socketio.emit, settings.price_max_age)
+            self.broadcaster.emit, self.broadcaster.emit_packets, settings.price_max_age)
         self.demand = Demand(
             socketio.server, socketio.emit, self.fanout, self.cache, source, self.monitor, self.catalogs,
             self.feed or PoolSupply(self.pools), self.lookups, self.metrics,
@@ -242,7 +242,7 @@ class StreamingService:
         retention = {kind: Retention(settings.history_max_items[kind], settings.history_max_age[kind])
                      for kind in Kind}
         return GatewayFeed(
-            self.cluster_bus, self.history_reader, self.fanout.lock, self.broadcaster.emit_packet,
+            self.cluster_bus, self.history_reader, self.fanout.lock, self.broadcaster.emit_packets,
             lambda channel: self.demand.subscriber_count(channel), retention,
             min(settings.recovery_max_updates, settings.client_trade_backlog_limit // 2),
             settings.unsubscribe_grace, settings.price_max_age, self.tasks,

@@ -30,9 +30,10 @@ from metrics.labels import FeedResult, TaskName
 from streaming.cluster import keys
 from streaming.cluster.bus import ClusterRedis, ClusterUnavailable
 from streaming.cluster.sequencer import Verdict, decide
-from streaming.cluster.wire import NOTICE, MalformedMessage, Message, packet, parse_message, recovered
+from streaming.cluster.wire import NOTICE, MalformedMessage, Message, parse_message
 from streaming.core.channels import Channel, Kind
 from streaming.core.history import ChannelHistory, Entry, Position, Recovery, Retention
+from streaming.core.packets import packet, recovered
 from streaming.runtime.tasks import PeriodicTask, TaskRunner
 
 __all__ = ["GatewayFeed"]
@@ -46,7 +47,7 @@ SWEEP_INTERVAL = 0.5
 PREPARED_GRACE = 5.0  # a channel subscribed for a join that never completed is dropped after this long
 KEEPALIVE_TOPIC = "__gateway__"  # always subscribed: redis-py reads nothing from a connection without one
 
-EmitPacket = Callable[[str, str, bool], tuple[int, int]]  # (packet, room, coalesce) -> (direct, queued)
+EmitPackets = Callable[[Sequence[str], str, bool], tuple[int, int]]  # (packets, room, coalesce) -> (direct, queued)
 
 
 @dataclass(eq=False)
@@ -72,7 +73,7 @@ class GatewayFeed:
         bus: ClusterRedis,
         history: RedisHistory,
         lock: threading.Lock,
-        emit_packet: EmitPacket,
+        emit_packets: EmitPackets,
         audience: Callable[[Channel], int],
         retention: Mapping[Kind, Retention],
         recovery_limit: int,
@@ -88,7 +89,7 @@ class GatewayFeed:
         self._bus = bus
         self._history = history
         self._lock = lock  # the fan-out's
-        self._emit_packet = emit_packet
+        self._emit_packets = emit_packets
         self._audience = audience
         self._retention = retention
         self.recovery_limit = recovery_limit
@@ -191,8 +192,7 @@ class GatewayFeed:
         return history.since(since, limit)
 
     def send_recovered(self, sid: str, channel: Channel, recovery: Recovery[str]) -> int:
-        for entry in recovery.entries:
-            self._emit_packet(recovered(entry.item), sid, False)
+        self._emit_packets([recovered(entry.item) for entry in recovery.entries], sid, False)
         return len(recovery.entries)
 
     def send_snapshot(self, sid: str, channel: Channel) -> bool:
@@ -200,7 +200,7 @@ class GatewayFeed:
         newest = history.newest if history is not None else None
         if newest is None or self._wall_clock() - newest.at > self._max_age:
             return False
-        self._emit_packet(newest.item, sid, False)
+        self._emit_packets([newest.item], sid, False)
         return True
 
     def _history_of(self, channel: Channel) -> ChannelHistory[str] | None:
@@ -325,7 +325,7 @@ class GatewayFeed:
         with self._lock:
             if parsed.offset == NOTICE:  # not an update: no position, nothing to keep
                 if self._audience(held.channel) > 0:
-                    self._on_deliveries(*self._emit_packet(parsed.packet, held.channel.room, False))
+                    self._on_deliveries(*self._emit_packets([parsed.packet], held.channel.room, False))
                 return
             if held.pending is not None:
                 held.pending.append(parsed)
@@ -398,7 +398,7 @@ class GatewayFeed:
         history.append(text, at)
         channel = held.channel
         if self._audience(channel) > 0:
-            self._on_deliveries(*self._emit_packet(text, channel.room, channel.policy.coalesce))
+            self._on_deliveries(*self._emit_packets([text], channel.room, channel.policy.coalesce))
 
 
 def _close(pubsub: Any) -> None:

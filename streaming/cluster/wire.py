@@ -7,9 +7,9 @@ python-socketio would encode it (``2["price_update",{...,"offset":7,"epoch":"9f3
 the three numbers and writes the packet as it is; it parses no JSON per message.
 
 The same packet is built in two places: by the leader's Lua script (streaming/cluster/scripts.py) from an
-update's stored wire form, and by ``packet`` below from a history entry (what a gateway sends from Redis when it
-fills a gap). A history entry's ``d`` is the update's wire JSON without ``offset`` and ``epoch``, compact (no
-spaces), as the recorder stores it; both builders append the position as its last members.
+update's stored wire form, and by streaming.core.packets from a history entry (what a gateway sends from
+Redis when it fills a gap). A history entry's ``d`` is the update's wire JSON without ``offset`` and ``epoch``,
+compact (no spaces), as the recorder stores it; both builders append the position as its last members.
 
 A notice about a channel (``stream_status``: its stream went quiet, or is live again) goes on the same pub/sub
 channel, so it stays in order with the channel's updates; its offset is NOTICE (0) and its epoch ``-``.
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["NOTICE", "Message", "MalformedMessage", "notice_message", "packet", "parse_message", "recovered"]
+__all__ = ["NOTICE", "Message", "MalformedMessage", "notice_message", "parse_message"]
 
 NOTICE = 0  # the offset of a message that is not one of the channel's updates (stream_status): sent as it is
 
@@ -35,19 +35,9 @@ class Message:
     packet: str
 
 
-def packet(event: str, data: str, offset: int, epoch: str) -> str:
-    """The Socket.IO EVENT packet of an update (``data``: its compact wire JSON object without a position)."""
-    return f'2["{event}",{data[:-1]},"offset":{offset},"epoch":"{epoch}"}}]'
-
-
 def notice_message(published_us: int, event: str, data: str) -> str:
     """The message of a notice (``data``: its compact JSON payload)."""
     return f'{NOTICE} - {published_us} 2["{event}",{data}]'
-
-
-def recovered(packet_text: str) -> str:
-    """The same packet marked ``recovered: true`` (its payload's last member), as recoveries send it."""
-    return packet_text[:-2] + ',"recovered":true}]'
 
 
 def parse_message(raw: bytes | str) -> Message:

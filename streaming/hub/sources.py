@@ -8,7 +8,6 @@ through these two interfaces.
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -16,6 +15,7 @@ from typing import Any, Protocol
 from streaming.core.channels import Channel, Kind
 from streaming.core.history import Position, Recovery
 from streaming.core.models import Model
+from streaming.core.packets import packet, recovered
 from streaming.exchanges.registry import EXCHANGES
 from streaming.hub.recorder import Recorder
 from streaming.upstream.pool import UpstreamPool
@@ -23,6 +23,9 @@ from streaming.upstream.pool import UpstreamPool
 __all__ = ["LocalSource", "PoolSupply", "Snapshots", "Source", "Supply"]
 
 log = logging.getLogger(__name__)
+
+Emit = Callable[[str, Any, str], Any]  # (event, data, sid)
+EmitPackets = Callable[[Sequence[str], str], Any]  # (encoded packets, sid)
 
 
 class Source(Protocol):
@@ -60,11 +63,14 @@ class LocalSource:
 
     cold_fallback = True
 
-    def __init__(self, recorder: Recorder | None, snapshots: Mapping[Kind, Snapshots],
-                 emit: Callable[..., Any], max_age: float) -> None:
+    def __init__(self, recorder: Recorder | None, snapshots: Mapping[Kind, Snapshots], emit: Emit,
+                 emit_packets: EmitPackets, max_age: float) -> None:
+        """``emit(event, data, sid)`` sends a client one message; ``emit_packets(packets, sid)`` sends it encoded
+        Socket.IO EVENT packets, in order (the room broadcaster's, whose room here is the client's own)."""
         self._recorder = recorder
         self._snapshots = snapshots
         self._emit = emit
+        self._emit_packets = emit_packets
         self._max_age = max_age
         self.recovery_limit = recorder.recovery_limit if recorder is not None else 0
 
@@ -77,13 +83,13 @@ class LocalSource:
         return self._recorder.recover(channel, since, limit)
 
     def send_recovered(self, sid: str, channel: Channel, recovery: Recovery[str]) -> int:
+        """The client's missed updates of the channel, encoded from their stored text (no JSON is parsed) and
+        sent together."""
         event = channel.policy.event
         position = self.position(channel)
         epoch = position.epoch if position is not None else ""
-        for entry in recovery.entries:
-            payload = json.loads(entry.item)
-            payload["offset"], payload["epoch"], payload["recovered"] = entry.offset, epoch, True
-            self._emit(event, payload, to=sid)
+        self._emit_packets([recovered(packet(event, entry.item, entry.offset, epoch)) for entry in recovery.entries],
+                           sid)
         return len(recovery.entries)
 
     def send_snapshot(self, sid: str, channel: Channel) -> bool:
@@ -94,7 +100,7 @@ class LocalSource:
         position = self.position(channel)  # the snapshot is the newest update of the channel
         if position is not None:
             wire["offset"], wire["epoch"] = position.offset, position.epoch
-        self._emit(channel.policy.event, wire, to=sid)
+        self._emit(channel.policy.event, wire, sid)
         return True
 
 

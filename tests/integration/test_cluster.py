@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,10 +20,11 @@ from streaming.cluster.election import Election
 from streaming.cluster.feed import GatewayFeed
 from streaming.cluster.membership import Membership
 from streaming.cluster.publisher import Publisher
-from streaming.cluster.wire import packet, parse_message
+from streaming.cluster.wire import parse_message
 from streaming.core.channels import BINANCE, Channel, Kind
 from streaming.core.history import Position, Retention
 from streaming.core.models import Trade
+from streaming.core.packets import packet
 from tests.helpers import wait_for
 from tests.integration.conftest import ThreadTasks
 from tests.redis_server import RedisProcess
@@ -198,9 +199,9 @@ class Room:
         self.sent: list[tuple[str, str]] = []
         self.lock = threading.Lock()
 
-    def emit(self, text: str, room: str, coalesce: bool) -> tuple[int, int]:
-        self.sent.append((room, text))
-        return 1, 0
+    def emit(self, texts: Sequence[str], room: str, coalesce: bool) -> tuple[int, int]:
+        self.sent.extend((room, text) for text in texts)
+        return len(texts), 0
 
     def offsets(self, room: str = TRADES.room) -> list[int]:
         return [json.loads(text[1:])[1]["offset"] for to, text in self.sent if to == room]

@@ -110,3 +110,43 @@ def test_without_a_window_coalesced_messages_go_at_once() -> None:
     client = join(server, "eio-a", "trade:BTCUSDT")
     assert broadcaster.emit("trade", PAYLOAD, "trade:BTCUSDT", coalesce=True) == (0, 1)
     assert client.queue.qsize() == 1
+
+
+def test_a_clients_encoded_packets_go_out_in_one_write_or_queued_in_order() -> None:
+    """A recovery: a client's packets, already encoded, reach it in one write of their frames when nothing is on
+    its way to it, else through its queue, in order; the bytes are python-socketio's for the same payloads."""
+    server = socketio.Server(async_mode="threading")
+    broadcaster = RoomBroadcaster(server, spawn=lambda target: None)
+    reference = join(server, "eio-ref", "other")
+    payloads = [{**PAYLOAD, "offset": n, "recovered": True} for n in range(3)]
+    texts = [server.packet_class(socketio.packet.EVENT, namespace="/", data=["price_update", p]).encode()
+             for p in payloads]
+    expected = []
+    for p in payloads:
+        server.emit("price_update", p, to="other")
+        expected.append(reference.queue.get_nowait().encode())
+    sock = join(server, "eio-direct", "somewhere")
+    sid = server.manager.sid_from_eio_sid("eio-direct", "/")
+    a, b = socket.socketpair()
+    try:
+        broadcaster._outlets["eio-direct"] = Outlet(a, a, lambda target: None)
+        assert broadcaster.emit_packets(texts, sid) == (3, 0)
+        wire = b"".join(frame(e.encode("utf-8")) for e in expected)
+        assert b.recv(len(wire) + 10) == wire
+        sock.queue.put(engineio.packet.Packet(engineio.packet.PING))
+        assert broadcaster.emit_packets(texts, sid) == (0, 3)
+        assert sock.queue.get_nowait().packet_type == engineio.packet.PING
+        assert [sock.queue.get_nowait().encode() for _ in texts] == expected
+    finally:
+        a.close()
+        b.close()
+
+
+def test_without_the_fast_path_encoded_packets_are_python_socketios_own_emits() -> None:
+    server = socketio.Server(async_mode="threading")
+    broadcaster = RoomBroadcaster(server, spawn=lambda target: None, library=True)
+    client = join(server, "eio-a", "BTCUSDT")
+    texts = [server.packet_class(socketio.packet.EVENT, namespace="/", data=["price_update", {"n": n}]).encode()
+             for n in range(2)]
+    assert broadcaster.emit_packets(texts, "BTCUSDT") == (0, 2)
+    assert [client.queue.get_nowait().encode() for _ in texts] == ["4" + text for text in texts]

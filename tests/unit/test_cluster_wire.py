@@ -4,29 +4,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from socketio import packet as sio_packet
 
 from streaming.cluster.sequencer import Step, Verdict, decide
-from streaming.cluster.wire import MalformedMessage, Message, packet, parse_message, recovered
+from streaming.cluster.wire import MalformedMessage, Message, parse_message
+from streaming.core.packets import packet
 
-WIRE = {"symbol": "BTCUSDT", "price": 86000.5, "timestamp": "2026-12-04T13:20:06.065Z", "eventTime": 1796390406065}
 
 
 def compact(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def test_a_packet_is_byte_for_byte_what_python_socketio_encodes_for_the_positioned_payload() -> None:
-    built = packet("price_update", compact(WIRE), 7, "9f3a01bc")
-    library = sio_packet.Packet(sio_packet.EVENT, namespace="/",
-                                data=["price_update", {**WIRE, "offset": 7, "epoch": "9f3a01bc"}]).encode()
-    assert built == library
-
-
-def test_a_recovered_packet_ends_with_the_flag_as_one_process_sends_it() -> None:
-    marked = recovered(packet("trade", compact({"symbol": "X", "id": 3}), 2, "e"))
-    assert json.loads(marked[1:]) == ["trade", {"symbol": "X", "id": 3, "offset": 2, "epoch": "e", "recovered": True}]
-    assert marked.endswith(',"offset":2,"epoch":"e","recovered":true}]')
 
 
 def test_a_message_splits_into_offset_epoch_time_and_the_packet_untouched() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import engineio
 from engineio import packet
 
-from streaming.gateway.fastpath.writers import OnDemandWriter
+from streaming.gateway.fastpath.writers import MESSAGES_PER_WRITE, OnDemandWriter
 
 
 class FakeWebSocket:
@@ -71,3 +71,58 @@ def test_a_failed_send_ends_the_connection_like_python_engineios_writer() -> Non
     sock.send(packet.Packet(packet.MESSAGE, "after"))
     run(spawned)
     assert ws.closed and ws.sent == []
+
+
+class BatchingWebSocket(FakeWebSocket):
+    """A WebSocket that can send several messages in one write (the fast path's)."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        super().__init__(fail_on)
+        self.writes: list[list[str]] = []
+
+    def send_many(self, messages: list[str]) -> None:
+        if self.fail_on in messages:
+            raise OSError("broken pipe")
+        self.writes.append(list(messages))
+        self.sent.extend(messages)
+
+
+def batching(fail_on: str | None = None):
+    server = engineio.Server(async_mode="threading")
+    sock = engineio.socket.Socket(server, "sid")
+    spawned: list = []
+    ws = BatchingWebSocket(fail_on)
+    return sock, ws, OnDemandWriter(sock, ws, spawned.append), spawned
+
+
+def test_what_is_queued_goes_out_in_writes_of_several_messages_in_order() -> None:
+    sock, ws, writer, spawned = batching()
+    writer.start()
+    count = MESSAGES_PER_WRITE + 3
+    for n in range(count):
+        sock.send(packet.Packet(packet.MESSAGE, f"2[{n}]"))
+    run(spawned)
+    assert ws.sent == [f"42[{n}]" for n in range(count)] and sock.queue.qsize() == 0
+    assert [len(write) for write in ws.writes] == [MESSAGES_PER_WRITE, 3]
+
+
+def test_the_end_marker_after_messages_sends_them_then_closes() -> None:
+    sock, ws, writer, spawned = batching()
+    writer.start()
+    sock.send(packet.Packet(packet.MESSAGE, "a"))
+    sock.send(packet.Packet(packet.MESSAGE, "b"))
+    sock.queue.put(None)
+    sock.send(packet.Packet(packet.MESSAGE, "after the end"))
+    run(spawned)
+    assert ws.writes == [["4a", "4b"]] and ws.closed
+
+
+def test_a_failed_write_of_several_ends_the_connection() -> None:
+    sock, ws, writer, spawned = batching(fail_on="4b")
+    writer.start()
+    sock.send(packet.Packet(packet.MESSAGE, "a"))
+    sock.send(packet.Packet(packet.MESSAGE, "b"))
+    run(spawned)
+    assert ws.closed and ws.sent == []
+    sock.send(packet.Packet(packet.MESSAGE, "c"))
+    assert spawned == []

@@ -19,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from engineio import packet as eio_packet
@@ -168,26 +168,31 @@ class RoomBroadcaster:
         encoded = self._server.packet_class(sio_packet.EVENT, namespace=NAMESPACE, data=[event, data]).encode()
         if isinstance(encoded, list):  # binary attachments: python-socketio's own path
             return 0, self._library_emit(event, data, room)
-        return self._emit_encoded(encoded, room, coalesce)
+        return self._emit_encoded([encoded], room, coalesce)
 
-    def emit_packet(self, encoded: str, room: str, coalesce: bool = False) -> tuple[int, int]:
-        """Like ``emit``, for a Socket.IO EVENT packet already encoded as python-socketio encodes it
-        (``2["event",{...}]``, the default namespace): a gateway sends what the leader published as it is."""
+    def emit_packets(self, encoded: Sequence[str], room: str, coalesce: bool = False) -> tuple[int, int]:
+        """Like ``emit``, for Socket.IO EVENT packets already encoded as python-socketio encodes them
+        (``2["event",{...}]``, the default namespace), in order: a gateway sends what the leader published as it
+        is, and a client's recovered updates go out together, in one socket write where it can take them."""
         if self._library:
-            event, data = json.loads(encoded[1:])
-            return 0, self._library_emit(event, data, room)
+            queued = 0
+            for text in encoded:
+                event, data = json.loads(text[1:])
+                queued += self._library_emit(event, data, room)
+            return 0, queued
         return self._emit_encoded(encoded, room, coalesce)
 
-    def _emit_encoded(self, encoded: str, room: str, coalesce: bool) -> tuple[int, int]:
-        eio_pkt = eio_packet.Packet(eio_packet.MESSAGE, encoded)
-        wire = frame(eio_pkt.encode().encode("utf-8")) if self._outlets else b""
+    def _emit_encoded(self, encoded: Sequence[str], room: str, coalesce: bool) -> tuple[int, int]:
+        packets = [eio_packet.Packet(eio_packet.MESSAGE, text) for text in encoded]
+        wires = ([frame(eio_pkt.encode().encode("utf-8")) for eio_pkt in packets] if self._outlets
+                 else [b""] * len(packets))
         if coalesce and self._window > 0:
             with self._batch_lock:
-                self._batches.setdefault(room, []).append((eio_pkt, wire))
+                self._batches.setdefault(room, []).extend(zip(packets, wires))
             self._start_flusher()
             self._batch_due.set()
             return 0, 0
-        return self._send(room, [eio_pkt], wire)
+        return self._send(room, packets, b"".join(wires))
 
     def _send(self, room: str, packets: list[Any], wire: bytes) -> tuple[int, int]:
         """Write ``wire`` (the frames of ``packets``) to each recipient that can take it now, else queue the

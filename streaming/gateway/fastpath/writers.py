@@ -2,11 +2,11 @@
 
 python-engineio starts a writer task for every WebSocket: a green thread that waits on the client's send queue
 for the connection's whole life. With the fan-out writing most frames directly (see
-streaming.gateway.fastpath.outlets), that
-thread mostly sits idle, holding its stack (about 10 KB per client). OnDemandWriter stands in for it: the
-client's queue wakes it on every put, and a short-lived green thread sends what is queued, in order, through
-the same WebSocket object, then ends. As python-engineio's writer does, it closes the WebSocket when it reads
-the end-of-connection marker (None) or a send fails, and ``join`` waits for that.
+streaming.gateway.fastpath.outlets), that thread mostly sits idle, holding its stack (about 10 KB per client).
+OnDemandWriter stands in for it: the client's queue wakes it on every put, and a short-lived green thread sends
+what is queued, in order, through the same WebSocket object (where it has ``send_many``, up to
+MESSAGES_PER_WRITE messages in one socket write), then ends. As python-engineio's writer does, it closes the
+WebSocket when it reads the end-of-connection marker (None) or a send fails, and ``join`` waits for that.
 
 Only for clients that connected with the WebSocket transport directly: during an upgrade from long-polling a
 polling request may still be waiting on the same queue.
@@ -19,9 +19,12 @@ from collections.abc import Callable
 from queue import Empty
 from typing import Any
 
-__all__ = ["OnDemandWriter", "waking_queue"]
+__all__ = ["MESSAGES_PER_WRITE", "OnDemandWriter", "waking_queue"]
 
 log = logging.getLogger(__name__)
+
+# the most queued messages sent in one socket write (a backlog goes out in writes of at most this many)
+MESSAGES_PER_WRITE = 64
 
 _waking_classes: dict[type, type] = {}
 
@@ -78,20 +81,33 @@ class OnDemandWriter:
 
     def _drain(self) -> None:
         queue = self._sock.queue
+        send_many = getattr(self._ws, "send_many", None)  # the fast path's WebSockets: several in one write
         try:
             while True:
-                try:
-                    pkt = queue.get_nowait()
-                except Empty:
-                    return
-                queue.task_done()
-                if pkt is None:
+                messages: list[str | bytes] = []
+                end = False
+                while len(messages) < (MESSAGES_PER_WRITE if send_many is not None else 1):
+                    try:
+                        pkt = queue.get_nowait()
+                    except Empty:
+                        break
+                    queue.task_done()
+                    if pkt is None:
+                        end = True
+                        break
+                    messages.append(pkt.encode())
+                if messages:
+                    try:
+                        if send_many is not None:
+                            send_many(messages)
+                        else:
+                            self._ws.send(messages[0])
+                    except Exception:  # noqa: BLE001 - as python-engineio's writer: a failed send ends the connection
+                        end = True
+                if end:
                     self._finish()
                     return
-                try:
-                    self._ws.send(pkt.encode())
-                except Exception:  # noqa: BLE001 - as python-engineio's writer: a failed send ends the connection
-                    self._finish()
+                if not messages:
                     return
         finally:
             self._running = False

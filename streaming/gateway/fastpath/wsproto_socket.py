@@ -1,7 +1,9 @@
 """The server side of one WebSocket, written with wsproto on the connection's own socket (eventlet or gevent).
 
-wsproto (simple-websocket's protocol engine) answers the upgrade and parses what the client sends; every frame
-the service writes goes through an Outlet, so the fan-out can write to the socket directly. Per-message
+wsproto (simple-websocket's protocol engine) answers the upgrade, parses what the client sends and frames the
+control frames; the service's messages are framed by streaming.core.frames, as the fan-out frames its own, several
+in one write where several are waiting. Every frame goes through an Outlet, so the fan-out can write to the
+socket directly. Per-message
 compression is never negotiated (no extension is offered back): the fast path runs only with it off.
 
 Both of the fast path's WebSockets build on WsprotoSocket: streaming.gateway.fastpath.gevent_ws, read by the
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from wsproto import ConnectionType, WSConnection
@@ -20,7 +22,6 @@ from wsproto.events import (
     AcceptConnection,
     BytesMessage,
     CloseConnection,
-    Message,
     Ping,
     RejectConnection,
     Request,
@@ -29,6 +30,7 @@ from wsproto.events import (
 from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from streaming.core.frames import BINARY, TEXT, frame
 from streaming.gateway.fastpath.outlets import Outlet, without_delay
 from streaming.gateway.fastpath.transport import raw_socket
 
@@ -104,9 +106,15 @@ class WsprotoSocket:
         return raw
 
     def send(self, message: str | bytes) -> None:
+        self.send_many((message,))
+
+    def send_many(self, messages: Sequence[str | bytes]) -> None:
+        """Send each message as one WebSocket message (text for ``str``, binary for ``bytes``), in order, in one
+        socket write. Raises OSError once the WebSocket is closed."""
         if not self._open:
             raise OSError("the WebSocket is closed")
-        self._write(self._conn.send(Message(data=message)))
+        self._write(b"".join(frame(message.encode("utf-8"), TEXT) if isinstance(message, str)
+                             else frame(message, BINARY) for message in messages))
 
     def close(self) -> None:
         """Send a close frame (unless the client's came first) and end our side of the TCP stream; the client
