@@ -324,12 +324,15 @@ class StreamingService:
         """Set by begin_shutdown: no new clients, /ready answers 503."""
         return self.admission.draining
 
-    def begin_shutdown(self, reason: str) -> int:
-        """Refuse new clients from now on and tell the connected ones (``server_shutdown``); returns how many
-        were told. Their connections are closed by the caller, after which their clients reconnect (to this
-        service's next process) by themselves."""
+    def begin_shutdown(self) -> None:
+        """Refuse new clients from now on (``SERVER_SHUTTING_DOWN``); /ready answers 503."""
         self.admission.draining = True
         self.metrics.shutting_down.set(1)
+
+    def tell_clients(self, reason: str) -> int:
+        """Tell every connected client that this process is going (``server_shutdown``); returns how many were
+        told. Their connections are closed by the caller, after which their clients reconnect (to this service's
+        next process) by themselves."""
         told = self.admission.count()
         self.socketio.emit(SERVER_SHUTDOWN, {
             "reason": reason,
@@ -340,8 +343,20 @@ class StreamingService:
         return told
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop every background task and close upstream connections; safe to call twice."""
+        """Stop every background task and close upstream connections; safe to call twice. Logs how long each
+        part took (a shutdown's next process waits for all of them)."""
+        took: dict[str, float] = {}
+        began = time.monotonic()
+
+        def done(part: str) -> None:
+            nonlocal began
+            now = time.monotonic()
+            took[part] = now - began
+            began = now
+
         self.lookups.stop()
+        for task in (*self._catalog_tasks, self.monitor, self.backlog):
+            task.cancel()  # all at once: each one's current step ends meanwhile, not one after the other
         if self.ingest is not None:
             self.ingest.stop(timeout)  # first: a standby takes over while this one closes
         if self.feed is not None:
@@ -352,21 +367,27 @@ class StreamingService:
             task.stop(timeout)
         self.monitor.stop(timeout)
         self.backlog.stop(timeout)
+        done("tasks")
         for pool in self.pools.values():
             pool.stop(timeout)
         if self.upstream_replay:
             self.upstream_replay.stop(timeout)
         if self.upstream_recorder:
             self.upstream_recorder.stop(timeout)  # after the pools: their last frames are in the file
+        done("upstream")
         self.cache.stop(timeout)
+        done("cache")
         if self.recorder is not None:
             self.recorder.stop(timeout)
+        done("history")
         for rest in self.rests.values():
             rest.close()
         for client in (self.cluster_bus, self.history_reader):
             if client is not None:
                 client.close()
-        log.info("%s stopped", self.settings.service_name)
+        done("clients")
+        log.info("%s stopped (%s)", self.settings.service_name,
+                 ", ".join(f"{part} {seconds:.2f}s" for part, seconds in took.items()))
 
     # -- clients ----------------------------------------------------------------------------------------------
     def connection_refusal(self, address: str) -> tuple[str, str] | None:

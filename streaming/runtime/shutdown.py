@@ -2,10 +2,14 @@
 
 1. refuse Socket.IO connects (``SERVER_SHUTTING_DOWN``) and answer ``/ready`` (and ``/health``) with 503, so
    load balancers and new clients see why;
-2. tell every client (``server_shutdown``), then close their connections: their clients' own reconnection
-   brings them back, to the next process;
-3. stop accepting connections (a client that reconnects from now on is refused by the kernel and retries);
-4. close the upstream connections cleanly, flush the cache writer to Redis and exit 0 at once (``end``).
+2. close the upstream connections cleanly, and flush the cache writer and the history to Redis: first, while
+   the event loop is calm (closing thousands of clients keeps it busy for seconds, and every step waits its
+   turn behind them); from now on no update goes out;
+3. tell every client (``server_shutdown``, the last message it gets), then close their connections: their
+   clients' own reconnection brings them back, to the next process;
+4. once every client's output has gone out (or its grace is over), stop accepting connections (a client that
+   reconnects from now on is refused by the kernel and retries), and exit 0 at once (``end``). A deploy starts
+   the next process only then: every second here is a second the clients wait (`make bench SCENARIO=storm`).
 
 If that takes longer than the bound, exit 1 anyway (PM2's kill_timeout is longer still). A second signal during
 a shutdown exits at once.
@@ -64,7 +68,8 @@ class GracefulShutdown:
         self._socketio.start_background_task(self._watchdog)
 
     def wait(self) -> int:
-        """Block until a requested shutdown has finished; returns the exit status (0)."""
+        """Block until a requested shutdown has finished (the process normally ends before this returns: the
+        shutdown calls ``end`` itself); returns the exit status (0)."""
         self._done.wait()
         return 0
 
@@ -73,6 +78,7 @@ class GracefulShutdown:
         then; the interpreter's own teardown of what every client left (green threads, sockets, sessions) would
         take seconds under thousands of them, and a deploy starts the next process only once this one is gone,
         so its clients would wait that much longer to be served again (`make bench SCENARIO=storm`)."""
+        log.info("exiting with status %d", status)
         _flush_logs()
         self._exit_now(status)
 
@@ -81,31 +87,36 @@ class GracefulShutdown:
         deadline = started + self._timeout
         log.info("%s received: shutting down (at most %.0fs)", reason, self._timeout)
         try:
-            told = self._service.begin_shutdown(reason)
-            marks = [time.monotonic()]
-            self._close_clients(min(deadline, time.monotonic() + CLIENTS_GRACE))
+            self._service.begin_shutdown()
+            self._service.stop(timeout=max(0.5, deadline - time.monotonic() - CLIENTS_GRACE - 0.5))
+            stopped_at = time.monotonic()
+            told = self._service.tell_clients(reason)
+            self._close_transports()
+            self._wait_for_clients(min(deadline, time.monotonic() + CLIENTS_GRACE))
             self._server.stop_accepting()
-            marks.append(time.monotonic())
-            self._service.stop(timeout=max(0.5, deadline - time.monotonic() - 0.5))
-            marks.append(time.monotonic())
-            log.info("shutdown complete in %.2fs: %d clients told (%.2fs), their connections closed (%.2fs), "
-                     "upstream closed and cache flushed (%.2fs)", marks[-1] - started, told, marks[0] - started,
-                     marks[1] - marks[0], marks[2] - marks[1])
+            log.info("shutdown complete in %.2fs: upstream closed and cache flushed (%.2fs), then %d clients told "
+                     "and their connections closed (%.2fs)", time.monotonic() - started, stopped_at - started,
+                     told, time.monotonic() - stopped_at)
         except Exception:  # still exit; the watchdog is the last resort, not the plan
             log.exception("shutdown step failed; exiting anyway")
-        finally:
-            self._done.set()
+        self._done.set()
+        # From here, not from the waiting main thread: under a storm of closing clients the event loop would
+        # take seconds to get back to it.
+        self.end(0)
 
-    def _close_clients(self, until: float) -> None:
-        """Close every Engine.IO connection after what is queued for it (server_shutdown last) has gone out;
-        halfway to ``until``, shut down the TCP sockets of clients that are not reading.
+    def _close_transports(self) -> None:
+        """Close every Engine.IO connection: what is queued for it (server_shutdown last) goes out first."""
+        for eio_sid in list(self._socketio.server.eio.sockets):
+            close_transport(self._socketio, eio_sid)
+
+    def _wait_for_clients(self, until: float) -> None:
+        """Wait until every closed connection's output has gone out; halfway to ``until``, shut down the TCP
+        sockets of clients that are not reading.
 
         A WebSocket counts as closed once its writer has taken the end of its queue (``still_closing``); the
         process exit ends what is left of its handler."""
         server = self._socketio.server
         eio = server.eio
-        for eio_sid in list(eio.sockets):
-            close_transport(self._socketio, eio_sid)
         halfway = time.monotonic() + (until - time.monotonic()) / 2
         while _unclosed(eio) and time.monotonic() < halfway:
             self._socketio.sleep(POLL)

@@ -10,7 +10,6 @@ from streaming.cluster.wire import MalformedMessage, Message, parse_message
 from streaming.core.packets import packet
 
 
-
 def compact(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 

@@ -15,8 +15,8 @@ def service(**changes: object) -> StreamingService:
 def test_connects_are_refused_once_shutting_down() -> None:
     svc = service()
     assert svc.connection_refusal("10.0.0.1") is None
-    told = svc.begin_shutdown("SIGTERM")
-    assert told == 0
+    svc.begin_shutdown()
+    assert svc.tell_clients("SIGTERM") == 0
     code, reason = svc.connection_refusal("10.0.0.1")
     assert code == SHUTTING_DOWN and "reconnect" in reason
     assert svc.metrics.registry.get_sample_value("websocket_streaming_shutting_down") == 1
