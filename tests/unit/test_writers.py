@@ -24,11 +24,11 @@ class FakeWebSocket:
         self.closed = True
 
 
-def setup(fail_on: str | None = None):
+def setup(fail_on: str | None = None, kind: type[FakeWebSocket] = FakeWebSocket):
     server = engineio.Server(async_mode="threading")
     sock = engineio.socket.Socket(server, "sid")
     spawned: list = []
-    ws = FakeWebSocket(fail_on)
+    ws = kind(fail_on)
     return sock, ws, OnDemandWriter(sock, ws, spawned.append), spawned
 
 
@@ -88,11 +88,7 @@ class BatchingWebSocket(FakeWebSocket):
 
 
 def batching(fail_on: str | None = None):
-    server = engineio.Server(async_mode="threading")
-    sock = engineio.socket.Socket(server, "sid")
-    spawned: list = []
-    ws = BatchingWebSocket(fail_on)
-    return sock, ws, OnDemandWriter(sock, ws, spawned.append), spawned
+    return setup(fail_on, BatchingWebSocket)
 
 
 def test_what_is_queued_goes_out_in_writes_of_several_messages_in_order() -> None:
