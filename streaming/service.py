@@ -355,8 +355,6 @@ class StreamingService:
             began = now
 
         self.lookups.stop()
-        for task in (*self._catalog_tasks, self.monitor, self.backlog):
-            task.cancel()  # all at once: each one's current step ends meanwhile, not one after the other
         if self.ingest is not None:
             self.ingest.stop(timeout)  # first: a standby takes over while this one closes
         if self.feed is not None:

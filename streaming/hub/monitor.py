@@ -97,10 +97,6 @@ class StreamMonitor:
     def stop(self, timeout: float = 5.0) -> None:
         self._task.stop(timeout)
 
-    def cancel(self) -> None:
-        """Stop after the current check, without waiting for it."""
-        self._task.cancel()
-
     def check(self) -> None:  # returns None: the next check after CHECK_INTERVAL
         """Mark symbols that went quiet as stale; forget symbols no longer streamed."""
         watched = set(self._watched())

@@ -98,14 +98,10 @@ class PeriodicTask:
         """Run the next step now rather than after the wait."""
         self._wake.set()
 
-    def cancel(self) -> None:
-        """Stop after the current step, without waiting for it (``stop`` waits)."""
-        self._stop.set()
-        self._wake.set()
-
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop after the current step; returns whether the task ended within ``timeout``."""
-        self.cancel()
+        self._stop.set()
+        self._wake.set()
         return self._done.wait(timeout)
 
     def _run(self) -> None:

@@ -137,10 +137,6 @@ class BacklogGuard:
     def stop(self, timeout: float = 5.0) -> None:
         self._task.stop(timeout)
 
-    def cancel(self) -> None:
-        """Stop after the current check, without waiting for it."""
-        self._task.cancel()
-
     def backlog(self, eio_sid: str) -> int | None:
         """Packets queued for a client now (None: it is gone); a sender that must not outrun it waits on this."""
         sock = self._eio.sockets.get(eio_sid)
