@@ -5,7 +5,9 @@ its fields are ``t`` (the update's time, epoch ms, never decreasing within a str
 wire JSON, without offset and epoch). The hash ``history:meta`` holds ``<epoch>:<newest offset>`` per channel:
 what a new process continues from. Appends are checked against it in one script, so a history that Redis lost
 (flushed, evicted, replaced by another epoch) is noticed at the next write instead of being continued under a
-wrong epoch. Count retention is ``XADD ... MAXLEN ~``; age retention trims the oldest entries by their ``t``.
+wrong epoch. An append is idempotent: entries at or below the stored newest offset are skipped, so a write that
+timed out (and may have been applied) can be sent again. Count retention is ``XADD ... MAXLEN ~``; age
+retention trims the oldest entries by their ``t``.
 
 Every Redis failure raises HistoryUnavailable; the recorder decides what to do about it.
 """
@@ -29,17 +31,23 @@ META_KEY = "history:meta"
 
 # KEYS: stream, meta. ARGV: channel, epoch, fresh (1: the epoch starts here), maxlen, then (id, t, d) triples.
 # Returns 1, or 0 when the stored epoch is not ours (the history was lost or replaced): nothing is written then.
+# Entries at or below the stored newest offset are there already (a write sent again) and are skipped.
 _APPEND = """
 local meta = redis.call('HGET', KEYS[2], ARGV[1])
+local stored = -1
 if ARGV[3] == '1' then
   redis.call('DEL', KEYS[1])
 elseif (not meta) or string.sub(meta, 1, #ARGV[2] + 1) ~= ARGV[2] .. ':' then
   return 0
+else
+  stored = tonumber(string.sub(meta, #ARGV[2] + 2)) or -1
 end
 local last = nil
 for i = 5, #ARGV, 3 do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], ARGV[i], 't', ARGV[i + 1], 'd', ARGV[i + 2])
-  last = ARGV[i]
+  if tonumber(string.sub(ARGV[i], 1, -3)) > stored then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], ARGV[i], 't', ARGV[i + 1], 'd', ARGV[i + 2])
+    last = ARGV[i]
+  end
 end
 if last then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[2] .. ':' .. string.sub(last, 1, -3))
@@ -51,7 +59,14 @@ return 1
 
 
 class HistoryUnavailable(StreamingError):
+    """Redis failed. ``timed_out``: it did not answer in time (it may only be slow, and a write may have been
+    applied), rather than refusing or dropping the connection."""
+
     code = "HISTORY_UNAVAILABLE"
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +91,8 @@ def _entry(raw_id: bytes, fields: Mapping[bytes, bytes]) -> Entry[str]:
 # The bound for everything but a request's reads: the recorder's writes, trims and pings and the start-up reads
 # run in the background, where nothing waits on them but the history itself. Under a reconnect storm (a deploy's
 # clients all coming back at once) the event loop can go more than a second between two looks at a socket, and
-# an answer that arrived meanwhile times out all the same. The recorder takes a timeout for Redis being down:
-# every channel starts a new epoch, and no client can recover what it missed across the restart.
+# an answer that arrived meanwhile times out all the same. The recorder sends a timed-out write again (appends
+# are idempotent) for a while before it takes Redis for down, which starts every channel with a new epoch.
 BACKGROUND_TIMEOUT = 5.0
 
 
@@ -87,14 +102,14 @@ def _client(host: str, port: int, db: int, timeout: float) -> redis.Redis:
 
 
 class RedisHistory:
-    def __init__(self, host: str, port: int, db: int) -> None:
-        self._client = _client(host, port, db, BACKGROUND_TIMEOUT)
+    def __init__(self, host: str, port: int, db: int, background_timeout: float = BACKGROUND_TIMEOUT) -> None:
+        self._client = _client(host, port, db, background_timeout)
         self._requests = _client(host, port, db, REDIS_TIMEOUT)  # read(): a slow Redis must not hold a request
         self._append = self._client.register_script(_APPEND)
         self.address = f"{host}:{port}/{db}"
 
     def _fail(self, what: str, exc: redis.RedisError) -> HistoryUnavailable:
-        return HistoryUnavailable(f"{what} Redis at {self.address} failed: {exc}")
+        return HistoryUnavailable(f"{what} Redis at {self.address} failed: {exc}", isinstance(exc, redis.TimeoutError))
 
     def ping(self) -> None:
         try:

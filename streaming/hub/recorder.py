@@ -5,7 +5,9 @@ in memory at once and in Redis Streams in batches, like the ticker cache's write
 background task appends what was recorded to Redis every FLUSH_INTERVAL. The history lives in one store at a
 time: Redis when it answers (a new process continues each channel's epoch and offsets from it), else memory
 only. Every switch between them starts every channel afresh, with a new epoch, so a position from one store is
-never taken for a position in the other; so does a channel whose history Redis lost (flushed, evicted).
+never taken for a position in the other; so does a channel whose history Redis lost (flushed, evicted). A write
+that only timed out is not a switch: its updates are written again (appends are idempotent) until Redis has not
+answered for TIMEOUT_GRACE seconds.
 
 Recoveries are served from memory, which holds each channel's newest updates whatever the store: at least
 RECOVERY_MAX_UPDATES of them, and on start-up the newest ones stored in Redis. Reads of the history
@@ -17,7 +19,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 
 from cache.history_store import ChannelAppend, HistoryUnavailable, RedisHistory
@@ -44,6 +46,11 @@ RECOVERY_MARGIN = 200
 # Histories found lost this many times within LOSS_WINDOW seconds: another process writes the same keys.
 LOSSES_OF_A_SECOND_WRITER = 3
 LOSS_WINDOW = 60.0
+# A write or ping that timed out may only mean a slow Redis or a busy event loop (a deploy's clients all
+# reconnecting at once make it so: the answer was there, but read too late). Its updates stay queued and are
+# written again until Redis has given nothing but timeouts for this long; only then does the history go to
+# memory, which starts every channel with a new epoch, so that no client can recover across it.
+TIMEOUT_GRACE = 30.0
 
 
 class HistoryStore(StrEnum):
@@ -81,6 +88,7 @@ class Recorder:
         self._redis_error = "not connected yet"
         self._reported_down = False
         self._last_contact = 0.0
+        self._timing_out_since: float | None = None  # when the current run of timed-out writes began
         self._connected_before = False
         self._losses: list[float] = []  # when Redis was found not to hold a channel's history
         self._reported_writer = False
@@ -179,6 +187,10 @@ class Recorder:
         if self._redis is None:
             return HistoryStore.MEMORY, "history in memory (REDIS_ENABLED=false)"
         if self.store is HistoryStore.REDIS:
+            if self._timing_out_since is not None:
+                return HistoryStore.REDIS, (f"history in Redis Streams at {self._redis.address}; its writes time "
+                                            f"out (for {self._monotonic() - self._timing_out_since:.0f}s), and are "
+                                            "sent again")
             return HistoryStore.REDIS, f"history in Redis Streams at {self._redis.address}"
         return HistoryStore.MEMORY, (f"history in memory: Redis at {self._redis.address} unavailable "
                                      f"({self._redis_error}); retrying")
@@ -206,9 +218,9 @@ class Recorder:
         if not self.flush() and self._monotonic() - self._last_contact >= REDIS_RETRY_INTERVAL:
             try:  # idle: a ping notices an outage as soon as a write would
                 self._redis.ping()
-                self._last_contact = self._monotonic()
+                self._answered()
             except HistoryUnavailable as exc:
-                self._down(exc, HistoryOperation.PING)
+                self._failed(exc, HistoryOperation.PING)
         if self.store is HistoryStore.REDIS and self._monotonic() >= self._next_trim:
             self._next_trim = self._monotonic() + TRIM_INTERVAL
             self._trim()
@@ -237,6 +249,7 @@ class Recorder:
             for channel, (epoch, offset, tail) in adopted.items():
                 self._history.adopt(channel, epoch, offset, tail)
         self._reported_down = False
+        self._timing_out_since = None
         self._last_contact = self._monotonic()
         log.info("history: recording in Redis Streams at %s (%d stored channel histories continued)",
                  self._redis.address, len(adopted))
@@ -266,9 +279,10 @@ class Recorder:
         try:
             lost = self._redis.append(batches)
         except HistoryUnavailable as exc:
-            self._down(exc, HistoryOperation.WRITE)
+            if self._failed(exc, HistoryOperation.WRITE):
+                self._requeue(batches, pending)
             return 0
-        self._last_contact = self._monotonic()
+        self._answered()
         written = sum(len(batch.entries) for key, batch in batches.items() if key not in lost)
         self._metrics.history_writes.inc(written)
         if lost:
@@ -285,6 +299,47 @@ class Recorder:
                 self._fresh.add(channel)
                 self._pending_count -= len(self._pending.pop(channel, ()))
         return written
+
+    def _requeue(self, batches: Mapping[str, ChannelAppend], channels: Iterable[Channel]) -> None:
+        """Put a write that timed out back in front of what was recorded since, to be sent again; not for a
+        channel started afresh meanwhile (its entries belong to an epoch that is over)."""
+        with self._lock:
+            if self.store is not HistoryStore.REDIS:
+                return
+            for channel in channels:
+                batch = batches[channel.key]
+                history = self._history.get(channel)
+                if history is None or history.epoch != batch.epoch:
+                    continue
+                self._pending[channel] = [*batch.entries, *self._pending.get(channel, ())]
+                self._pending_count += len(batch.entries)
+                if batch.fresh:
+                    self._fresh.add(channel)
+
+    def _answered(self) -> None:
+        """Redis answered a write or a ping."""
+        self._last_contact = self._monotonic()
+        if self._timing_out_since is not None:
+            assert self._redis is not None
+            log.info("history: Redis at %s answers again after %.1fs of timed-out writes; what they held is "
+                     "written, every channel goes on in its epoch", self._redis.address,
+                     self._last_contact - self._timing_out_since)
+            self._timing_out_since = None
+
+    def _failed(self, exc: HistoryUnavailable, operation: HistoryOperation) -> bool:
+        """A write or ping failed: True when it only timed out and Redis has answered within TIMEOUT_GRACE (try
+        again); else Redis is taken for down (False)."""
+        now = self._monotonic()
+        if exc.timed_out and self.store is HistoryStore.REDIS:
+            if self._timing_out_since is None:
+                self._timing_out_since = now
+                log.warning("history: %s; sending it again (Redis may only be slow, or the event loop busy); "
+                            "recording in memory if Redis does not answer within %.0fs", exc, TIMEOUT_GRACE)
+            if now - self._timing_out_since < TIMEOUT_GRACE:
+                self._metrics.history_errors.labels(operation).inc()
+                return True
+        self._down(exc, operation)
+        return False
 
     def _note_losses(self, count: int) -> None:
         """Histories lost again and again mean another process records into the same keys: say so once."""
@@ -316,6 +371,7 @@ class Recorder:
         """Redis failed: record in memory from now on, every channel afresh; retry Redis later."""
         self._metrics.history_errors.labels(operation).inc()
         self._next_retry = self._monotonic() + REDIS_RETRY_INTERVAL
+        self._timing_out_since = None
         self._redis_error = str(exc).split(": ", 1)[-1][:200]
         with self._lock:
             if self.store is HistoryStore.REDIS:

@@ -69,9 +69,72 @@ def test_a_slow_answer_fails_a_request_read_fast_but_not_a_background_write(priv
     store.close()
 
 
-def recorder(port: int, tasks) -> Recorder:
-    return Recorder(RedisHistory("127.0.0.1", port, 0), {kind: Retention(1000, 86400) for kind in Kind}, 1000,
-                    100, tasks, ServiceMetrics(CollectorRegistry()))
+def test_an_append_sent_again_skips_what_is_stored_and_a_timeout_says_so(private_redis) -> None:
+    """A write that timed out may have been applied: sending it again (with what came since) adds each entry
+    once. The error tells a timeout (Redis may only be slow) from a Redis that is gone."""
+    store = RedisHistory("127.0.0.1", private_redis.port, 0, background_timeout=0.3)
+    client = redis.Redis(port=private_redis.port)
+    assert store.append({KEY: ChannelAppend("e1", True, 1000, entries(1, 5))}) == set()
+    assert store.append({KEY: ChannelAppend("e1", False, 1000, entries(3, 8))}) == set()
+    assert [int(raw_id.split(b"-")[0]) for raw_id, _ in client.xrange("history:" + KEY)] == list(range(1, 9))
+    assert client.hget(META_KEY, KEY) == b"e1:8"
+    assert store.append({KEY: ChannelAppend("e1", False, 1000, entries(1, 8))}) == set(), "all there: a no-op"
+    assert client.xlen("history:" + KEY) == 8 and client.hget(META_KEY, KEY) == b"e1:8"
+    assert store.append({KEY: ChannelAppend("e1", True, 1000, entries(1, 3))}) == set(), "fresh replaces"
+    assert client.xlen("history:" + KEY) == 3 and client.hget(META_KEY, KEY) == b"e1:3"
+    client.execute_command("CLIENT", "PAUSE", 1000, "ALL")
+    with pytest.raises(HistoryUnavailable) as slow:
+        store.append({KEY: ChannelAppend("e1", False, 1000, entries(4, 4))})
+    assert slow.value.timed_out
+    time.sleep(1.0)
+    private_redis.stop()
+    with pytest.raises(HistoryUnavailable) as gone:
+        store.append({KEY: ChannelAppend("e1", False, 1000, entries(4, 4))})
+    assert not gone.value.timed_out
+    store.close()
+
+
+def recorder(port: int, tasks, timeout: float = 5.0) -> Recorder:
+    return Recorder(RedisHistory("127.0.0.1", port, 0, background_timeout=timeout),
+                    {kind: Retention(1000, 86400) for kind in Kind}, 1000, 100, tasks, ServiceMetrics(CollectorRegistry()))
+
+
+def stored_offsets(port: int) -> list[int]:
+    return [int(raw_id.split(b"-")[0]) for raw_id, _ in redis.Redis(port=port).xrange("history:" + KEY)]
+
+
+def test_writes_that_time_out_are_sent_again_and_every_channel_keeps_its_epoch(tasks, private_redis) -> None:
+    """Redis answering too late for the writes' timeout, for a while (what a reconnect storm's busy event loop
+    makes of a prompt Redis): the history stays in Redis, in the same epoch, and holds every update once."""
+    history = recorder(private_redis.port, tasks, timeout=0.2)
+    history.start()
+    first = history.record(CHANNEL, {"id": 0}, time.time())
+    wait_for(lambda: stored_offsets(private_redis.port) == [1], timeout=3)
+    redis.Redis(port=private_redis.port).execute_command("CLIENT", "PAUSE", 1500, "ALL")
+    positions = [first]
+    for n in range(1, 30):
+        positions.append(history.record(CHANNEL, {"id": n}, time.time()))
+        time.sleep(0.05)
+    assert "time out" in history.status()[1], "/health says the writes time out"
+    wait_for(lambda: stored_offsets(private_redis.port) == list(range(1, 31)), timeout=5,
+             message="every update in Redis once, in order")
+    assert history.store is HistoryStore.REDIS and {p.epoch for p in positions} == {first.epoch}
+    assert history.status()[1] == f"history in Redis Streams at 127.0.0.1:{private_redis.port}/0"
+    recovery = history.recover(CHANNEL, positions[3], 100)
+    assert recovery.recovered and [e.offset for e in recovery.entries] == list(range(5, 31))
+    history.stop()
+
+
+def test_writes_that_keep_timing_out_send_the_history_to_memory(tasks, private_redis, monkeypatch) -> None:
+    monkeypatch.setattr("streaming.hub.recorder.TIMEOUT_GRACE", 0.5)
+    history = recorder(private_redis.port, tasks, timeout=0.2)
+    history.start()
+    before = history.record(CHANNEL, {"id": 0}, time.time())
+    redis.Redis(port=private_redis.port).execute_command("CLIENT", "PAUSE", 3000, "ALL")
+    history.record(CHANNEL, {"id": 1}, time.time())
+    wait_for(lambda: history.store is HistoryStore.MEMORY, timeout=2.5, message="memory after the grace")
+    assert history.position(CHANNEL).epoch != before.epoch
+    history.stop()
 
 
 def test_a_new_process_continues_the_stored_epoch_and_redis_going_away_starts_a_new_one(tasks, private_redis) -> None:
