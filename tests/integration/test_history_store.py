@@ -96,7 +96,8 @@ def test_an_append_sent_again_skips_what_is_stored_and_a_timeout_says_so(private
 
 def recorder(port: int, tasks, timeout: float = 5.0) -> Recorder:
     return Recorder(RedisHistory("127.0.0.1", port, 0, background_timeout=timeout),
-                    {kind: Retention(1000, 86400) for kind in Kind}, 1000, 100, tasks, ServiceMetrics(CollectorRegistry()))
+                    {kind: Retention(1000, 86400) for kind in Kind}, 1000, 100, tasks,
+                    ServiceMetrics(CollectorRegistry()))
 
 
 def stored_offsets(port: int) -> list[int]:
