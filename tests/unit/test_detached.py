@@ -283,6 +283,18 @@ def test_malformed_engineio_input_ends_the_connection(served: Served) -> None:
     _assert_ended(served)
 
 
+def test_a_packet_for_an_idle_client_goes_straight_into_its_socket_without_a_green_thread(served: Served) -> None:
+    served.serve()
+    spawned = served.loop.spawned
+    served.sock.send(eio_packet.Packet(eio_packet.MESSAGE, '2["subscribed",{}]'))
+    served.sock.send(eio_packet.Packet(eio_packet.MESSAGE, "31[]"))
+    assert served.loop.spawned == spawned and served.sock.queue.qsize() == 0
+    texts = []
+    while len(texts) < 2:
+        texts += [event.data for event in served.client.events(until=TextMessage) if isinstance(event, TextMessage)]
+    assert texts == ['42["subscribed",{}]', "431[]"]
+
+
 def test_a_server_close_sends_a_close_frame_and_waits_for_the_answer(served: Served) -> None:
     served.serve()
     served.sock.close(wait=False, abort=True)  # python-engineio's close: the writer closes the WebSocket

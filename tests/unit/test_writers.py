@@ -122,3 +122,64 @@ def test_a_failed_write_of_several_ends_the_connection() -> None:
     assert ws.closed and ws.sent == []
     sock.send(packet.Packet(packet.MESSAGE, "c"))
     assert spawned == []
+
+
+class OfferingWebSocket(BatchingWebSocket):
+    """The fast path's WebSocket: it can also take messages past the queue, when its socket has room now."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        super().__init__(fail_on)
+        self.room = True
+        self.offered: list[str] = []
+
+    def offer(self, messages: list[str]) -> bool:
+        if not self.room:
+            return False
+        self.offered.extend(messages)
+        self.sent.extend(messages)
+        return True
+
+
+def offering():
+    return setup(None, OfferingWebSocket)
+
+
+def test_with_nothing_queued_a_packet_goes_straight_to_the_socket_without_a_green_thread() -> None:
+    sock, ws, writer, spawned = offering()
+    writer.start()
+    run(spawned)  # the start's own wake: nothing queued
+    sock.send(packet.Packet(packet.MESSAGE, "40"))
+    sock.send(packet.Packet(packet.MESSAGE, '2["subscribed",{}]'))
+    assert spawned == [] and sock.queue.qsize() == 0
+    assert ws.offered == ["440", '42["subscribed",{}]'] and ws.writes == []
+
+
+def test_a_socket_without_room_queues_and_what_follows_waits_for_the_writer_in_order() -> None:
+    sock, ws, writer, spawned = offering()
+    writer.start()
+    run(spawned)
+    ws.room = False
+    sock.send(packet.Packet(packet.MESSAGE, "a"))
+    ws.room = True  # room again, but "a" is still queued: "b" must not pass it
+    sock.send(packet.Packet(packet.MESSAGE, "b"))
+    assert ws.offered == [] and len(spawned) == 1
+    run(spawned)
+    assert ws.sent == ["4a", "4b"] and ws.writes == [["4a", "4b"]]
+    sock.send(packet.Packet(packet.MESSAGE, "c"))
+    assert ws.offered == ["4c"] and spawned == [], "drained: straight to the socket again"
+
+
+def test_what_was_queued_before_start_goes_first_and_the_end_marker_is_never_offered() -> None:
+    sock, ws, writer, spawned = offering()
+    sock.send(packet.Packet(packet.OPEN, {"sid": "sid"}))
+    writer.start()
+    sock.send(packet.Packet(packet.MESSAGE, "40"))  # the writer is due: this waits behind the open packet
+    assert ws.offered == []
+    run(spawned)
+    assert ws.sent == ['0{"sid":"sid"}', "440"]
+    sock.queue.put(None)
+    assert len(spawned) == 1 and not ws.closed
+    run(spawned)
+    assert ws.closed
+    sock.send(packet.Packet(packet.MESSAGE, "after the end"))
+    assert ws.offered == [] and spawned == []

@@ -8,6 +8,12 @@ what is queued, in order, through the same WebSocket object (where it has ``send
 MESSAGES_PER_WRITE messages in one socket write), then ends. As python-engineio's writer does, it closes the
 WebSocket when it reads the end-of-connection marker (None) or a send fails, and ``join`` waits for that.
 
+Where the WebSocket can ``offer`` (the fast path's, see streaming.gateway.fastpath.wsproto_socket), a packet put
+while nothing is queued or being written for the client goes straight into its socket, if the socket takes it
+without waiting: no green thread at all, and no wait for one's turn. A deploy's reconnecting clients get their
+connect answer, their ``subscribed`` and their acknowledgements that way, so their live updates are not queued
+behind a writer that a loop busy with thousands of handshakes runs seconds later.
+
 Only for clients that connected with the WebSocket transport directly: during an upgrade from long-polling a
 polling request may still be waiting on the same queue.
 """
@@ -29,17 +35,22 @@ MESSAGES_PER_WRITE = 64
 _waking_classes: dict[type, type] = {}
 
 
-def waking_queue(queue: Any, wake: Callable[[], None]) -> Any:
-    """A queue of the same class as ``queue`` with its items, that calls ``wake()`` after every put."""
+def waking_queue(queue: Any, wake: Callable[[], None], offer: Callable[[Any], bool] | None = None) -> Any:
+    """A queue of the same class as ``queue`` with its items, that calls ``wake()`` after every put. With
+    ``offer``, a put first offers its item (not the end marker, None) there: True means it went out, and it is
+    not queued."""
     base = type(queue)
     cls = _waking_classes.get(base)
     if cls is None:
 
         def put(self: Any, item: Any, block: bool = True, timeout: float | None = None) -> None:
+            if item is not None and self.offer is not None and self.offer(item):
+                return
             base.put(self, item, block, timeout)
             self.wake()
 
-        cls = type(f"Waking{base.__name__}", (base,), {"put": put, "wake": staticmethod(lambda: None)})
+        cls = type(f"Waking{base.__name__}", (base,), {"put": put, "wake": staticmethod(lambda: None),
+                                                       "offer": None})
         _waking_classes[base] = cls
     waking = cls()
     while True:
@@ -50,6 +61,7 @@ def waking_queue(queue: Any, wake: Callable[[], None]) -> Any:
         queue.task_done()
         base.put(waking, item)
     waking.wake = wake
+    waking.offer = offer
     return waking
 
 
@@ -63,9 +75,12 @@ class OnDemandWriter:
         self._running = False
         self._finished = False
         self._done: Any = None  # an Event, made only if somebody waits before the end (saves memory per client)
+        self._direct: Any = None  # the WebSocket's offer, if it has one
 
     def start(self) -> None:
-        self._sock.queue = waking_queue(self._sock.queue, self._wake)
+        direct = getattr(self._ws, "offer", None)
+        self._sock.queue = waking_queue(self._sock.queue, self._wake, self._offer if direct is not None else None)
+        self._direct = direct
         self._wake()
 
     def join(self, timeout: float | None = None) -> None:
@@ -73,6 +88,13 @@ class OnDemandWriter:
             if self._done is None:
                 self._done = threading.Event()  # green under monkey patching
             self._done.wait(timeout)
+
+    def _offer(self, pkt: Any) -> bool:
+        """Send one packet now, past the queue, if nothing is queued or being written for this client and its
+        socket takes it without waiting; False: it is queued (and the writer woken)."""
+        if self._running or self._finished or self._sock.queue.qsize():
+            return False
+        return bool(self._direct((pkt.encode(),)))
 
     def _wake(self) -> None:
         if not self._running and not self._finished:

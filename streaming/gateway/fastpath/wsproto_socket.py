@@ -113,8 +113,14 @@ class WsprotoSocket:
         socket write. Raises OSError once the WebSocket is closed."""
         if not self._open:
             raise OSError("the WebSocket is closed")
-        self._write(b"".join(frame(message.encode("utf-8"), TEXT) if isinstance(message, str)
-                             else frame(message, BINARY) for message in messages))
+        self._write(_frames(messages))
+
+    def offer(self, messages: Sequence[str | bytes]) -> bool:
+        """Send the messages as ``send_many`` does, but only if they can go now without waiting: nothing else on
+        its way to the client and room in its socket (the Outlet's rule). False: nothing was sent."""
+        if not self._open or self.outlet is None:
+            return False
+        return self.outlet.offer(_frames(messages))
 
     def close(self) -> None:
         """Send a close frame (unless the client's came first) and end our side of the TCP stream; the client
@@ -170,3 +176,8 @@ class WsprotoSocket:
             parts, self._partial, self._partial_size = self._partial, [], 0
             whole = parts[0] if len(parts) == 1 else parts[0][:0].join(parts)  # type: ignore[arg-type]
             self._messages.append(whole)
+
+
+def _frames(messages: Sequence[str | bytes]) -> bytes:
+    return b"".join(frame(message.encode("utf-8"), TEXT) if isinstance(message, str) else frame(message, BINARY)
+                    for message in messages)
