@@ -94,7 +94,7 @@ class OnDemandWriter:
         socket takes it without waiting; False: it is queued (and the writer woken)."""
         if self._running or self._finished or self._sock.queue.qsize():
             return False
-        return bool(self._direct((pkt.encode(),)))
+        return self._direct((pkt.encode(),))
 
     def _wake(self) -> None:
         if not self._running and not self._finished:
