@@ -90,6 +90,8 @@ const storm = {
   missed: 0, // updates skipped on a channel, by offset (same epoch): neither sent live nor recovered
   repeated: 0, // updates whose offset the client already had (same epoch)
   epochChanged: 0, // channels whose epoch changed across the restart (their position could not be recovered)
+  closedAt: [], // ms after t0 of each connection's end (the old process closing it)
+  failedAt: [], // ms after t0 of each failed reconnection attempt (refused, reset, timed out)
 };
 
 /** `clients` records: a socket, the symbols it asks for, per symbol the keys it got in the window and the newest
@@ -195,6 +197,7 @@ function connectOne(index) {
     socket.on("error", (error) => bump(stats.errors, (error && error.code) || "error"));
     socket.on("disconnect", (reason) => {
       if (client.connected) bump(stats.disconnects, reason);
+      if (storm.t0 !== null) storm.closedAt.push(Date.now() - storm.t0);
       client.connected = false;
     });
     socket.on("connect", () => {
@@ -227,7 +230,10 @@ function followReconnects(client) {
   });
   socket.on("connect_error", (err) => {
     if (client.generation === 0) return; // the first connect's: counted by connectOne
-    if (storm.t0 !== null) bump(storm.refused, refusalOf(err));
+    if (storm.t0 !== null) {
+      bump(storm.refused, refusalOf(err));
+      storm.failedAt.push(Date.now() - storm.t0);
+    }
     if (!socket.active && RETRIED_REFUSALS.has(err && err.data && err.data.code)) {
       setTimeout(() => {
         if (storm.t0 !== null) storm.attempts += 1;
@@ -373,6 +379,8 @@ function stormReport() {
     missed: storm.missed,
     repeated: storm.repeated,
     epochChanged: storm.epochChanged,
+    closedAt: storm.closedAt,
+    failedAt: storm.failedAt,
     connectedNow: clients.filter((c) => c.connected).length,
   });
 }

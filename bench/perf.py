@@ -61,7 +61,7 @@ from bench.perf_processes import (
     rss_bytes,
 )
 from bench.perf_report import Row, console_tables, markdown_section, merge_reports, settings_note, write_section
-from bench.perf_storm import ProcessSample, StormResult, merge_storm_reports
+from bench.perf_storm import ProcessSample, StormResult, merge_storm_reports, timeline
 from tests.e2e.process import ROOT
 from tests.fakes.binance import FakeBinance
 from tests.fakes.connection import now_ms
@@ -463,6 +463,9 @@ def note_storm(row: Row, storm: StormResult) -> None:
     row.notes.append(f"{storm.attempts:,} reconnection attempts; `since` answered recovered: true for "
                      f"{storm.recovered_channels:,} channels and false for {storm.unrecovered_channels:,}; "
                      f"{storm.recovered_updates:,} recovered updates re-sent")
+    if storm.closed_ms or storm.failed_ms:
+        row.notes.append("per second after the SIGTERM, connections closed / reconnections failed / clients live "
+                         f"again: {timeline(storm)}")
     if storm.epoch_changed:
         row.notes.append(f"{storm.epoch_changed:,} channels changed epoch across the restart")
     if storm.silent_workers:

@@ -55,6 +55,8 @@ class StormResult:
     missed: int
     repeated: int
     epoch_changed: int
+    closed_ms: list[float] = field(default_factory=list)  # each connection's end after t0
+    failed_ms: list[float] = field(default_factory=list)  # each failed reconnection attempt after t0
     silent_workers: int = 0
     exited_s: float | None = None  # the old process had exited (seconds after t0)
     ready_s: float | None = None  # the new one answered /ready
@@ -112,8 +114,28 @@ def merge_storm_reports(reports: Iterable[dict[str, Any]], silent_workers: int =
         missed=sum(r["missed"] for r in reports),
         repeated=sum(r["repeated"] for r in reports),
         epoch_changed=sum(r["epochChanged"] for r in reports),
+        closed_ms=[ms for r in reports for ms in r.get("closedAt", ())],
+        failed_ms=[ms for r in reports for ms in r.get("failedAt", ())],
         silent_workers=silent_workers,
     )
+
+
+def per_second(ms: Iterable[float], seconds: int) -> list[int]:
+    """How many of ``ms`` (ms after t0) fell in each second 0..seconds-1 after t0; the last counts the rest."""
+    counts = [0] * seconds
+    for value in ms:
+        counts[min(seconds - 1, max(0, int(value // 1000)))] += 1
+    return counts
+
+
+def timeline(storm: StormResult, seconds: int = 30) -> str:
+    """Per second after t0: connections closed, reconnection attempts failed, clients live again (c/f/l), for
+    the seconds with any; what shows where a restart's time goes (the old process's closing, the dead port, the
+    clients' backoff)."""
+    closed, failed = per_second(storm.closed_ms, seconds), per_second(storm.failed_ms, seconds)
+    live = per_second([ms for ms in storm.live_ms if ms is not None], seconds)
+    cells = [f"{s}s {c}/{f}/{n}" for s, (c, f, n) in enumerate(zip(closed, failed, live)) if c or f or n]
+    return "; ".join(cells)
 
 
 # ---------------------------------------------------------------- formatting
