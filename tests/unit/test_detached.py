@@ -310,6 +310,34 @@ def test_a_server_close_sends_a_close_frame_and_waits_for_the_answer(served: Ser
     assert served.released == 1 and served.loop.stopped == 1
 
 
+def test_an_idle_clients_close_goes_out_from_the_closing_thread_after_what_was_sent(served: Served) -> None:
+    served.serve()
+    spawned = served.loop.spawned
+    served.sock.send(eio_packet.Packet(eio_packet.MESSAGE, '2["server_shutdown",{}]'))
+    served.sock.close(wait=False, abort=True)  # a shutdown closing every client
+    assert served.loop.spawned == spawned, "no green thread for the close"
+    assert served.sock.queue.qsize() == 0
+    events = served.client.events(until=CloseConnection)
+    texts = [event.data for event in events if isinstance(event, TextMessage)]
+    closes = [event for event in events if isinstance(event, CloseConnection)]
+    assert texts == ['42["server_shutdown",{}]'] and closes and closes[0].code == 1000
+    assert served.client.sock.recv(10) == b"", "our side of the stream ended after the close frame"
+    assert [delay for delay, _, _ in served.loop.timers] == [CLOSE_TIMEOUT]
+    served.client.send(CloseConnection(code=1000))
+    served.loop.ready()
+    _assert_ended(served)
+
+
+def test_a_close_behind_a_write_under_way_waits_for_it(served: Served) -> None:
+    served.serve()
+    assert served.ws.outlet is not None
+    served.ws.outlet.pending = b"\x81\x01x"  # the rest of a frame the socket took only part of
+    served.sock.close(wait=False, abort=True)
+    events = served.client.events(until=CloseConnection)
+    texts = [event.data for event in events if isinstance(event, TextMessage)]
+    assert texts == ["x"] and isinstance(events[-1], CloseConnection), "the rest first, then the close"
+
+
 def test_a_client_that_never_answers_our_close_is_dropped_by_the_timer(served: Served) -> None:
     served.serve()
     served.sock.close(wait=False, abort=True)

@@ -169,7 +169,7 @@ def test_a_socket_without_room_queues_and_what_follows_waits_for_the_writer_in_o
     assert ws.offered == ["4c"] and spawned == [], "drained: straight to the socket again"
 
 
-def test_what_was_queued_before_start_goes_first_and_the_end_marker_is_never_offered() -> None:
+def test_what_was_queued_before_start_goes_first_and_without_offer_close_the_end_waits_for_the_writer() -> None:
     sock, ws, writer, spawned = offering()
     sock.send(packet.Packet(packet.OPEN, {"sid": "sid"}))
     writer.start()
@@ -183,3 +183,48 @@ def test_what_was_queued_before_start_goes_first_and_the_end_marker_is_never_off
     assert ws.closed
     sock.send(packet.Packet(packet.MESSAGE, "after the end"))
     assert ws.offered == [] and spawned == []
+
+
+class ClosingWebSocket(OfferingWebSocket):
+    """The fast path's WebSocket, which can also close past the queue when its socket has room now."""
+
+    def offer_close(self) -> bool:
+        if not self.room:
+            return False
+        self.closed = True
+        return True
+
+
+def test_the_end_marker_for_an_idle_client_closes_at_once_without_a_green_thread_and_releases_join() -> None:
+    sock, ws, writer, spawned = setup(None, ClosingWebSocket)
+    writer.start()
+    run(spawned)
+    sock.send(packet.Packet(packet.MESSAGE, "2[]"))
+    sock.queue.put(None)  # python-engineio's close
+    assert ws.closed and spawned == [] and sock.queue.qsize() == 0
+    assert ws.offered == ["42[]"]
+    writer.join()  # returns at once: the writer is over
+    sock.send(packet.Packet(packet.MESSAGE, "after the end"))
+    assert ws.offered == ["42[]"] and spawned == [] and ws.writes == []
+
+
+def test_the_end_marker_behind_queued_packets_or_without_room_waits_for_the_writer_in_order() -> None:
+    sock, ws, writer, spawned = setup(None, ClosingWebSocket)
+    writer.start()
+    run(spawned)
+    ws.room = False
+    sock.send(packet.Packet(packet.MESSAGE, "a"))
+    ws.room = True  # room again, but "a" is still queued: the end must not pass it
+    sock.queue.put(None)
+    assert not ws.closed and len(spawned) == 1
+    run(spawned)
+    assert ws.closed and ws.writes == [["4a"]] and ws.offered == []
+
+    sock, ws, writer, spawned = setup(None, ClosingWebSocket)
+    writer.start()
+    run(spawned)
+    ws.room = False
+    sock.queue.put(None)  # nothing queued, but no room in the socket: the writer closes it
+    assert not ws.closed and len(spawned) == 1
+    run(spawned)
+    assert ws.closed

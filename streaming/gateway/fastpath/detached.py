@@ -97,6 +97,16 @@ class DetachedWebSocket(WsprotoSocket):
     def close(self) -> None:
         """python-engineio's writer ends the connection: our close frame, then CLOSE_TIMEOUT for the answer."""
         super().close()
+        self._closing()
+
+    def offer_close(self) -> bool:
+        """The writer's end marker, past the queue (WsprotoSocket.offer_close); then as ``close``."""
+        if not super().offer_close():
+            return False
+        self._closing()
+        return True
+
+    def _closing(self) -> None:
         if not self._ended:
             self._spawn_later(CLOSE_TIMEOUT, DetachedWebSocket._end, self)
 

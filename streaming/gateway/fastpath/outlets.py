@@ -42,10 +42,15 @@ class Outlet:
         self.pending = b""
         self.closed = False
 
+    def idle(self) -> bool:
+        """Whether nothing is on its way to this client (no write in progress, nothing left over) and the
+        outlet is open: what ``offer`` needs."""
+        return not (self.pending or self.closed or self._lock.locked())
+
     def offer(self, data: bytes) -> bool:
         """Write ``data`` now if nothing else is on its way to this client and the socket takes at least part
         of it; the rest, if any, goes out before any later write. False: nothing was written."""
-        if self.pending or self.closed or self._lock.locked():
+        if not self.idle():
             return False
         try:
             sent = self._nonblocking.send(data, _DONTWAIT)

@@ -12,7 +12,8 @@ Where the WebSocket can ``offer`` (the fast path's, see streaming.gateway.fastpa
 while nothing is queued or being written for the client goes straight into its socket, if the socket takes it
 without waiting: no green thread at all, and no wait for one's turn. A deploy's reconnecting clients get their
 connect answer, their ``subscribed`` and their acknowledgements that way, so their live updates are not queued
-behind a writer that a loop busy with thousands of handshakes runs seconds later.
+behind a writer that a loop busy with thousands of handshakes runs seconds later. The end marker goes the same
+way where the WebSocket can ``offer_close``: a deploy's shutdown closes thousands of idle clients at once.
 
 Only for clients that connected with the WebSocket transport directly: during an upgrade from long-polling a
 polling request may still be waiting on the same queue.
@@ -37,14 +38,14 @@ _waking_classes: dict[type, type] = {}
 
 def waking_queue(queue: Any, wake: Callable[[], None], offer: Callable[[Any], bool] | None = None) -> Any:
     """A queue of the same class as ``queue`` with its items, that calls ``wake()`` after every put. With
-    ``offer``, a put first offers its item (not the end marker, None) there: True means it went out, and it is
-    not queued."""
+    ``offer``, a put first offers its item (the end marker, None, too) there: True means it was taken care of,
+    and it is not queued."""
     base = type(queue)
     cls = _waking_classes.get(base)
     if cls is None:
 
         def put(self: Any, item: Any, block: bool = True, timeout: float | None = None) -> None:
-            if item is not None and self.offer is not None and self.offer(item):
+            if self.offer is not None and self.offer(item):
                 return
             base.put(self, item, block, timeout)
             self.wake()
@@ -91,9 +92,16 @@ class OnDemandWriter:
 
     def _offer(self, pkt: Any) -> bool:
         """Send one packet now, past the queue, if nothing is queued or being written for this client and its
-        socket takes it without waiting; False: it is queued (and the writer woken)."""
+        socket takes it without waiting; for the end marker (None), close the WebSocket that way. False: it is
+        queued (and the writer woken)."""
         if self._running or self._finished or self._sock.queue.qsize():
             return False
+        if pkt is None:
+            offer_close = getattr(self._ws, "offer_close", None)
+            if offer_close is None or not offer_close():
+                return False
+            self._over()
+            return True
         return self._direct((pkt.encode(),))
 
     def _wake(self) -> None:
@@ -139,6 +147,9 @@ class OnDemandWriter:
             self._ws.close()
         except Exception as exc:  # noqa: BLE001 - the connection is over either way
             log.debug("closing a WebSocket: %s", exc)
+        self._over()
+
+    def _over(self) -> None:
         self._finished = True
         if self._done is not None:
             self._done.set()
