@@ -59,6 +59,9 @@ __all__ = ["create_app", "main", "origin_check"]
 log = logging.getLogger("websocket_streaming")
 
 OPS_ENDPOINTS = ("/stats", "/metrics")
+# Seconds a starting process waits for Binance's upstream (live, symbols loaded) before it serves clients, who
+# wait in the kernel's backlog meanwhile (StreamingService.wait_for_upstream); a failed first attempt ends it.
+UPSTREAM_FIRST = 2.0
 
 
 def origin_check(allowed: tuple[str, ...]) -> Callable[[str | None, dict[str, Any]], bool]:
@@ -202,6 +205,7 @@ def main(listener: Any = None) -> int:
     gc_policy = GcPolicy(service.tasks, service.metrics, settings.gc_freeze_interval, settings.gc_full_interval)
     service.start()
     gc_policy.start()  # after start-up's allocations, which are frozen first
+    service.wait_for_upstream(UPSTREAM_FIRST)
     server.start()
     log.info("%s %s (%s) listening on %s:%d", settings.service_name, VERSION, settings.async_mode,
              settings.host, settings.port)

@@ -307,6 +307,24 @@ class StreamingService:
         for task in self._catalog_tasks:
             task.start()
 
+    def wait_for_upstream(self, timeout: float, poll: float = 0.02) -> bool:
+        """Wait (green) at most ``timeout`` s until Binance's upstream is live and the symbols are loaded, or its
+        first connection attempt has failed; True if it is live and loaded. For the entry point, between
+        ``start`` and serving: the port is bound already, so the clients of a restart wait in the kernel's
+        backlog meanwhile, and none is served before the prices flow (served first, thousands of reconnecting
+        clients keep the event loop too busy for the upstream's handshake and the symbols' request for seconds;
+        `make bench SCENARIO=storm`). No wait in a cluster or with a replay: their source is not ours to wait for."""
+        if self.feed is not None or self.ingest is not None or self.upstream_replay is not None or not self.pools:
+            return True
+        deadline = time.monotonic() + timeout
+        while True:
+            states = {status.state for status in self.upstream_statuses() if status.exchange == BINANCE}
+            if "live" in states and self.catalog.loaded:
+                return True
+            if "reconnecting" in states or time.monotonic() >= deadline:
+                return False
+            self.socketio.sleep(poll)
+
     def _start_upstream(self) -> None:
         for key, pool in self.pools.items():
             pool.start(connect_idle=key == (BINANCE, MARKET))  # /ready waits for Binance's /market connection

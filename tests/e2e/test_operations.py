@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -252,6 +253,40 @@ def test_a_port_in_use_is_a_clear_error(service: ServiceProcess, fake_binance: F
     assert status == 1
     assert f"cannot listen on 127.0.0.1:{service.port}" in log and "Set PORT" in log and "Traceback" not in log
     assert service.get("/health").status_code == 200
+
+
+def test_a_starting_process_serves_its_first_request_with_the_prices_already_flowing(
+        start_service, fake_binance: FakeBinance) -> None:
+    """The port is bound early and the first request waits in the backlog until the upstream is live and the
+    symbols are loaded: a restart's reconnecting clients never find a process without prices."""
+    service = start_service(wait_ready=False)
+    first = None
+    deadline = time.monotonic() + 20
+    while first is None and time.monotonic() < deadline:
+        try:
+            first = requests.get(service.url + "/ready", timeout=10)
+        except requests.ConnectionError:  # before the port is bound
+            time.sleep(0.01)
+    assert first is not None and first.status_code == 200, first.text if first is not None else "no answer"
+    log = service.log()
+    assert log.index("upstream 0: connected") < log.index("listening on") and "loaded" in log
+
+
+def test_a_starting_process_whose_upstream_refuses_serves_at_once_after_the_first_attempt(
+        start_service, fake_binance: FakeBinance) -> None:
+    fake_binance.refuse_connections(60)
+    service = start_service(wait_ready=False)
+    wait_for(lambda: "listening on" in service.log(), timeout=20, message="the service did not start serving")
+    log = service.log()
+    started = _log_time(log, "starting websocket-streaming")
+    assert _log_time(log, "listening on") - started < 1.5, log  # not the whole UPSTREAM_FIRST
+    assert service.get("/ready").status_code == 503
+
+
+def _log_time(log: str, text: str) -> float:
+    line = next(line for line in log.splitlines() if text in line)
+    stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+    return stamp.timestamp()
 
 
 def test_the_listen_backlog_holds_a_reconnect_storm(service: ServiceProcess) -> None:
