@@ -92,6 +92,7 @@ const storm = {
   epochChanged: 0, // channels whose epoch changed across the restart (their position could not be recovered)
   closedAt: [], // ms after t0 of each connection's end (the old process closing it)
   failedAt: [], // ms after t0 of each failed reconnection attempt (refused, reset, timed out)
+  connectedAt: [], // ms after t0 of each Socket.IO connect (before its subscribe)
 };
 
 /** `clients` records: a socket, the symbols it asks for, per symbol the keys it got in the window and the newest
@@ -243,6 +244,7 @@ function followReconnects(client) {
   });
   socket.on("connect", () => {
     if (client.generation < 2 || !client.subscribed) return; // the first connection subscribes on command
+    if (storm.t0 !== null) storm.connectedAt.push(Date.now() - storm.t0);
     const request = { symbols: client.symbols, streams: kind.streams, exchange: config.exchange,
                       since: client.positions };
     socket.timeout(config.connectTimeout).emit("subscribe", request, (err, answer) => {
@@ -381,6 +383,7 @@ function stormReport() {
     epochChanged: storm.epochChanged,
     closedAt: storm.closedAt,
     failedAt: storm.failedAt,
+    connectedAt: storm.connectedAt,
     connectedNow: clients.filter((c) => c.connected).length,
   });
 }

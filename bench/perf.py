@@ -464,8 +464,8 @@ def note_storm(row: Row, storm: StormResult) -> None:
                      f"{storm.recovered_channels:,} channels and false for {storm.unrecovered_channels:,}; "
                      f"{storm.recovered_updates:,} recovered updates re-sent")
     if storm.closed_ms or storm.failed_ms:
-        row.notes.append("per second after the SIGTERM, connections closed / reconnections failed / clients live "
-                         f"again: {timeline(storm)}")
+        row.notes.append("per second after the SIGTERM, connections closed / reconnections failed / Socket.IO "
+                         f"connects / clients subscribed again / clients live again: {timeline(storm)}")
     if storm.epoch_changed:
         row.notes.append(f"{storm.epoch_changed:,} channels changed epoch across the restart")
     if storm.silent_workers:

@@ -57,6 +57,7 @@ class StormResult:
     epoch_changed: int
     closed_ms: list[float] = field(default_factory=list)  # each connection's end after t0
     failed_ms: list[float] = field(default_factory=list)  # each failed reconnection attempt after t0
+    connected_ms: list[float] = field(default_factory=list)  # each Socket.IO connect after t0
     silent_workers: int = 0
     exited_s: float | None = None  # the old process had exited (seconds after t0)
     ready_s: float | None = None  # the new one answered /ready
@@ -116,6 +117,7 @@ def merge_storm_reports(reports: Iterable[dict[str, Any]], silent_workers: int =
         epoch_changed=sum(r["epochChanged"] for r in reports),
         closed_ms=[ms for r in reports for ms in r.get("closedAt", ())],
         failed_ms=[ms for r in reports for ms in r.get("failedAt", ())],
+        connected_ms=[ms for r in reports for ms in r.get("connectedAt", ())],
         silent_workers=silent_workers,
     )
 
@@ -129,12 +131,14 @@ def per_second(ms: Iterable[float], seconds: int) -> list[int]:
 
 
 def timeline(storm: StormResult, seconds: int = 30) -> str:
-    """Per second after t0: connections closed, reconnection attempts failed, clients live again (c/f/l), for
-    the seconds with any; what shows where a restart's time goes (the old process's closing, the dead port, the
-    clients' backoff)."""
-    closed, failed = per_second(storm.closed_ms, seconds), per_second(storm.failed_ms, seconds)
-    live = per_second([ms for ms in storm.live_ms if ms is not None], seconds)
-    cells = [f"{s}s {c}/{f}/{n}" for s, (c, f, n) in enumerate(zip(closed, failed, live)) if c or f or n]
+    """Per second after t0: connections closed, reconnection attempts failed, Socket.IO connects, clients
+    subscribed again and clients live again (c/f/o/s/l), for the seconds with any: where a restart's time goes
+    (the old process's closing, the dead port, the clients' backoff, the new process's pace)."""
+    columns = [per_second(storm.closed_ms, seconds), per_second(storm.failed_ms, seconds),
+               per_second(storm.connected_ms, seconds),
+               per_second([ms for ms in storm.back_ms if ms is not None], seconds),
+               per_second([ms for ms in storm.live_ms if ms is not None], seconds)]
+    cells = [f"{second}s {'/'.join(map(str, counts))}" for second, counts in enumerate(zip(*columns)) if any(counts)]
     return "; ".join(cells)
 
 
