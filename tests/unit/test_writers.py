@@ -169,10 +169,24 @@ def test_a_socket_without_room_queues_and_what_follows_waits_for_the_writer_in_o
     assert ws.offered == ["4c"] and spawned == [], "drained: straight to the socket again"
 
 
-def test_what_was_queued_before_start_goes_first_and_without_offer_close_the_end_waits_for_the_writer() -> None:
+def test_what_was_queued_before_start_goes_straight_to_the_socket_at_the_start_in_one_write() -> None:
+    sock, ws, writer, spawned = offering()
+    sock.send(packet.Packet(packet.OPEN, {"sid": "sid"}))  # the connect answer, queued before the upgrade
+    sock.send(packet.Packet(packet.MESSAGE, "40"))
+    writer.start()
+    assert spawned == [] and sock.queue.qsize() == 0, "no writer green thread to wait for"
+    assert ws.offered == ['0{"sid":"sid"}', "440"] and ws.writes == []
+    sock.send(packet.Packet(packet.MESSAGE, "a"))
+    assert ws.offered[-1] == "4a" and spawned == []
+
+
+def test_what_was_queued_before_start_without_room_goes_first_and_without_offer_close_the_end_waits() -> None:
     sock, ws, writer, spawned = offering()
     sock.send(packet.Packet(packet.OPEN, {"sid": "sid"}))
+    ws.room = False
     writer.start()
+    assert len(spawned) == 1 and sock.queue.qsize() == 1, "still queued: the writer sends it"
+    ws.room = True
     sock.send(packet.Packet(packet.MESSAGE, "40"))  # the writer is due: this waits behind the open packet
     assert ws.offered == []
     run(spawned)
@@ -228,3 +242,13 @@ def test_the_end_marker_behind_queued_packets_or_without_room_waits_for_the_writ
     assert not ws.closed and len(spawned) == 1
     run(spawned)
     assert ws.closed
+
+
+def test_an_end_marker_queued_before_start_is_not_offered_the_writer_sends_the_rest_then_closes() -> None:
+    sock, ws, writer, spawned = offering()
+    sock.send(packet.Packet(packet.OPEN, {"sid": "sid"}))
+    sock.queue.put(None)  # closed before the upgrade was answered
+    writer.start()
+    assert ws.offered == [] and len(spawned) == 1
+    run(spawned)
+    assert ws.sent == ['0{"sid":"sid"}'] and ws.closed

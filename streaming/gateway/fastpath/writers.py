@@ -10,8 +10,9 @@ WebSocket when it reads the end-of-connection marker (None) or a send fails, and
 
 Where the WebSocket can ``offer`` (the fast path's, see streaming.gateway.fastpath.wsproto_socket), a packet put
 while nothing is queued or being written for the client goes straight into its socket, if the socket takes it
-without waiting: no green thread at all, and no wait for one's turn. A deploy's reconnecting clients get their
-connect answer, their ``subscribed`` and their acknowledgements that way, so their live updates are not queued
+without waiting: no green thread at all, and no wait for one's turn. What was queued before the writer starts
+(Engine.IO's OPEN packet) is offered the same way at the start. A deploy's reconnecting clients get their
+connect answers, their ``subscribed`` and their acknowledgements that way, so their live updates are not queued
 behind a writer that a loop busy with thousands of handshakes runs seconds later. The end marker goes the same
 way where the WebSocket can ``offer_close``: a deploy's shutdown closes thousands of idle clients at once.
 
@@ -36,10 +37,12 @@ MESSAGES_PER_WRITE = 64
 _waking_classes: dict[type, type] = {}
 
 
-def waking_queue(queue: Any, wake: Callable[[], None], offer: Callable[[Any], bool] | None = None) -> Any:
+def waking_queue(queue: Any, wake: Callable[[], None], offer: Callable[[Any], bool] | None = None,
+                 backlog: Callable[[list[Any]], bool] | None = None) -> Any:
     """A queue of the same class as ``queue`` with its items, that calls ``wake()`` after every put. With
     ``offer``, a put first offers its item (the end marker, None, too) there: True means it was taken care of,
-    and it is not queued."""
+    and it is not queued. With ``backlog``, the items ``queue`` held are offered there first, all together:
+    True means they were taken care of, and the new queue starts empty."""
     base = type(queue)
     cls = _waking_classes.get(base)
     if cls is None:
@@ -54,13 +57,16 @@ def waking_queue(queue: Any, wake: Callable[[], None], offer: Callable[[Any], bo
                                                        "offer": None})
         _waking_classes[base] = cls
     waking = cls()
+    items = []
     while True:
         try:
-            item = queue.get_nowait()
+            items.append(queue.get_nowait())
         except Empty:
             break
         queue.task_done()
-        base.put(waking, item)
+    if not (items and backlog is not None and backlog(items)):
+        for item in items:
+            base.put(waking, item)
     waking.wake = wake
     waking.offer = offer
     return waking
@@ -80,9 +86,19 @@ class OnDemandWriter:
 
     def start(self) -> None:
         direct = getattr(self._ws, "offer", None)
-        self._sock.queue = waking_queue(self._sock.queue, self._wake, self._offer if direct is not None else None)
         self._direct = direct
-        self._wake()
+        self._sock.queue = waking_queue(self._sock.queue, self._wake, self._offer if direct is not None else None,
+                                        self._offer_backlog if direct is not None else None)
+        if self._sock.queue.qsize():
+            self._wake()
+
+    def _offer_backlog(self, packets: list[Any]) -> bool:
+        """What was queued before the start (Engine.IO's OPEN packet, the connect answer), sent now in one write
+        if the socket takes it without waiting: in a burst of reconnections the answer is not left to a green
+        thread that runs only after every other handshake the server has accepted. False: it stays queued."""
+        if None in packets or len(packets) > MESSAGES_PER_WRITE:
+            return False
+        return self._direct(tuple(pkt.encode() for pkt in packets))
 
     def join(self, timeout: float | None = None) -> None:
         if not self._finished:
