@@ -131,7 +131,13 @@ class Demand:
         ``confirm(positions, recovered)`` (the ``subscribed`` answer); for each channel in ``since`` that can be
         recovered, every update it missed (``recovered: true``); for every other state channel, its latest fresh
         update. Then the ticker streams' states. Symbols without a fresh ticker get one from Binance REST in the
-        background, so a new subscriber does not wait for the next stream tick."""
+        background, so a new subscriber does not wait for the next stream tick.
+
+        A client that is gone (or going: its disconnect is being handled) joins nothing and gets no answer. Its
+        subscribe was read while it was connected, and its handler ran later (a reconnect storm queues thousands):
+        joining rooms it has left would fail, and holding channels for it would never end."""
+        if not self.connected(sid):
+            return Joined()
         since = since or {}
         channels = channels_of(symbols, kinds, exchange)
         markets = [market_of(exchange, symbol) for symbol in symbols]
@@ -142,7 +148,9 @@ class Demand:
         cold = []
         joined = Joined()
         with self._fanout.lock:
-            recoveries = self._plan(channels, since, joined)
+            recoveries = self._plan(channels, since, joined)  # may wait for Redis: the client may have left
+            if not self.connected(sid):
+                return Joined()
             if confirm is not None:
                 confirm(joined.positions, joined.recovered)
             for channel in channels:
@@ -168,6 +176,10 @@ class Demand:
         if cold:
             self._lookups.warm_up(exchange, cold)
         return joined
+
+    def connected(self, sid: str) -> bool:
+        """Whether the client is connected, and not being disconnected."""
+        return bool(self._server.manager.is_connected(sid, NAMESPACE))
 
     def _plan(self, channels: Sequence[Channel], since: Mapping[Channel, Position], joined: Joined
               ) -> dict[Channel, Recovery[str]]:
