@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fakes.binance import FakeBinance
+from tests.helpers import TIMEOUT_FACTOR_VARIABLE, machine_factor
 
 # --- fake Binance (owned with tests/fakes/; keep these first) ---------------------------------------------
 
@@ -25,8 +26,15 @@ def fake_binance() -> Iterator[FakeBinance]:
 # --- async mode of the service processes -------------------------------------------------------------------
 
 
-def pytest_report_header() -> str:
-    return f"service processes run with ASYNC_MODE={os.environ.get('ASYNC_MODE', 'eventlet')}"
+def pytest_configure(config: pytest.Config) -> None:
+    """Scale the suite's timeouts and latency budgets to this machine, unless WS_TEST_TIMEOUT_FACTOR is set."""
+    if TIMEOUT_FACTOR_VARIABLE not in os.environ:
+        os.environ[TIMEOUT_FACTOR_VARIABLE] = f"{machine_factor():.2f}"
+
+
+def pytest_report_header() -> list[str]:
+    return [f"service processes run with ASYNC_MODE={os.environ.get('ASYNC_MODE', 'eventlet')}",
+            f"timeouts and latency budgets scaled by {TIMEOUT_FACTOR_VARIABLE}={os.environ[TIMEOUT_FACTOR_VARIABLE]}"]
 
 
 # --- fake Bybit (owned with tests/fakes/bybit*.py) -----------------------------------------------------------

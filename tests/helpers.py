@@ -1,11 +1,14 @@
 """Test helpers shared by every test layer: waiting on a condition with a deadline instead of sleeping, and
 counting events in sliding windows.
 
-Timeouts are scaled by the environment variable WS_TEST_TIMEOUT_FACTOR (default 1) for slow machines.
+Timeouts and latency budgets are scaled by the environment variable WS_TEST_TIMEOUT_FACTOR for slow machines.
+When it is not set, the suite sets it from ``machine_factor``: how much slower than the reference this machine
+runs a fixed piece of Python (never below 1).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from bisect import bisect_left
@@ -15,6 +18,30 @@ from typing import TypeVar
 T = TypeVar("T")
 
 TIMEOUT_FACTOR_VARIABLE = "WS_TEST_TIMEOUT_FACTOR"
+
+
+# What the calibration loop takes on the reference: a 2-core machine on which every budget of the suite holds with
+# room to spare. The budgets were set on such machines; one that runs Python slower gets them scaled, up to
+# MAX_MACHINE_FACTOR (slower than that, set WS_TEST_TIMEOUT_FACTOR yourself).
+REFERENCE_SECONDS = 0.025
+MAX_MACHINE_FACTOR = 3.0
+_SAMPLE = {"e": "24hrTicker", "E": 1764770000000, "s": "BTCUSDT", "c": "91000.10", "Q": "0.005", "h": "92000.00",
+           "l": "90000.00", "v": "123456.789", "q": "11234567890.12", "O": 1764683600000, "C": 1764770000000}
+
+
+def machine_factor(rounds: int = 7) -> float:
+    """This machine's slowness against the reference: the best of ``rounds`` runs of a loop of what the service
+    does most (JSON and small integer work), over REFERENCE_SECONDS; between 1 and MAX_MACHINE_FACTOR."""
+
+    def once() -> float:
+        began = time.perf_counter()
+        for _ in range(2000):
+            json.loads(json.dumps(_SAMPLE))
+            sum(range(200))
+        return time.perf_counter() - began
+
+    best = min(once() for _ in range(rounds))
+    return min(MAX_MACHINE_FACTOR, max(1.0, best / REFERENCE_SECONDS))
 
 
 def scaled(seconds: float) -> float:

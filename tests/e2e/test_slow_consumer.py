@@ -52,19 +52,20 @@ def test_slow_consumer_is_cut_off_after_the_timeout_without_hurting_others(start
                                                                           fake_binance: FakeBinance) -> None:
     fake_binance.set_tick_interval(TICK_INTERVAL)
     symbols = sorted(fake_binance.perpetual_symbols())[:SYMBOLS]
-    # the tickers' history kept short (its memory is bounded too, docs/HISTORY.md): filled before the baseline,
-    # it takes about 2.5 s at 20 ticks/s
+    # History off: recording 2,000 updates/s, its buffers grow and shrink by megabytes with how far Redis and
+    # the event loop lag (on a loaded 2-core machine: +2.5 to +10 MB here, +1.2 to +1.5 MB without it), which
+    # is not what being slow costs; the history's own bound is tested in test_history.py
     service = start_service(CLIENT_BACKLOG_LIMIT=str(BACKLOG_LIMIT), SLOW_CLIENT_TIMEOUT=str(SLOW_TIMEOUT),
-                            MAX_SYMBOLS_PER_REQUEST="200", HISTORY_MAX_ITEMS=f"ticker:{HISTORY_ITEMS}")
+                            MAX_SYMBOLS_PER_REQUEST="200", HISTORY_ENABLED="false")
     normal = RecordingClient(service.url)
     normal.emit("subscribe", {"symbols": symbols[:5]})
     normal.wait("price_update", count=10)
-    # What the 100 symbols cost whoever reads them (their upstream streams, cached prices, full histories:
-    # about 2.5 MB) is paid before the baseline, by a client that reads; the slow client subscribes to them
+    # What the 100 symbols cost whoever reads them (their upstream streams, cached prices) is paid before the
+    # baseline, by a client that reads (HISTORY_ITEMS updates of each); the slow client subscribes to them
     # within UNSUBSCRIBE_GRACE of its leaving, so that what is measured is what being slow costs.
     reader = RecordingClient(service.url)
     reader.emit("subscribe", {"symbols": symbols})
-    wait_for(lambda: full_histories(reader, symbols), timeout=30, message="every symbol's history is full")
+    wait_for(lambda: full_histories(reader, symbols), timeout=30, message="every symbol's stream is warm")
     reader.close()
     rss_before = proc_status(service.proc.pid)["VmRSS"]
     conflations, disconnects = counter(service, "slow_client_conflations"), counter(service, "slow_client_disconnects")

@@ -21,6 +21,7 @@ from tests.fakes.proxy import FreezableProxy
 from tests.helpers import most_in_any_window, wait_for
 
 TIMING_FIELDS = {f.name for f in fields(Timing)}
+INCOMING_PER_SECOND = 10  # Binance's limit of incoming messages per connection (the fake's default)
 
 
 def ticker(symbol: str) -> str:
@@ -348,10 +349,14 @@ def test_a_thousand_streams_are_restored_in_small_requests_at_the_paced_rate(fak
     assert all(m["method"] == "SUBSCRIBE" and len(m["params"]) <= 50 for _, m in requests)
     assert sum(len(m["params"]) for _, m in requests) == len(wanted) - 100, "the rest after the URL's 100"
     times = [at for at, _ in requests]
-    # the fake stamps a frame when its event loop reads it, a few ms late at worst: a one-second window less
-    # that noise, so exact 0.25 s spacing (4 in any second, the 5th at the second's end) is never miscounted
-    most = most_in_any_window(times, 1.0 - 0.05)
-    assert most <= rate, f"{most} requests within one second: {[round(b - a, 3) for a, b in zip(times, times[1:])]}"
+    spacing = [round(b - a, 3) for a, b in zip(times, times[1:])]
+    # The fake stamps a frame when its event loop reads it: usually a few ms after it was sent, but a loaded
+    # machine can hold one back for a second and hand it over together with the next (unit tests check the
+    # spacing as sent: tests/unit/test_control.py). At the exchange, the pace shows as the requests' rate over
+    # the whole restore, and as the exchange's own limit, which jitter must never push them over.
+    assert times[-1] - times[0] >= (len(times) - 1) / rate - 0.05, f"faster than {rate} per second: {spacing}"
+    most = most_in_any_window(times, 1.0)
+    assert most + 1 <= INCOMING_PER_SECOND, f"{most} requests within one second (and a ping may come): {spacing}"
 
 
 def test_our_pings_are_answered_on_plain_threads(fake_binance, make_pool, recorder) -> None:
