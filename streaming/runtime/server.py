@@ -38,6 +38,11 @@ REQUEST_BUFFER = 1024
 # reconnect storm, `make bench SCENARIO=storm`): the kernel then drops their handshakes and each client waits for
 # a TCP retransmission (1 s, 3 s, ...) or its own reconnection delay. The kernel caps it at net.core.somaxconn.
 LISTEN_BACKLOG = 4096  # socket.SOMAXCONN on Linux; not imported here, before the monkey patching
+# Connections eventlet's accept loop takes in a row before it lets the others run (gevent's server takes as many
+# per loop turn: its max_accept). Eventlet's loop yields only once the backlog is empty: after a restart it
+# accepted a reconnect storm's whole backlog, thousands, before the handler of the first one ran, and every
+# client's upgrade waited for all of them.
+ACCEPTS_PER_TURN = 100
 
 
 class HttpServer(Protocol):
@@ -84,23 +89,34 @@ def listen(host: str, port: int) -> Any:
 
 class GuardedListener:
     """The listening socket as eventlet's accept loop sees it: ``accept()`` survives running out of descriptors
-    (eventlet's loop dies on EMFILE and never accepts again) by pausing, and closes at once the connections of an
-    address over its cap. Everything else is the real socket's."""
+    (eventlet's loop dies on EMFILE and never accepts again) by pausing, closes at once the connections of an
+    address over its cap, and lets the accepted connections' handlers run after every ACCEPTS_PER_TURN. Everything
+    else is the real socket's."""
 
-    def __init__(self, listener: Any, guard: ConnectionGuard) -> None:
+    def __init__(self, listener: Any, guard: ConnectionGuard, sleep: Callable[[float], None] | None = None,
+                 accepts_per_turn: int = ACCEPTS_PER_TURN) -> None:
         self._listener = listener
         self._guard = guard
+        # time.sleep looked up when called: the monkey patched, green one (only the accept loop waits); this
+        # module is imported before the patching
+        self._sleep = sleep or (lambda seconds: time.sleep(seconds))
+        self._accepts_per_turn = accepts_per_turn
+        self._taken = 0  # since the loop last let the others run
 
     def accept(self) -> tuple[Any, Any]:
         while True:
+            if self._taken >= self._accepts_per_turn:  # refused ones count: a flood of them yields too
+                self._taken = 0
+                self._sleep(0)  # the handlers spawned for the ones taken so far, and reads, run first
             try:
                 sock, address = self._listener.accept()
             except OSError as exc:
                 pause = self._guard.accept_failed(exc)
                 if pause is None:
                     raise
-                time.sleep(pause)  # green: only the accept loop waits
+                self._sleep(pause)
                 continue
+            self._taken += 1
             if self._guard.accepted(sock, _host(address)):
                 return sock, address
 
