@@ -403,13 +403,12 @@ def test_flapping_then_refused_recovers_within_about_the_reconnect_delay(start_s
         took = all_updating_again([client], accepted_ms)
         assert all(c.closed_at - c.opened_at < HEALTHY_AFTER for c in fake_binance.connections()[:4])
         # each retry within RECONNECT_DELAY plus its jitter, however often the connection dropped before; the
-        # 0.25 s of slack for two processes' scheduling (0.11 s was seen in CI) stays below a backoff doubled once,
-        # at least 2 * delay * (1 - RETRY_JITTER) = 0.9 s
+        # 0.25 s of slack for two processes' scheduling (0.11 s was seen in CI; scaled on a slower machine) stays
+        # below a backoff doubled once, at least 2 * delay * (1 - RETRY_JITTER) = 0.9 s
         dropped_at = fake_binance.connections()[3].closed_at
         refused = fake_binance.refused_attempts()
         retries = [b - a for a, b in zip([dropped_at, *refused], refused[:steady])]
-        slack = scaled(0.25)
-        assert slack < delay * (1 - 3 * RETRY_JITTER), "the slack would hide a doubled backoff"
+        slack = min(scaled(0.25), delay * (1 - 3 * RETRY_JITTER) - 0.01)  # never enough to hide a doubled backoff
         assert all(gap <= delay * (1 + RETRY_JITTER) + slack for gap in retries), retries
         assert took <= delay * (1 + RETRY_JITTER) + TICK_INTERVAL + scaled(0.5), f"prices back {took:.2f}s after"
         assert service.metric(RECONNECTS, reason="connect_failed") == len(fake_binance.refused_attempts())
